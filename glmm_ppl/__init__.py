@@ -1,0 +1,42 @@
+"""glmm_ppl: generalized linear mixed models by adaptive Gauss–Hermite quadrature, on PyTensor.
+
+Examples
+--------
+>>> import glmm_ppl as gp
+>>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+>>> fm1.fixef().index.tolist()
+['(Intercept)', 'sexfemale', 'time', 'sexfemale:time']
+"""
+
+from __future__ import annotations
+
+import warnings as _warnings
+
+# A pip install of PyTensor has no BLAS to link against; the model's products are small and
+# NumPy's own BLAS does them, so the import-time warning says nothing users can act on.
+_warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+
+from . import families  # noqa: E402
+from .api import SingularFitWarning, mixed_model  # noqa: E402
+from .datasets import load_vignette  # noqa: E402
+from .fit import Control, ConvergenceWarning, OptSummary  # noqa: E402
+from .glm import GLMFit, glm  # noqa: E402
+from .inference import anova  # noqa: E402
+from .results import MixedModelFit  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "mixed_model",
+    "glm",
+    "anova",
+    "families",
+    "load_vignette",
+    "MixedModelFit",
+    "GLMFit",
+    "Control",
+    "OptSummary",
+    "ConvergenceWarning",
+    "SingularFitWarning",
+    "__version__",
+]

@@ -1,0 +1,129 @@
+"""``mixed_model``: from formulas and a data frame to a fitted model."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .design import build_design
+from .families import Family, get_family
+from .fit import Control, fit_mixed
+from .model import MixedModelGraph
+from .priors import make_penalty
+from .results import MixedModelFit
+
+__all__ = ["mixed_model", "SingularFitWarning"]
+
+
+class SingularFitWarning(UserWarning):
+    """The estimated random-effects covariance matrix is (nearly) singular."""
+
+
+def _singular(D: np.ndarray, names: list[str]) -> str | None:
+    sd = np.sqrt(np.diag(D))
+    if np.any(sd < 1e-4 * max(1.0, sd.max())):
+        small = [n for n, s in zip(names, sd) if s < 1e-4 * max(1.0, sd.max())]
+        return f"boundary (singular) fit: the variance of {', '.join(small)} is estimated near 0"
+    corr = D / np.outer(sd, sd)
+    i, j = np.triu_indices(len(sd), 1)
+    high = np.abs(corr[i, j]) > 0.99
+    if high.any():
+        k = int(np.argmax(np.abs(corr[i, j])))
+        return (
+            f"boundary (singular) fit: the correlation of {names[i[k]]} and {names[j[k]]} is "
+            f"estimated at {corr[i[k], j[k]]:.3f}; consider independent random effects ('||') "
+            "or fewer random terms"
+        )
+    return None
+
+
+def mixed_model(
+    fixed: str,
+    random: str,
+    data: pd.DataFrame,
+    family: str | Family,
+    *,
+    n_agq: int | None = None,
+    penalized: bool | dict = False,
+    initial_values: dict | None = None,
+    control: dict | Control | None = None,
+) -> MixedModelFit:
+    """Fit a generalized linear mixed model by adaptive Gauss–Hermite quadrature.
+
+    The random effects ``b_i ~ N(0, D)`` of each group are integrated out of
+    ``p(y_i) = ∫ Π_j p(y_ij | x_ijᵀβ + z_ijᵀb_i) N(b_i; 0, D) db_i``, and ``β``, ``D`` (and any
+    extra parameters of the family) maximise the log-likelihood (plus the log penalty).
+
+    Parameters
+    ----------
+    fixed : str
+        ``"y ~ terms"`` in R's formula syntax.
+    random : str
+        ``"~ 1 | g"`` (random intercepts), ``"~ x | g"`` (correlated intercepts and slopes, full
+        ``D``) or ``"~ x || g"`` (independent, diagonal ``D``); ``g`` is a column of ``data``.
+    data : pandas.DataFrame
+    family : str or Family
+        ``"binomial"``, ``"poisson"`` or a family object such as
+        ``glmm_ppl.families.binomial(link="probit")``.
+    n_agq : int, optional
+        Quadrature points per random effect; 11 with at most two random effects, 7 otherwise
+        (as GLMMadaptive).
+    penalized : bool or dict
+        ``True`` adds GLMMadaptive's Student-t penalty on the fixed effects (df 3, mean 0,
+        scale 1); a dict with keys ``pen_mu``, ``pen_sigma``, ``pen_df`` sets it.
+    initial_values : dict, optional
+        Keys ``betas``, ``D``, ``phis`` override the starting values.
+    control : dict or Control, optional
+        Optimizer settings (see :class:`glmm_ppl.Control`).
+
+    Returns
+    -------
+    MixedModelFit
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> df = gp.load_vignette("binary")
+    >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, family="binomial")
+    >>> round(fm1.loglik, 3)
+    -374.52
+    """
+    family = get_family(family)
+    control = Control.from_user(control)
+    design = build_design(fixed, random, data, family)
+    q = design.Z.shape[1]
+    if n_agq is None:
+        n_agq = 11 if q <= 2 else 7
+    if isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1:
+        raise ValueError(f"n_agq must be a positive integer (points per random effect), got {n_agq!r}")
+    penalty = make_penalty(penalized, design.X.shape[1])
+    graph = MixedModelGraph(design, family, int(n_agq), penalty)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        theta, _, loglik, H, opt = fit_mixed(graph, control, initial_values)
+    notes = [str(w.message) for w in caught]
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    fit = MixedModelFit(
+        family=family,
+        design=design,
+        theta=theta,
+        names=graph.names,
+        hessian=H,
+        loglik=loglik,
+        n_agq=int(n_agq),
+        penalty=penalty,
+        opt_summary=opt,
+        modes=graph.engine.modes.copy(),
+        post_cov=graph.engine.posterior_covariance(),
+        warnings=(),
+    )
+    singular = _singular(fit.D.to_numpy(), design.random_names)
+    if singular:
+        warnings.warn(singular, SingularFitWarning, stacklevel=2)
+        notes.append(singular)
+    if notes:
+        object.__setattr__(fit, "warnings", tuple(notes))
+    return fit

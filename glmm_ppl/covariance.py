@@ -1,0 +1,97 @@
+"""The covariance matrix ``D`` of the random effects and its unconstrained parameters ``θ``.
+
+Full ``D`` (terms joined by ``|``): ``D = L Lᵀ`` with ``L`` lower triangular; ``θ`` holds the
+lower triangle of ``L`` row by row, with the diagonal on the log scale (log-Cholesky).
+Diagonal ``D`` (terms joined by ``||``): ``θ_k = log D_kk / 2`` (log standard deviations), so
+both parametrisations agree on the diagonal of ``L``.
+The parameters are named ``D_jk`` after the entry of ``D`` they correspond to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+
+__all__ = ["n_theta", "theta_names", "theta_to_D", "theta_to_D_pt", "D_to_theta"]
+
+
+def _tril(q: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.tril_indices(q)
+
+
+def n_theta(q: int, diagonal: bool) -> int:
+    """Number of unconstrained parameters of a ``q × q`` covariance matrix."""
+    return q if diagonal else q * (q + 1) // 2
+
+
+def theta_names(q: int, diagonal: bool) -> list[str]:
+    """Names ``D_jk`` of the parameters (1-based, ``j ≤ k``), in the order of ``θ``.
+
+    Examples
+    --------
+    >>> theta_names(2, diagonal=False)
+    ['D_11', 'D_12', 'D_22']
+    """
+    if diagonal:
+        return [f"D_{k + 1}{k + 1}" for k in range(q)]
+    rows, cols = _tril(q)
+    return [f"D_{c + 1}{r + 1}" for r, c in zip(rows, cols)]
+
+
+def theta_to_D(theta: np.ndarray, q: int, diagonal: bool) -> np.ndarray:
+    """``D`` from ``θ`` (numpy).
+
+    Examples
+    --------
+    >>> theta_to_D(np.array([0.0, 0.5, np.log(2.0)]), 2, diagonal=False)
+    array([[1.  , 0.5 ],
+           [0.5 , 4.25]])
+    """
+    theta = np.asarray(theta, dtype=float)
+    if diagonal:
+        return np.diag(np.exp(2.0 * theta))
+    L = np.zeros((q, q))
+    L[_tril(q)] = theta
+    L[np.diag_indices(q)] = np.exp(np.diag(L))
+    return L @ L.T
+
+
+def theta_to_D_pt(theta, q: int, diagonal: bool):
+    """``D`` from ``θ`` as a PyTensor expression (the same map as :func:`theta_to_D`)."""
+    if diagonal:
+        return pt.diag(pt.exp(2.0 * theta))
+    rows, cols = _tril(q)
+    L = pt.zeros((q, q))
+    L = pt.set_subtensor(L[rows, cols], theta)
+    idx = np.arange(q)
+    L = pt.set_subtensor(L[idx, idx], pt.exp(L[idx, idx]))
+    return L @ L.T
+
+
+def D_to_theta(D: np.ndarray, diagonal: bool) -> np.ndarray:
+    """``θ`` from a positive-definite ``D`` (numpy); the inverse of :func:`theta_to_D`.
+
+    Raises
+    ------
+    ValueError
+        If ``D`` is not symmetric positive definite.
+
+    Examples
+    --------
+    >>> D_to_theta(np.array([[1.0, 0.5], [0.5, 4.25]]), diagonal=False).round(6)
+    array([0.      , 0.5     , 0.693147])
+    """
+    D = np.atleast_2d(np.asarray(D, dtype=float))
+    if diagonal:
+        d = np.diag(D)
+        if np.any(d <= 0) or not np.all(np.isfinite(d)):
+            raise ValueError(f"the variances on the diagonal of D must be positive, got {d}")
+        return 0.5 * np.log(d)
+    try:
+        L = np.linalg.cholesky(D)
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            f"D must be symmetric positive definite; got eigenvalues {np.linalg.eigvalsh(D)}"
+        ) from None
+    L[np.diag_indices_from(L)] = np.log(np.diag(L))
+    return L[_tril(D.shape[0])]

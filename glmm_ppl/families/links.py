@@ -1,0 +1,117 @@
+"""Link functions: the numpy and PyTensor versions of each link side by side.
+
+A link ``g`` maps the mean ``μ`` to the linear predictor ``η = g(μ)``. Besides ``g`` and its
+inverse, a link gives ``log μ`` and ``log(1 − μ)`` as PyTensor expressions that stay accurate in
+the tails, which the Bernoulli log density needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pytensor.tensor as pt
+from scipy import special
+
+__all__ = ["Link", "get_link", "LINKS"]
+
+
+def _log_ndtr_pt(x):
+    # log Φ(x); for x < -5 use the scaled complementary error function to avoid underflow.
+    safe = pt.minimum(x, -5.0)
+    tail = pt.log(0.5 * pt.erfcx(-safe / np.sqrt(2.0))) - 0.5 * safe**2
+    body = pt.log(0.5 * pt.erfc(-pt.maximum(x, -5.0) / np.sqrt(2.0)))
+    return pt.switch(x < -5.0, tail, body)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link function with numpy and PyTensor versions side by side.
+
+    Attributes
+    ----------
+    name : str
+    link, inverse : callable
+        numpy ``g(μ)`` and ``g⁻¹(η)``.
+    inverse_pt : callable
+        PyTensor ``g⁻¹(η)``.
+    log_inverse_pt, log1m_inverse_pt : callable
+        PyTensor ``log g⁻¹(η)`` and ``log(1 − g⁻¹(η))``.
+
+    Examples
+    --------
+    >>> get_link("logit").inverse(np.array([0.0]))
+    array([0.5])
+    """
+
+    name: str
+    link: Callable[[np.ndarray], np.ndarray]
+    inverse: Callable[[np.ndarray], np.ndarray]
+    inverse_pt: Callable
+    log_inverse_pt: Callable
+    log1m_inverse_pt: Callable
+
+    def __repr__(self) -> str:
+        return f"Link({self.name!r})"
+
+
+LINKS: dict[str, Link] = {
+    "logit": Link(
+        "logit",
+        special.logit,
+        special.expit,
+        pt.sigmoid,
+        lambda eta: -pt.softplus(-eta),
+        lambda eta: -pt.softplus(eta),
+    ),
+    "probit": Link(
+        "probit",
+        special.ndtri,
+        special.ndtr,
+        lambda eta: 0.5 * pt.erfc(-eta / np.sqrt(2.0)),
+        _log_ndtr_pt,
+        lambda eta: _log_ndtr_pt(-eta),
+    ),
+    "cloglog": Link(
+        "cloglog",
+        lambda mu: np.log(-np.log1p(-mu)),
+        lambda eta: -np.expm1(-np.exp(eta)),
+        lambda eta: -pt.expm1(-pt.exp(eta)),
+        lambda eta: pt.log1mexp(-pt.exp(eta)),
+        lambda eta: -pt.exp(eta),
+    ),
+    "log": Link(
+        "log",
+        np.log,
+        np.exp,
+        pt.exp,
+        lambda eta: eta,
+        lambda eta: pt.log1mexp(eta),
+    ),
+    "identity": Link(
+        "identity",
+        lambda mu: mu,
+        lambda eta: eta,
+        lambda eta: eta,
+        pt.log,
+        lambda eta: pt.log1p(-eta),
+    ),
+}
+
+
+def get_link(link: str | Link, allowed: tuple[str, ...]) -> Link:
+    """Look up a link by name, among those a family allows.
+
+    Raises
+    ------
+    ValueError
+        Naming the valid links when ``link`` is not one of ``allowed``.
+    """
+    if isinstance(link, Link):
+        name = link.name
+    else:
+        name = link
+    if name not in allowed:
+        raise ValueError(f"unknown link {link!r}; valid links here: {', '.join(allowed)}")
+    return LINKS[name]

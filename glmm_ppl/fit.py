@@ -1,0 +1,303 @@
+"""Fitting: starting values, EM warm start, L-BFGS, Newton polish and the Hessian.
+
+1. Start from a GLM without random effects for ``β`` (and ``φ``) and a diagonal ``D``.
+2. EM: the random effects are missing data; with posterior weights ``π_ik`` at the AGQ nodes,
+   ``D ← S/n`` in closed form and ``β`` takes one Newton step on the expected complete-data
+   log-likelihood. ``φ`` stays where the GLM put it until step 3.
+3. L-BFGS (scipy) on ``−(log L + log prior)/n`` with the compiled value and gradient; the
+   quadrature is re-centred at every evaluation (warm-started Newton for the modes).
+4. Newton refinement to the fixed point (:func:`_refine`) with the Hessian of the objective from
+   central differences of the exact fixed-node gradient; ``½ gᵀ(−H)⁻¹g`` (the Newton
+   decrement) measures how far the optimum may still be, and decides convergence.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from scipy import optimize
+
+from .glm import fit_glm_arrays
+from .model import MixedModelGraph
+
+__all__ = ["Control", "OptSummary", "fit_mixed", "ConvergenceWarning"]
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimizer did not settle; estimates may be unreliable."""
+
+
+@dataclass(frozen=True)
+class Control:
+    """Settings of the fit (all keyword arguments of ``control=``).
+
+    Attributes
+    ----------
+    em_iter : int
+        Maximum number of EM iterations of the warm start (0 skips it).
+    em_tol : float
+        EM stops when the log-likelihood rises by less than ``em_tol`` per group.
+    max_iter : int
+        Maximum number of L-BFGS iterations.
+    gtol : float
+        L-BFGS stops when every gradient entry of the per-group objective is below ``gtol``.
+    converge_tol : float
+        The fit counts as converged when the Newton decrement at the end is below this
+        (log-likelihood units).
+    hessian_step : float
+        Relative step of the central differences for the Hessian.
+    newton_iter, newton_tol : int, float
+        Maximum number of Newton steps of the final refinement, and the Newton decrement
+        (log-likelihood units) below which it stops.
+    """
+
+    em_iter: int = 30
+    em_tol: float = 1e-4
+    max_iter: int = 1000
+    gtol: float = 1e-7
+    converge_tol: float = 1e-4
+    hessian_step: float = 1e-4
+    newton_iter: int = 10
+    newton_tol: float = 1e-6
+
+    @classmethod
+    def from_user(cls, control) -> "Control":
+        if control is None:
+            return cls()
+        if isinstance(control, Control):
+            return control
+        if not isinstance(control, dict):
+            raise TypeError(f"control must be a dict or Control, got {type(control).__name__}")
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(control) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown control setting(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
+            )
+        return cls(**control)
+
+
+@dataclass(frozen=True)
+class OptSummary:
+    """What the optimizer did: settings, iterations, evaluations, time and outcome.
+
+    Attributes
+    ----------
+    initial : ndarray
+        Starting ``θ`` (after the GLM).
+    em_iterations, qn_iterations, evaluations : int
+        EM iterations, L-BFGS iterations and evaluations of the objective in L-BFGS.
+    hessian_evaluations : int
+        Gradient evaluations spent on the Hessian.
+    newton_decrement : float
+        ``½ gᵀ(−H)⁻¹g`` at the end (log-likelihood units).
+    newton_iterations : int
+        Newton steps of the final refinement.
+    message : str
+        The L-BFGS message.
+    converged : bool
+    time_s : float
+        Wall time of the whole fit, compilation excluded.
+    """
+
+    optimizer: str
+    n_agq: int
+    control: Control
+    initial: np.ndarray
+    em_iterations: int
+    qn_iterations: int
+    evaluations: int
+    hessian_evaluations: int
+    newton_decrement: float
+    max_abs_gradient: float
+    newton_iterations: int
+    message: str
+    converged: bool
+    time_s: float
+    em_loglik: list = field(default_factory=list, repr=False)
+
+
+def _initial(graph: MixedModelGraph, initial_values: dict | None) -> np.ndarray:
+    d = graph.design
+    beta, phis, _, _ = fit_glm_arrays(d.X, d.y, graph.family)
+    sd = d.Z.std(axis=0)
+    scale = np.where(sd > 0, 1.0 / np.maximum(sd, 1.0), 1.0)
+    D = np.diag(scale**2)
+    if initial_values:
+        beta = np.asarray(initial_values.get("betas", beta), dtype=float)
+        D = np.atleast_2d(np.asarray(initial_values.get("D", D), dtype=float))
+        phis = np.asarray(initial_values.get("phis", phis), dtype=float)
+        if beta.shape != (graph.p,):
+            raise ValueError(f"initial_values['betas'] must have {graph.p} entries, got {beta.shape}")
+        if D.shape != (graph.q, graph.q):
+            raise ValueError(f"initial_values['D'] must be {graph.q}x{graph.q}, got {D.shape}")
+    if d.diagonal:
+        D = np.diag(np.diag(D))
+    return graph.pack(beta, D, phis)
+
+
+def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np.ndarray, list]:
+    d, engine = graph.design, graph.engine
+    X, n = d.X, d.n_groups
+    history: list[float] = []
+    best = theta
+    for _ in range(control.em_iter):
+        beta, D, phis = graph.unpack(theta)
+        res = engine.evaluate(X @ beta, D, phis, grad=True, em=True)
+        ll = res.loglik
+        if graph.penalty is not None:
+            ll += graph.penalty.logp_numpy(beta)
+        if history and ll < history[-1]:
+            break  # EM with a Newton M-step is not monotone: keep the best point
+        best = theta
+        if history and ll - history[-1] < control.em_tol * n:
+            history.append(ll)
+            break
+        history.append(ll)
+        D_new = res.second_moment / n
+        if d.diagonal:
+            D_new = np.diag(np.diag(D_new))
+        H = X.T @ (-res.hess_weights[:, None] * X)
+        g = X.T @ res.grad_eta
+        if graph.penalty is not None:
+            g = g + _penalty_grad(graph.penalty, beta)
+        beta_new = beta + np.linalg.lstsq(H, g, rcond=None)[0]
+        try:
+            theta = graph.pack(beta_new, D_new, phis)
+        except ValueError:
+            break  # D became singular: leave it to L-BFGS
+    return best, history
+
+
+def _penalty_grad(penalty, beta):
+    r = (beta - penalty.mu) / penalty.sigma
+    return -(penalty.df + len(r)) * r / penalty.sigma / (penalty.df + r @ r)
+
+
+def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarray:
+    """Central differences of the fixed-node gradient of the objective."""
+    k = len(theta)
+    H = np.empty((k, k))
+    h = step * np.maximum(np.abs(theta), 1.0)
+    graph.engine.recenter = False
+    try:
+        for j in range(k):
+            e = np.zeros(k)
+            e[j] = h[j]
+            H[:, j] = (graph(theta + e)[2] - graph(theta - e)[2]) / (2 * h[j])
+    finally:
+        graph.engine.recenter = True
+    return 0.5 * (H + H.T)
+
+
+def _moved(theta, theta_ref, H) -> float:
+    """Largest move from ``theta_ref`` in units of the standard errors implied by ``H``."""
+    se = np.sqrt(np.abs(np.diag(np.linalg.pinv(-H))))
+    return float(np.max(np.abs(theta - theta_ref) / np.maximum(se, 1e-8)))
+
+
+def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
+    """Newton iterations to the point where the gradient with the nodes centred there is zero.
+
+    The adaptive rule's value is not exactly differentiable along with its nodes, so the
+    estimate is defined as GLMMadaptive defines it: re-centre, step on the fixed-node
+    objective (step-halving keeps it rising), repeat until the Newton decrement vanishes.
+    """
+    H = _hessian(graph, theta, control.hessian_step)
+    hess_evals = 2 * len(theta)
+    H_at = theta.copy()
+    decrement, its = np.inf, 0
+    for its in range(control.newton_iter + 1):
+        obj, ll, grad = graph(theta)  # re-centres at theta
+        try:
+            step = np.linalg.solve(-H, grad)
+        except np.linalg.LinAlgError:
+            break
+        decrement = 0.5 * float(grad @ step)
+        if not decrement >= 0 or decrement < control.newton_tol or its == control.newton_iter:
+            break
+        graph.engine.recenter = False
+        try:
+            t = 1.0
+            while t > 1e-3 and not graph(theta + t * step)[0] >= obj:
+                t /= 2
+        finally:
+            graph.engine.recenter = True
+        if t <= 1e-3:
+            break
+        theta = theta + t * step
+        if _moved(theta, H_at, H) > 0.05:
+            H, H_at = _hessian(graph, theta, control.hessian_step), theta.copy()
+            hess_evals += 2 * len(theta)
+    if _moved(theta, H_at, H) > 0.01:
+        H = _hessian(graph, theta, control.hessian_step)
+        hess_evals += 2 * len(theta)
+    return theta, obj, ll, grad, H, max(decrement, 0.0), its, hess_evals
+
+
+def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
+    """Run the whole fit.
+
+    Returns
+    -------
+    theta : ndarray
+        Estimates.
+    objective, loglik : float
+        At ``theta``, with the quadrature centred there.
+    hessian : ndarray
+        Of the objective at ``theta``.
+    opt : OptSummary
+    """
+    t0 = time.perf_counter()
+    theta0 = _initial(graph, initial_values)
+    theta, em_history = _em(graph, theta0, control)
+    n = graph.design.n_groups
+    counter = {"n": 0}
+
+    def fun(th):
+        counter["n"] += 1
+        obj, _, grad = graph(th)
+        if not np.isfinite(obj):
+            return np.inf, np.zeros_like(th)
+        return -obj / n, -grad / n
+
+    res = optimize.minimize(
+        fun,
+        theta,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": control.max_iter, "gtol": control.gtol, "ftol": 1e-15, "maxcor": 20},
+    )
+    theta, obj, ll, grad, H, decrement, newton_its, hess_evals = _refine(graph, res.x, control)
+    pd_hessian = bool(np.all(np.isfinite(H))) and bool(np.all(np.linalg.eigvalsh(-H) > 0))
+    converged = pd_hessian and decrement < control.converge_tol
+    message = str(res.message)
+    if not converged:
+        why = (
+            "the Hessian is not negative definite at the estimates"
+            if not pd_hessian
+            else f"the estimated distance to the optimum (Newton decrement) is {decrement:.3g} "
+            "log-likelihood units"
+        )
+        warnings.warn(f"the fit did not converge: {why}", ConvergenceWarning, stacklevel=3)
+    opt = OptSummary(
+        optimizer="EM + L-BFGS-B",
+        n_agq=graph.engine.n_agq,
+        control=control,
+        initial=theta0,
+        em_iterations=len(em_history),
+        qn_iterations=int(res.nit),
+        evaluations=int(counter["n"]),
+        hessian_evaluations=hess_evals,
+        newton_decrement=float(decrement),
+        max_abs_gradient=float(np.max(np.abs(grad))),
+        newton_iterations=newton_its,
+        message=message,
+        converged=converged,
+        time_s=time.perf_counter() - t0,
+        em_loglik=em_history,
+    )
+    return theta, obj, ll, H, opt

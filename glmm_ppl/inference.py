@@ -1,0 +1,133 @@
+"""Likelihood-ratio tests between nested fits (:func:`anova`).
+
+``LRT = 2 (log L₁ − log L₀)`` with ``df`` the difference in the number of parameters, referred
+to χ²(df). Tests of variance components sit on the boundary of the parameter space, where
+this p-value is conservative; like GLMMadaptive, no correction is made.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .glm import GLMFit
+from .results import MixedModelFit
+
+__all__ = ["anova"]
+
+
+def _describe(m) -> dict:
+    if isinstance(m, MixedModelFit):
+        return {
+            "fixed": set(m.design.fixed_names),
+            "random": set(m.design.random_names),
+            "diagonal": m.design.diagonal,
+            "group": m.design.group_name,
+            "y": m.design.y,
+            "rows": np.sort(m.design.rows),
+            "df": m.n_params,
+            "family": m.family,
+            "penalized": m.penalty is not None,
+        }
+    if isinstance(m, GLMFit):
+        return {
+            "fixed": set(m.coef.index),
+            "random": set(),
+            "diagonal": True,
+            "group": None,
+            "y": m.y,
+            "rows": None,
+            "df": m.df,
+            "family": m.family,
+            "penalized": False,
+        }
+    raise TypeError(
+        f"anova compares fits from glmm_ppl.mixed_model or glmm_ppl.glm, got {type(m).__name__}"
+    )
+
+
+def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
+    """Likelihood-ratio test of two nested fits of the same data.
+
+    Parameters
+    ----------
+    m0, m1 : MixedModelFit or GLMFit
+        The smaller and the larger model (they are ordered by their number of parameters if
+        given the other way round). A :class:`GLMFit` serves as a model without random effects.
+    names : tuple of str
+        Row labels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``AIC``, ``BIC``, ``log.Lik``, ``LRT``, ``df``, ``p.value``; one row per model.
+
+    Raises
+    ------
+    ValueError
+        If the fits use different data or families, or are not nested.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> df = gp.load_vignette("binary")
+    >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial")
+    >>> table = gp.anova(gp.glm("y ~ sex * time", df, "binomial"), fm1, names=("glm", "fm1"))
+    >>> round(float(table.loc["fm1", "LRT"]), 2)
+    162.07
+    """
+    a, b = _describe(m0), _describe(m1)
+    if a["df"] > b["df"]:
+        m0, m1, a, b, names = m1, m0, b, a, names[::-1]
+    if a["df"] == b["df"]:
+        raise ValueError(
+            f"the two models have the same number of parameters ({a['df']}); a likelihood-ratio "
+            "test needs one model nested in the other"
+        )
+    if len(a["y"]) != len(b["y"]) or not np.array_equal(np.sort(a["y"]), np.sort(b["y"])):
+        raise ValueError(
+            f"the models were fitted to different data ({len(a['y'])} and {len(b['y'])} "
+            "observations, or different responses)"
+        )
+    if a["rows"] is not None and not np.array_equal(a["rows"], b["rows"]):
+        raise ValueError("the models were fitted to different rows of the data")
+    if a["family"] != b["family"]:
+        raise ValueError(f"the models use different families: {a['family']!r} and {b['family']!r}")
+    if a["group"] is not None and a["group"] != b["group"]:
+        raise ValueError(
+            f"the models group by different columns: {a['group']!r} and {b['group']!r}"
+        )
+    nested = (
+        a["fixed"] <= b["fixed"]
+        and a["random"] <= b["random"]
+        and not (a["random"] == b["random"] and not a["diagonal"] and b["diagonal"])
+    )
+    if not nested:
+        raise ValueError(
+            f"{names[0]} is not nested in {names[1]}: its fixed effects or random effects are not "
+            "a subset of the larger model's"
+        )
+    if a["penalized"] or b["penalized"]:
+        warnings.warn(
+            "a penalized fit's log-likelihood includes the penalty: the likelihood-ratio test "
+            "is only approximate",
+            UserWarning,
+            stacklevel=2,
+        )
+    lrt = 2.0 * (m1.loglik - m0.loglik)
+    df = b["df"] - a["df"]
+    p = stats.chi2.sf(max(lrt, 0.0), df)
+    return pd.DataFrame(
+        {
+            "AIC": [m0.aic, m1.aic],
+            "BIC": [m0.bic, m1.bic],
+            "log.Lik": [m0.loglik, m1.loglik],
+            "LRT": [np.nan, lrt],
+            "df": [np.nan, df],
+            "p.value": [np.nan, p],
+        },
+        index=list(names),
+    )

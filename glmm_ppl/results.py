@@ -1,0 +1,247 @@
+"""The fitted mixed model: estimates, uncertainty and fit statistics (immutable).
+
+Notation: ``θ = (β, θ_D, log φ)`` as in :mod:`glmm_ppl.model`; ``vcov`` is the inverse of the
+negative Hessian of the objective at ``θ̂`` (the log-likelihood plus the log prior, if any), on
+that scale. Variance components are reported as ``D`` and, in :meth:`confint`, back-transformed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .covariance import theta_to_D
+from .design import Design
+from .families import Family
+from .fit import OptSummary
+from .priors import StudentTPenalty
+
+__all__ = ["MixedModelFit"]
+
+_PARMS = ("all", "fixed-effects", "var-cov", "extra")
+
+
+@dataclass(frozen=True, eq=False)
+class MixedModelFit:
+    """A generalized linear mixed model fitted by adaptive Gauss–Hermite quadrature.
+
+    Returned by :func:`glmm_ppl.mixed_model`; not built by hand.
+
+    Attributes
+    ----------
+    family : Family
+    loglik : float
+        Log-likelihood at the estimates; for penalized fits it includes the penalty, as
+        GLMMadaptive's does.
+    n_agq : int
+        Quadrature points per random effect.
+    converged : bool
+    opt_summary : OptSummary
+        What the optimizer did.
+    warnings : tuple of str
+        Problems found during the fit (non-convergence, a near-singular ``D``).
+    """
+
+    family: Family
+    design: Design = field(repr=False)
+    theta: np.ndarray = field(repr=False)
+    names: list = field(repr=False)
+    hessian: np.ndarray = field(repr=False)
+    loglik: float
+    n_agq: int
+    penalty: StudentTPenalty | None
+    opt_summary: OptSummary = field(repr=False)
+    modes: np.ndarray = field(repr=False)
+    post_cov: np.ndarray = field(repr=False)
+    warnings: tuple = ()
+
+    # ---- sizes ---------------------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return self.design.nobs
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups."""
+        return self.design.n_groups
+
+    @property
+    def n_params(self) -> int:
+        """Number of estimated parameters (fixed effects, ``D`` and extra parameters)."""
+        return len(self.theta)
+
+    @property
+    def converged(self) -> bool:
+        return self.opt_summary.converged
+
+    # ---- fit statistics ------------------------------------------------------------------
+    @property
+    def aic(self) -> float:
+        """``−2 log L + 2k``."""
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        """``−2 log L + k log n`` with ``n`` the number of groups, as GLMMadaptive."""
+        return -2.0 * self.loglik + np.log(self.n_groups) * self.n_params
+
+    # ---- estimates -----------------------------------------------------------------------
+    @property
+    def _p(self) -> int:
+        return self.design.X.shape[1]
+
+    @property
+    def _q(self) -> int:
+        return self.design.Z.shape[1]
+
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates, named by the design columns.
+
+        Examples
+        --------
+        >>> import glmm_ppl as gp
+        >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+        >>> fm1.fixef().round(2).tolist()
+        [-2.62, -1.32, 0.29, 0.04]
+        """
+        return pd.Series(self.theta[: self._p], index=self.design.fixed_names, name="Estimate")
+
+    @property
+    def D(self) -> pd.DataFrame:
+        """Covariance matrix of the random effects."""
+        names = self.design.random_names
+        n_t = len(self.theta) - self._p - self.family.n_phis
+        D = theta_to_D(self.theta[self._p : self._p + n_t], self._q, self.design.diagonal)
+        return pd.DataFrame(D, index=names, columns=names)
+
+    @property
+    def phis(self) -> pd.Series:
+        """The family's extra parameters (natural scale); empty when it has none."""
+        k = self.family.n_phis
+        values = np.exp(self.theta[len(self.theta) - k :]) if k else np.zeros(0)
+        return pd.Series(values, index=list(self.family.phi_names), dtype=float)
+
+    def ranef(self, post_vars: bool = False) -> pd.DataFrame:
+        """Empirical Bayes modes of the random effects, one row per group.
+
+        Parameters
+        ----------
+        post_vars : bool
+            Add the posterior variances (``var.<name>``) and, with several random effects,
+            covariances (``cov.<a>.<b>``): the inverse curvature at the modes.
+        """
+        names = self.design.random_names
+        out = pd.DataFrame(self.modes, index=self.design.groups, columns=names)
+        if post_vars:
+            for a in range(self._q):
+                out[f"var.{names[a]}"] = self.post_cov[:, a, a]
+            for a in range(self._q):
+                for b in range(a + 1, self._q):
+                    out[f"cov.{names[a]}.{names[b]}"] = self.post_cov[:, a, b]
+        return out
+
+    # ---- uncertainty ---------------------------------------------------------------------
+    def _slice(self, parm: str) -> slice:
+        if parm not in _PARMS:
+            raise ValueError(f"unknown parm {parm!r}; valid: {', '.join(map(repr, _PARMS))}")
+        p, k = self._p, len(self.theta)
+        return {
+            "all": slice(0, k),
+            "fixed-effects": slice(0, p),
+            "var-cov": slice(p, k - self.family.n_phis),
+            "extra": slice(k - self.family.n_phis, k),
+        }[parm]
+
+    def vcov(self, parm: str = "fixed-effects") -> pd.DataFrame:
+        """Covariance matrix of the estimates: the inverse of the negative Hessian.
+
+        Parameters
+        ----------
+        parm : {"fixed-effects", "var-cov", "extra", "all"}
+            ``"var-cov"`` is on the log-Cholesky scale (parameters ``D_jk``), ``"extra"`` on the
+            log scale of the extra parameters.
+        """
+        s = self._slice(parm)
+        V = np.linalg.inv(-self.hessian)[s, s]
+        names = self.names[s]
+        return pd.DataFrame(V, index=names, columns=names)
+
+    def confint(self, parm: str = "fixed-effects", level: float = 0.95) -> pd.DataFrame:
+        """Wald confidence intervals.
+
+        Fixed effects on their own scale; variance components back-transformed: variances
+        through the log scale (so the bounds stay positive), covariances by the delta method;
+        extra parameters through the log scale.
+
+        Examples
+        --------
+        >>> import glmm_ppl as gp
+        >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+        >>> fm1.confint().columns.tolist()
+        ['2.5 %', 'Estimate', '97.5 %']
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level!r}")
+        z = stats.norm.ppf(0.5 + level / 2)
+        cols = [f"{100 * (1 - level) / 2:g} %", "Estimate", f"{100 * (1 + level) / 2:g} %"]
+        parts = []
+        if parm in ("fixed-effects", "all"):
+            est = self.theta[: self._p]
+            se = np.sqrt(np.diag(self.vcov("fixed-effects")))
+            parts.append(pd.DataFrame(np.c_[est - z * se, est, est + z * se], self.design.fixed_names, cols))
+        if parm in ("var-cov", "all"):
+            parts.append(self._confint_varcov(z, cols))
+        if parm in ("extra", "all") and self.family.n_phis:
+            s = self._slice("extra")
+            est, se = self.theta[s], np.sqrt(np.diag(self.vcov("extra")))
+            parts.append(
+                pd.DataFrame(np.exp(np.c_[est - z * se, est, est + z * se]), list(self.family.phi_names), cols)
+            )
+        if not parts:
+            self._slice(parm)  # raises for an unknown parm
+            return pd.DataFrame(columns=cols)
+        return pd.concat(parts)
+
+    def _confint_varcov(self, z: float, cols: list[str]) -> pd.DataFrame:
+        s = self._slice("var-cov")
+        names, q, diag = self.design.random_names, self._q, self.design.diagonal
+        rows, cols_ = np.triu_indices(q) if not diag else (np.arange(q), np.arange(q))
+
+        def vech(t):
+            return theta_to_D(t, q, diag)[rows, cols_]
+
+        t = self.theta[s]
+        est = vech(t)
+        h = 1e-6
+        J = np.column_stack([(vech(t + h * e) - vech(t - h * e)) / (2 * h) for e in np.eye(len(t))])
+        V = J @ self.vcov("var-cov").to_numpy() @ J.T
+        out, labels = [], []
+        for k, (a, b) in enumerate(zip(rows, cols_)):
+            se = np.sqrt(V[k, k])
+            if a == b:
+                se_log = se / est[k]
+                out.append(est[k] * np.exp([-z * se_log, 0.0, z * se_log]))
+                labels.append(f"var.{names[a]}")
+            else:
+                out.append([est[k] - z * se, est[k], est[k] + z * se])
+                labels.append(f"cov.{names[a]}.{names[b]}")
+        return pd.DataFrame(np.array(out), labels, cols)
+
+    # ---- display ---------------------------------------------------------------------------
+    def summary(self):
+        """A summary printed like GLMMadaptive's (data, fit statistics, random effects, fixed
+        effects table, quadrature and optimizer); also renders as HTML in notebooks."""
+        from .summary import Summary
+
+        return Summary.from_fit(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<MixedModelFit {self.design.fixed}, random {self.design.random}, "
+            f"{self.family!r}: logLik {self.loglik:.4f}, {self.n_groups} groups, "
+            f"{'converged' if self.converged else 'NOT converged'}>"
+        )

@@ -1,0 +1,159 @@
+"""The printed summary of a fit, laid out like GLMMadaptive's.
+
+One table model feeds both displays: :class:`Summary` holds the sections as small DataFrames
+and lines of text; ``str()`` formats them for the console, ``_repr_html_`` for notebooks.
+Nothing here computes estimates; it only arranges what the fit holds.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["Summary", "format_pvalue"]
+
+
+def format_pvalue(p: float) -> str:
+    """p-values as R prints them in GLMMadaptive's tables.
+
+    Examples
+    --------
+    >>> format_pvalue(0.0396), format_pvalue(3e-9)
+    ('0.0396', '< 1e-04')
+    """
+    if not np.isfinite(p):
+        return ""
+    return "< 1e-04" if p < 1e-4 else f"{p:.4f}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Sections of a fit summary: ``call``, ``data``, ``model``, ``fit_stats``,
+    ``random_effects``, ``fixed_effects`` (DataFrames or text) and ``notes``."""
+
+    call: str
+    data: list
+    model: list
+    fit_stats: pd.DataFrame
+    random_effects: pd.DataFrame
+    fixed_effects: pd.DataFrame
+    integration: list
+    optimization: list
+    notes: list
+
+    @classmethod
+    def from_fit(cls, fit) -> "Summary":
+        d = fit.design
+        call = (
+            f"mixed_model(fixed = {d.fixed}, random = {d.random}, "
+            f"family = {fit.family.name}(link = {fit.family.link.name!r})"
+            + (f", penalized = {fit.penalty.describe()}" if fit.penalty else "")
+            + ")"
+        )
+        data = [f"Number of Observations: {fit.nobs}", f"Number of Groups: {fit.n_groups}"]
+        if d.n_dropped:
+            data.append(f"Rows dropped for missing values: {d.n_dropped}")
+        model = [f"family: {fit.family.name}", f"link: {fit.family.link.name}"]
+        fit_stats = pd.DataFrame(
+            {"log.Lik": [fit.loglik], "AIC": [fit.aic], "BIC": [fit.bic]}, index=[""]
+        )
+        D = fit.D.to_numpy()
+        sd = np.sqrt(np.diag(D))
+        re = pd.DataFrame({"StdDev": sd}, index=fit.design.random_names)
+        if len(sd) > 1 and not d.diagonal:
+            corr = D / np.outer(sd, sd)
+            for j, name in enumerate(fit.design.random_names[:-1]):
+                col = [np.nan] * (j + 1) + list(corr[j + 1 :, j])
+                re["Corr" if j == 0 else f"Corr.{j + 1}"] = col
+        est = fit.fixef()
+        se = np.sqrt(np.diag(fit.vcov("fixed-effects")))
+        z = est.to_numpy() / se
+        fe = pd.DataFrame(
+            {"Estimate": est.to_numpy(), "Std.Err": se, "z-value": z, "p-value": 2 * stats.norm.sf(np.abs(z))},
+            index=est.index,
+        )
+        for name, value in fit.phis.items():
+            model.append(f"{name}: {value:.4f}")
+        integration = [
+            "method: adaptive Gauss-Hermite quadrature rule",
+            f"quadrature points: {fit.n_agq}",
+        ]
+        o = fit.opt_summary
+        optimization = [
+            f"method: {o.optimizer}",
+            f"iterations: EM {o.em_iterations}, quasi-Newton {o.qn_iterations} "
+            f"({o.evaluations} evaluations), Newton {o.newton_iterations}",
+            f"converged: {'TRUE' if o.converged else 'FALSE'} "
+            f"(Newton decrement {o.newton_decrement:.2g})",
+            f"time: {o.time_s:.3f} s",
+        ]
+        return cls(call, data, model, fit_stats, re, fe, integration, optimization, list(fit.warnings))
+
+    # ---- text --------------------------------------------------------------------------
+    def _fixed_text(self) -> str:
+        t = self.fixed_effects.copy()
+        out = pd.DataFrame(index=t.index)
+        for col in ("Estimate", "Std.Err", "z-value"):
+            out[col] = t[col].map(lambda v: f"{v:.4f}")
+        out["p-value"] = t["p-value"].map(format_pvalue)
+        return out.to_string()
+
+    def _re_text(self) -> str:
+        return self.random_effects.to_string(float_format=lambda v: f"{v:.4f}", na_rep="")
+
+    def __str__(self) -> str:
+        parts = [
+            "Call:",
+            self.call,
+            "",
+            "Data Descriptives:",
+            *self.data,
+            "",
+            "Model:",
+            *(" " + m for m in self.model),
+            "",
+            "Fit statistics:",
+            self.fit_stats.to_string(float_format=lambda v: f"{v:.4f}"),
+            "",
+            "Random effects covariance matrix:",
+            self._re_text(),
+            "",
+            "Fixed effects:",
+            self._fixed_text(),
+            "",
+            "Integration:",
+            *self.integration,
+            "",
+            "Optimization:",
+            *self.optimization,
+        ]
+        if self.notes:
+            parts += ["", "Warnings:", *("- " + n for n in self.notes)]
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    # ---- HTML --------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        def lines(items):
+            return "<br>".join(html.escape(i) for i in items)
+
+        fe = self.fixed_effects.copy()
+        fe["p-value"] = fe["p-value"].map(format_pvalue)
+        sections = [
+            f"<p><b>Call:</b> <code>{html.escape(self.call)}</code></p>",
+            f"<p><b>Data:</b> {lines(self.data)}<br><b>Model:</b> {lines(self.model)}</p>",
+            "<p><b>Fit statistics</b></p>" + self.fit_stats.to_html(float_format="%.4f"),
+            "<p><b>Random effects</b></p>"
+            + self.random_effects.to_html(float_format="%.4f", na_rep=""),
+            "<p><b>Fixed effects</b></p>" + fe.to_html(float_format="%.4f"),
+            f"<p>{lines(self.integration)}<br>{lines(self.optimization)}</p>",
+        ]
+        if self.notes:
+            sections.append(f"<p><b>Warnings:</b><br>{lines(self.notes)}</p>")
+        return "<div class='glmm-ppl-summary'>" + "".join(sections) + "</div>"
