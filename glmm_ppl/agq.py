@@ -4,22 +4,29 @@ Notation: group ``i`` has rows ``j`` with response ``y_ij``, fixed part ``η⁰_
 offset)`` and random-effects design ``z_ij``; ``b_i ~ N(0, D)``. The integrand is
 ``h_i(b) = Σ_j log p(y_ij | η⁰_ij + z_ijᵀb, φ) + log N(b; 0, D)``.
 
-Adaptation: ``b̂_i`` maximises ``h_i`` (vectorised Newton over all groups with per-group
-step-halving) and ``C_i`` is the Cholesky factor of ``(−∇²h_i(b̂_i))⁻¹``. With the standard
-normal product rule ``(z_k, w_k)`` the nodes are ``b_ik = b̂_i + C_i z_k`` and
+Adaptation: ``b̂_i`` maximises ``h_i`` (Newton with step-halving, per group) and ``C_i`` is the
+Cholesky factor of ``(−∇²h_i(b̂_i))⁻¹``. With the standard normal product rule ``(z_k, w_k)``
+the nodes are ``b_ik = b̂_i + C_i z_k`` and
 
 ``log L_i ≈ log|C_i| + logsumexp_k [log w_k + ½|z_k|² + (q/2) log 2π + h_i(b_ik)]``.
 
 For fixed nodes the gradient follows from the posterior weights ``π_ik`` (the normalised
 terms of the sum): ``∂/∂η⁰_ij = Σ_k π_ik ∂ℓ_ijk/∂η``, ``∂/∂D = ½ D⁻¹ S D⁻¹ − (n/2) D⁻¹``
 with ``S = Σ_ik π_ik b_ik b_ikᵀ``, and ``∂/∂φ = Σ_ijk π_ik ∂ℓ_ijk/∂φ``.
-Work is done in chunks of whole groups so memory stays bounded whatever the size of the data.
+
+The loops are numba kernels over groups (cached on disk, compiled once for all families) that
+call the family's compiled point function (:mod:`glmm_ppl.pointwise`); large data is split into
+blocks of groups run on several threads. Memory is ``O(N + n K)`` whatever the number of nodes.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
+import numba
 import numpy as np
 
 from .families import Family
@@ -28,7 +35,13 @@ from .quadrature import product_rule
 
 __all__ = ["AGQ", "AGQResult"]
 
-_LOG_2PI = np.log(2.0 * np.pi)
+_LOG_2PI = float(np.log(2.0 * np.pi))
+_PARALLEL_WORK = 50_000  # rows × nodes above which the groups are split across threads
+
+
+@cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="glmm_ppl")
 
 
 @dataclass
@@ -44,6 +57,248 @@ class AGQResult:
     second_moment: np.ndarray | None = None  # S = Σ_ik π_ik b_ik b_ikᵀ (for EM)
 
 
+# ---- small dense linear algebra for one group (q is small) ---------------------------------
+@numba.njit(cache=True, nogil=True)
+def _cholesky(A, L):
+    """Lower Cholesky factor of ``A`` into ``L``; False if ``A`` is not positive definite."""
+    q = A.shape[0]
+    for r in range(q):
+        for c in range(r + 1):
+            s = A[r, c]
+            for k in range(c):
+                s -= L[r, k] * L[c, k]
+            if r == c:
+                if not s > 0.0:
+                    return False
+                L[r, r] = np.sqrt(s)
+            else:
+                L[r, c] = s / L[c, c]
+        for c in range(r + 1, q):
+            L[r, c] = 0.0
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _chol_solve(L, g, x):
+    """Solve ``L Lᵀ x = g``."""
+    q = L.shape[0]
+    for r in range(q):
+        s = g[r]
+        for k in range(r):
+            s -= L[r, k] * x[k]
+        x[r] = s / L[r, r]
+    for r in range(q - 1, -1, -1):
+        s = x[r]
+        for k in range(r + 1, q):
+            s -= L[k, r] * x[k]
+        x[r] = s / L[r, r]
+
+
+@numba.njit(cache=True, nogil=True)
+def _pd_factor(A, L):
+    """Cholesky of ``A`` after the smallest diagonal shift that makes it positive definite."""
+    q = A.shape[0]
+    if _cholesky(A, L):
+        return
+    scale = 0.0
+    for r in range(q):
+        scale = max(scale, abs(A[r, r]))
+    shift = 1e-8 * (1.0 + scale)
+    B = A.copy()
+    while True:
+        for r in range(q):
+            B[r, r] = A[r, r] + shift
+        if _cholesky(B, L):
+            return
+        shift *= 4.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, want_derivs):
+    """h_i(b); with ``want_derivs`` also its gradient and −Hessian."""
+    q = Z.shape[1]
+    h = 0.0
+    if want_derivs:
+        for r in range(q):
+            grad[r] = 0.0
+            for c in range(q):
+                negH[r, c] = Dinv[r, c]
+    phis_p, buf_p = phis.ctypes, buf.ctypes
+    for j in range(j0, j1):
+        eta = eta0[j]
+        for r in range(q):
+            eta += Z[j, r] * b[r]
+        point(y[j], eta, phis_p, buf_p)
+        h += buf[0]
+        if want_derivs:
+            for r in range(q):
+                grad[r] += buf[1] * Z[j, r]
+                for c in range(q):
+                    negH[r, c] -= buf[2] * Z[j, r] * Z[j, c]
+    for r in range(q):
+        t = 0.0
+        for c in range(q):
+            t += Dinv[r, c] * b[c]
+        h -= 0.5 * b[r] * t
+        if want_derivs:
+            grad[r] -= t
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def _modes_kernel(
+    point, n_out, g0, g1, y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det, iters, tol, max_iter
+):
+    q = b_all.shape[1]
+    for i in range(g0, g1):
+        j0, j1 = starts[i], starts[i + 1]
+        buf = np.empty(n_out)
+        grad = np.empty(q)
+        negH = np.empty((q, q))
+        L = np.zeros((q, q))
+        step = np.empty(q)
+        b = b_all[i].copy()
+        b_new = np.empty(q)
+        h = _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, True)
+        it = 0
+        while it < max_iter:
+            it += 1
+            _pd_factor(negH, L)
+            _chol_solve(L, grad, step)
+            t = 1.0
+            for _ in range(40):
+                for r in range(q):
+                    b_new[r] = b[r] + t * step[r]
+                h_new = _h_group(
+                    point, j0, j1, y, eta0, Z, b_new, Dinv, phis, buf, grad, negH, False
+                )
+                if h_new >= h - 1e-10 * (1.0 + abs(h)):
+                    break
+                t *= 0.5
+            size = 0.0
+            for r in range(q):
+                size = max(size, abs(t * step[r]))
+                b[r] = b_new[r]
+            h = _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, True)
+            if size < tol:
+                break
+        _pd_factor(negH, L)
+        # C = L⁻ᵀ (so C Cᵀ = (−∇²h)⁻¹), log|C| = −Σ log L_rr
+        Linv = np.zeros((q, q))
+        for c in range(q):
+            for r in range(c, q):
+                s = 1.0 if r == c else 0.0
+                for k in range(c, r):
+                    s -= L[r, k] * Linv[k, c]
+                Linv[r, c] = s / L[r, r]
+        ld = 0.0
+        for r in range(q):
+            ld -= np.log(L[r, r])
+            for c in range(q):
+                chol[i, r, c] = Linv[c, r]
+        log_det[i] = ld
+        b_all[i] = b
+        iters[i] = it
+
+
+@numba.njit(cache=True, nogil=True)
+def _nodes_kernel(
+    point,
+    n_out,
+    g0,
+    g1,
+    y,
+    eta0,
+    Z,
+    starts,
+    b_hat,
+    chol,
+    log_det,
+    znodes,
+    log_w,
+    Dinv,
+    logdetD,
+    phis,
+    want_grad,
+    want_em,
+    per_group,
+    g_eta,
+    S_g,
+    gphi_g,
+    W,
+):
+    q = b_hat.shape[1]
+    K = znodes.shape[0]
+    n_phi = phis.shape[0]
+    for i in range(g0, g1):
+        j0, j1 = starts[i], starts[i + 1]
+        m = j1 - j0
+        buf = np.empty(n_out)
+        a = np.empty(K)
+        B = np.empty((K, q))
+        d1 = np.empty((m, K))
+        d2 = np.empty((m, K)) if want_em else np.empty((0, 0))
+        dphi = np.zeros((K, n_phi))
+        phis_p, buf_p = phis.ctypes, buf.ctypes
+        for k in range(K):
+            quad = 0.0
+            for r in range(q):
+                v = b_hat[i, r]
+                for c in range(q):
+                    v += chol[i, r, c] * znodes[k, c]
+                B[k, r] = v
+            for r in range(q):
+                t = 0.0
+                for c in range(q):
+                    t += Dinv[r, c] * B[k, c]
+                quad += B[k, r] * t
+            s = log_w[k] - 0.5 * (q * 1.8378770664093453 + logdetD + quad)
+            for j in range(j0, j1):
+                eta = eta0[j]
+                for r in range(q):
+                    eta += Z[j, r] * B[k, r]
+                point(y[j], eta, phis_p, buf_p)
+                s += buf[0]
+                if want_grad:
+                    d1[j - j0, k] = buf[1]
+                    for p in range(n_phi):
+                        dphi[k, p] += buf[3 + p]
+                if want_em:
+                    d2[j - j0, k] = buf[2]
+            a[k] = s
+        amax = a.max()
+        tot = 0.0
+        for k in range(K):
+            a[k] = np.exp(a[k] - amax)
+            tot += a[k]
+        per_group[i] = amax + np.log(tot) + log_det[i]
+        if not (want_grad or want_em):
+            continue
+        for k in range(K):
+            a[k] /= tot  # posterior weights
+        for j in range(j0, j1):
+            g = 0.0
+            w = 0.0
+            for k in range(K):
+                g += a[k] * d1[j - j0, k]
+                if want_em:
+                    w += a[k] * d2[j - j0, k]
+            g_eta[j] = g
+            if want_em:
+                W[j] = w
+        for r in range(q):
+            for c in range(q):
+                t = 0.0
+                for k in range(K):
+                    t += a[k] * B[k, r] * B[k, c]
+                S_g[i, r, c] = t
+        for p in range(n_phi):
+            t = 0.0
+            for k in range(K):
+                t += a[k] * dphi[k, p]
+            gphi_g[i, p] = t
+
+
 class AGQ:
     """AGQ marginal log-likelihood of one data set; it keeps the current modes and factors.
 
@@ -57,8 +312,15 @@ class AGQ:
     family : Family
     n_agq : int
         Points per dimension (the product rule has ``n_agq**q`` nodes).
-    chunk_size : int
-        Upper bound on rows × nodes evaluated at once.
+
+    Attributes
+    ----------
+    modes : ndarray (n, q)
+        Current ``b̂_i``.
+    chol : ndarray (n, q, q)
+        Current ``C_i``.
+    recenter : bool
+        Whether :meth:`evaluate` moves the nodes to the parameters it is given first.
 
     Examples
     --------
@@ -70,146 +332,120 @@ class AGQ:
     True
     """
 
-    def __init__(self, y, Z, starts, family: Family, n_agq: int, chunk_size: int = 1 << 20):
-        self.y = np.ascontiguousarray(y, dtype=float)[:, None]
-        self.Z = np.ascontiguousarray(Z, dtype=float)
+    def __init__(self, y, Z, starts, family: Family, n_agq: int):
+        self.y = np.ascontiguousarray(y, dtype=np.float64)
+        self.Z = np.ascontiguousarray(Z, dtype=np.float64)
         self.N, self.q = self.Z.shape
-        self.starts = np.asarray(starts, dtype=np.int64)
+        self.starts = np.ascontiguousarray(starts, dtype=np.int64)
         self.n = len(self.starts) - 1
-        counts = np.diff(self.starts)
-        self.group = np.repeat(np.arange(self.n), counts)
-        self.ZZ = (self.Z[:, :, None] * self.Z[:, None, :]).reshape(self.N, self.q * self.q)
-        self.kernel = pointwise_derivatives(family)
+        self.family = family
+        pw = pointwise_derivatives(family)
+        self._point, self._n_out = pw.point, pw.n_out
         self.n_agq = int(n_agq)
         self.nodes, lw = product_rule(self.n_agq, self.q)
+        self.nodes = np.ascontiguousarray(self.nodes)
         self.log_w = lw + 0.5 * np.sum(self.nodes**2, axis=1) + 0.5 * self.q * _LOG_2PI
         self.modes = np.zeros((self.n, self.q))
         self.chol = np.broadcast_to(np.eye(self.q), (self.n, self.q, self.q)).copy()
         self.log_det_chol = np.zeros(self.n)
-        self.chunks = self._make_chunks(counts, max(1, chunk_size // len(self.log_w)))
+        self.newton_iterations = np.zeros(self.n, dtype=np.int64)
         self.recenter = True
+        self.threads = max(1, min(os.cpu_count() or 1, 8))
 
-    def _make_chunks(self, counts, max_rows):
-        chunks, g0 = [], 0
-        cum = np.cumsum(counts)
-        while g0 < self.n:
-            base = self.starts[g0]
-            g1 = int(np.searchsorted(cum, base + max_rows, side="right"))
-            g1 = min(max(g1, g0 + 1), self.n)
-            rows = slice(int(self.starts[g0]), int(self.starts[g1]))
-            local_starts = self.starts[g0:g1] - self.starts[g0]
-            chunks.append((slice(g0, g1), rows, local_starts, self.group[rows] - g0))
-            g0 = g1
-        return chunks
-
-    # ---- modes and curvature -------------------------------------------------------------
-    def _h(self, b, eta0, Dinv, phis):
-        """h_i(b), its gradient and Hessian for every group at ``b`` (n, q)."""
-        eta = eta0 + np.einsum("jk,jk->j", self.Z, b[self.group])
-        lp, d1, d2 = self.kernel(self.y, eta[:, None], phis)[:3]
-        st = self.starts[:-1]
-        bDb = np.einsum("ik,kl,il->i", b, Dinv, b)
-        h = np.add.reduceat(lp[:, 0], st) - 0.5 * bDb
-        grad = np.add.reduceat(self.Z * d1, st, axis=0) - b @ Dinv
-        hess = np.add.reduceat(self.ZZ * d2, st, axis=0).reshape(self.n, self.q, self.q) - Dinv
-        return h, grad, hess
+    def _run(self, kernel, *args) -> None:
+        """Run a kernel over all groups: in blocks on several threads when the work is large
+        (the kernels release the GIL and write disjoint slices)."""
+        work = self.N * len(self.log_w)
+        if self.threads == 1 or work < _PARALLEL_WORK:
+            kernel(self._point, self._n_out, 0, self.n, *args)
+            return
+        bounds = np.linspace(0, self.n, self.threads + 1).astype(np.int64)
+        jobs = [
+            _pool(self.threads).submit(kernel, self._point, self._n_out, g0, g1, *args)
+            for g0, g1 in zip(bounds[:-1], bounds[1:], strict=False)
+        ]
+        for job in jobs:
+            job.result()
 
     def update_modes(self, eta0, D, phis, tol: float = 1e-9, max_iter: int = 100) -> int:
         """Move the modes ``b̂_i`` and factors ``C_i`` to the current parameters.
 
-        Returns the number of Newton iterations.
+        Returns the largest number of Newton iterations any group needed.
         """
-        Dinv = np.linalg.inv(D)
-        b = self.modes
-        h, grad, hess = self._h(b, eta0, Dinv, phis)
-        it = 0
-        for it in range(1, max_iter + 1):
-            step = np.linalg.solve(-self._pd(hess), grad[:, :, None])[:, :, 0]
-            # undamped Newton can overshoot from a warm start: halve per group until h rises
-            t = np.ones(self.n)
-            for _ in range(30):
-                b_new = b + t[:, None] * step
-                h_new, g_new, hess_new = self._h(b_new, eta0, Dinv, phis)
-                worse = ~(h_new >= h - 1e-10 * (1.0 + np.abs(h)))
-                if not worse.any():
-                    break
-                t[worse] *= 0.5
-            b, h, grad, hess = b_new, h_new, g_new, hess_new
-            if np.max(np.abs(t[:, None] * step)) < tol:
-                break
-        neg_hess = -self._pd(hess)
-        R = np.linalg.cholesky(neg_hess)
-        self.modes = b
-        self.chol = np.swapaxes(np.linalg.inv(R), 1, 2)
-        self.log_det_chol = -np.sum(np.log(np.diagonal(R, axis1=1, axis2=2)), axis=1)
-        return it
-
-    @staticmethod
-    def _pd(hess):
-        """Make per-group Hessians negative definite (families whose density is not
-        log-concave can give an indefinite curvature away from the mode)."""
-        eig = np.linalg.eigvalsh(hess)
-        bad = eig[:, -1] >= -1e-10
-        if not bad.any():
-            return hess
-        hess = hess.copy()
-        shift = eig[bad, -1] + 1e-6 * (1.0 + np.abs(eig[bad, 0]))
-        hess[bad] -= shift[:, None, None] * np.eye(hess.shape[1])
-        return hess
+        Dinv = np.linalg.inv(np.atleast_2d(np.asarray(D, dtype=np.float64)))
+        modes = self.modes.copy()
+        eta0 = np.ascontiguousarray(eta0, dtype=np.float64)
+        phis = np.ascontiguousarray(phis, dtype=np.float64)
+        self._run(
+            _modes_kernel,
+            self.y,
+            eta0,
+            self.Z,
+            self.starts,
+            Dinv,
+            phis,
+            modes,
+            self.chol,
+            self.log_det_chol,
+            self.newton_iterations,
+            tol,
+            max_iter,
+        )
+        self.modes = modes
+        return int(self.newton_iterations.max())
 
     def posterior_covariance(self) -> np.ndarray:
         """``C_i C_iᵀ``: inverse curvature at the modes, shape (n, q, q)."""
         return self.chol @ np.swapaxes(self.chol, 1, 2)
 
-    # ---- the integral ----------------------------------------------------------------------
     def node_values(self) -> np.ndarray:
         """Nodes ``b_ik = b̂_i + C_i z_k``, shape (n, K, q)."""
         return self.modes[:, None, :] + np.einsum("ikl,Kl->iKk", self.chol, self.nodes)
 
     def evaluate(self, eta0, D, phis, grad: bool = True, em: bool = False) -> AGQResult:
         """AGQ log-likelihood at ``(η⁰, D, φ)``; re-centres first unless ``recenter`` is off."""
-        eta0 = np.asarray(eta0, dtype=float)
-        phis = np.asarray(phis, dtype=float)
-        D = np.atleast_2d(np.asarray(D, dtype=float))
+        eta0 = np.ascontiguousarray(eta0, dtype=np.float64)
+        phis = np.asarray(phis, dtype=np.float64)
+        D = np.atleast_2d(np.asarray(D, dtype=np.float64))
         if self.recenter:
             self.update_modes(eta0, D, phis)
         Dinv = np.linalg.inv(D)
         _, logdetD = np.linalg.slogdet(D)
-        B = self.node_values()
-        log_prior = -0.5 * (
-            self.q * _LOG_2PI + logdetD + np.einsum("iKk,kl,iKl->iK", B, Dinv, B)
+        n, q, n_phi = self.n, self.q, len(phis)
+        want = grad or em
+        per_group = np.empty(n)
+        g_eta = np.empty(self.N if want else 0)
+        S_g = np.empty((n if want else 0, q, q))
+        gphi_g = np.empty((n if want else 0, n_phi))
+        W = np.empty(self.N if em else 0)
+        self._run(
+            _nodes_kernel,
+            self.y,
+            eta0,
+            self.Z,
+            self.starts,
+            self.modes,
+            self.chol,
+            self.log_det_chol,
+            self.nodes,
+            self.log_w,
+            Dinv,
+            logdetD,
+            phis,
+            want,
+            em,
+            per_group,
+            g_eta,
+            S_g,
+            gphi_g,
+            W,
         )
-        base = log_prior + self.log_w
-        per_group = np.empty(self.n)
-        n_phis = len(phis)
-        g_eta = np.empty(self.N) if grad else None
-        g_phis = np.zeros(n_phis)
-        S = np.zeros((self.q, self.q))
-        W = np.empty(self.N) if em else None
-        for groups, rows, local_starts, local_group in self.chunks:
-            Bc = B[groups]
-            eta = eta0[rows, None] + np.einsum("jk,jKk->jK", self.Z[rows], Bc[local_group])
-            out = self.kernel(self.y[rows], eta, phis)
-            a = np.add.reduceat(out[0], local_starts, axis=0) + base[groups]
-            m = a.max(axis=1)
-            p = np.exp(a - m[:, None])
-            s = p.sum(axis=1)
-            per_group[groups] = m + np.log(s) + self.log_det_chol[groups]
-            if not (grad or em):
-                continue
-            post = p / s[:, None]
-            post_rows = post[local_group]
-            g_eta[rows] = np.einsum("jK,jK->j", post_rows, out[1])
-            S += np.einsum("iK,iKk,iKl->kl", post, Bc, Bc)
-            for m_ in range(n_phis):
-                g_phis[m_] += np.einsum("jK,jK->", post_rows, out[3 + m_])
-            if em:
-                W[rows] = np.einsum("jK,jK->j", post_rows, out[2])
         res = AGQResult(float(per_group.sum()), per_group)
-        if grad or em:
+        if want:
+            S = S_g.sum(axis=0)
             res.grad_eta = g_eta
-            res.grad_D = 0.5 * Dinv @ S @ Dinv - 0.5 * self.n * Dinv
-            res.grad_phis = g_phis
+            res.grad_D = 0.5 * Dinv @ S @ Dinv - 0.5 * n * Dinv
+            res.grad_phis = gphi_g.sum(axis=0)
             res.second_moment = S
-            res.hess_weights = W
+            res.hess_weights = W if em else None
         return res

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from .design import build_design
 from .families import Family, get_family
@@ -24,7 +25,7 @@ class SingularFitWarning(UserWarning):
 def _singular(D: np.ndarray, names: list[str]) -> str | None:
     sd = np.sqrt(np.diag(D))
     if np.any(sd < 1e-4 * max(1.0, sd.max())):
-        small = [n for n, s in zip(names, sd) if s < 1e-4 * max(1.0, sd.max())]
+        small = [n for n, s in zip(names, sd, strict=False) if s < 1e-4 * max(1.0, sd.max())]
         return f"boundary (singular) fit: the variance of {', '.join(small)} is estimated near 0"
     corr = D / np.outer(sd, sd)
     i, j = np.triu_indices(len(sd), 1)
@@ -97,12 +98,15 @@ def mixed_model(
     if n_agq is None:
         n_agq = 11 if q <= 2 else 7
     if isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1:
-        raise ValueError(f"n_agq must be a positive integer (points per random effect), got {n_agq!r}")
+        raise ValueError(
+            f"n_agq must be a positive integer (points per random effect), got {n_agq!r}"
+        )
     penalty = make_penalty(penalized, design.X.shape[1])
     graph = MixedModelGraph(design, family, int(n_agq), penalty)
-    with warnings.catch_warnings(record=True) as caught:
+    # BLAS threads spinning beside the quadrature threads only slow the small algebra here
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("always")
-        theta, _, loglik, H, opt = fit_mixed(graph, control, initial_values)
+        theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
     notes = [str(w.message) for w in caught]
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -112,7 +116,7 @@ def mixed_model(
         theta=theta,
         names=graph.names,
         hessian=H,
-        loglik=loglik,
+        loglik=objective,
         n_agq=int(n_agq),
         penalty=penalty,
         opt_summary=opt,

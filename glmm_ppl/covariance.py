@@ -35,7 +35,7 @@ def theta_names(q: int, diagonal: bool) -> list[str]:
     if diagonal:
         return [f"D_{k + 1}{k + 1}" for k in range(q)]
     rows, cols = _tril(q)
-    return [f"D_{c + 1}{r + 1}" for r, c in zip(rows, cols)]
+    return [f"D_{c + 1}{r + 1}" for r, c in zip(rows, cols, strict=False)]
 
 
 def theta_to_D(theta: np.ndarray, q: int, diagonal: bool) -> np.ndarray:
@@ -82,6 +82,8 @@ def D_to_theta(D: np.ndarray, diagonal: bool) -> np.ndarray:
     array([0.      , 0.5     , 0.693147])
     """
     D = np.atleast_2d(np.asarray(D, dtype=float))
+    if D.shape[0] != D.shape[1] or not np.allclose(D, D.T, rtol=1e-10, atol=1e-12):
+        raise ValueError(f"D must be a symmetric square matrix, got {D.tolist()}")
     if diagonal:
         d = np.diag(D)
         if np.any(d <= 0) or not np.all(np.isfinite(d)):

@@ -105,7 +105,12 @@ class GLMFit:
         """Coefficient table: estimate, standard error, z value and p-value."""
         z = self.coef / self.se
         return pd.DataFrame(
-            {"Estimate": self.coef, "Std.Err": self.se, "z-value": z, "p-value": 2 * stats.norm.sf(np.abs(z))}
+            {
+                "Estimate": self.coef,
+                "Std.Err": self.se,
+                "z-value": z,
+                "p-value": 2 * stats.norm.sf(np.abs(z)),
+            }
         )
 
 
@@ -125,7 +130,10 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial") -> GLMFit:
     family = get_family(family)
     response, rhs = split_fixed(fixed)
     if response not in data.columns:
-        raise ValueError(f"column {response!r} not found in data; available columns: {', '.join(map(str, data.columns))}")
+        raise ValueError(
+            f"column {response!r} not found in data; "
+            f"available columns: {', '.join(map(str, data.columns))}"
+        )
     X, names, _ = _matrix(rhs, data, "fixed-effects")
     _check_rank(X, names)
     y = family.check_response(data[response], response)

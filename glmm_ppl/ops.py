@@ -30,8 +30,10 @@ class AGQLogLik(Op):
 
     Parameters
     ----------
-    engine : AGQ
-        The quadrature engine (data, family, rule and current modes).
+    engine : AGQ or None
+        The quadrature engine (data, family, rule and current modes). It is an attribute, not
+        part of the Op's identity: a compiled graph serves several data sets when the caller
+        sets ``op.engine`` before each evaluation.
 
     Examples
     --------
@@ -48,9 +50,9 @@ class AGQLogLik(Op):
 
     __props__ = ("key",)
 
-    def __init__(self, engine: AGQ):
+    def __init__(self, engine: AGQ | None = None):
         self.engine = engine
-        self.key = next(_keys)  # two engines must never be merged as "equal" Ops
+        self.key = next(_keys)  # two Ops must never be merged as "equal" by graph rewrites
 
     def make_node(self, eta0, D, phis):
         eta0 = pt.as_tensor_variable(eta0, dtype="float64")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln
+import pytensor.tensor as pt
 
-__all__ = ["StudentTPenalty", "make_penalty"]
+__all__ = ["StudentTPenalty", "make_penalty", "student_t_kernel_logp"]
 
 _DEFAULTS = {"pen_mu": 0.0, "pen_sigma": 1.0, "pen_df": 3.0}
 
@@ -34,29 +34,35 @@ class StudentTPenalty:
     sigma: np.ndarray
     df: float
 
-    def logp(self, beta):
-        """The penalty as a PyTensor expression in ``beta`` (PyMC's ``MvStudentT``)."""
-        import pymc as pm
-
-        dist = pm.MvStudentT.dist(nu=self.df, mu=self.mu, scale=np.diag(self.sigma**2))
-        return pm.logp(dist, beta) - self._log_const()
+    def values(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(μ, σ, ν)``: the inputs of :func:`student_t_kernel_logp`."""
+        return self.mu, self.sigma, self.df
 
     def logp_numpy(self, beta: np.ndarray) -> float:
         """The penalty evaluated with numpy (for reporting and tests)."""
         r = (np.asarray(beta) - self.mu) / self.sigma
         return float(-0.5 * (self.df + len(r)) * np.log1p(r @ r / self.df))
 
-    def _log_const(self) -> float:
-        p, nu = len(self.mu), self.df
-        return float(
-            gammaln((nu + p) / 2)
-            - gammaln(nu / 2)
-            - 0.5 * p * np.log(nu * np.pi)
-            - np.sum(np.log(self.sigma))
-        )
-
     def describe(self) -> str:
         return f"Student-t(df={self.df:g}, mu={_fmt(self.mu)}, sigma={_fmt(self.sigma)})"
+
+
+def student_t_kernel_logp(beta, mu, sigma, df):
+    """The penalty as a PyTensor expression: PyMC's ``MvStudentT`` log density of ``beta``
+    (location ``mu``, scale ``diag(sigma²)``, ``df`` degrees of freedom) less its normalising
+    constant. ``mu``, ``sigma`` and ``df`` may be symbolic, so one compiled graph serves every
+    setting of the penalty."""
+    import pymc as pm
+
+    p = beta.shape[0]
+    dist = pm.MvStudentT.dist(nu=df, mu=mu, scale=pt.diag(sigma**2))
+    log_const = (
+        pt.gammaln((df + p) / 2)
+        - pt.gammaln(df / 2)
+        - 0.5 * p * pt.log(df * np.pi)
+        - pt.sum(pt.log(sigma))
+    )
+    return pm.logp(dist, beta) - log_const
 
 
 def _fmt(v: np.ndarray) -> str:
@@ -93,7 +99,9 @@ def make_penalty(penalized, p: int) -> StudentTPenalty | None:
     for key in ("pen_mu", "pen_sigma"):
         v = np.atleast_1d(np.asarray(settings[key], dtype=float))
         if v.size not in (1, p):
-            raise ValueError(f"{key} must have length 1 or {p} (one per fixed effect), got {v.size}")
+            raise ValueError(
+                f"{key} must have length 1 or {p} (one per fixed effect), got {v.size}"
+            )
         values[key] = np.broadcast_to(v, (p,)).copy()
     if np.any(values["pen_sigma"] <= 0):
         raise ValueError(f"pen_sigma must be positive, got {settings['pen_sigma']!r}")

@@ -8,7 +8,7 @@ Rules are computed once and cached.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
@@ -16,7 +16,7 @@ from numpy.polynomial.hermite_e import hermegauss
 __all__ = ["gauss_hermite", "product_rule"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the ``n``-point Gauss–Hermite rule for N(0, 1).
 
@@ -45,7 +45,7 @@ def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     return z, w
 
 
-@lru_cache(maxsize=None)
+@cache
 def product_rule(n: int, q: int) -> tuple[np.ndarray, np.ndarray]:
     """Product Gauss–Hermite rule for the ``q``-variate standard normal.
 

@@ -104,7 +104,8 @@ class MixedModelFit:
         Examples
         --------
         >>> import glmm_ppl as gp
-        >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+        >>> df = gp.load_vignette("binary")
+        >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial")
         >>> fm1.fixef().round(2).tolist()
         [-2.62, -1.32, 0.29, 0.04]
         """
@@ -180,7 +181,8 @@ class MixedModelFit:
         Examples
         --------
         >>> import glmm_ppl as gp
-        >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+        >>> df = gp.load_vignette("binary")
+        >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial")
         >>> fm1.confint().columns.tolist()
         ['2.5 %', 'Estimate', '97.5 %']
         """
@@ -192,14 +194,20 @@ class MixedModelFit:
         if parm in ("fixed-effects", "all"):
             est = self.theta[: self._p]
             se = np.sqrt(np.diag(self.vcov("fixed-effects")))
-            parts.append(pd.DataFrame(np.c_[est - z * se, est, est + z * se], self.design.fixed_names, cols))
+            parts.append(
+                pd.DataFrame(np.c_[est - z * se, est, est + z * se], self.design.fixed_names, cols)
+            )
         if parm in ("var-cov", "all"):
             parts.append(self._confint_varcov(z, cols))
         if parm in ("extra", "all") and self.family.n_phis:
             s = self._slice("extra")
             est, se = self.theta[s], np.sqrt(np.diag(self.vcov("extra")))
             parts.append(
-                pd.DataFrame(np.exp(np.c_[est - z * se, est, est + z * se]), list(self.family.phi_names), cols)
+                pd.DataFrame(
+                    np.exp(np.c_[est - z * se, est, est + z * se]),
+                    list(self.family.phi_names),
+                    cols,
+                )
             )
         if not parts:
             self._slice(parm)  # raises for an unknown parm
@@ -220,7 +228,7 @@ class MixedModelFit:
         J = np.column_stack([(vech(t + h * e) - vech(t - h * e)) / (2 * h) for e in np.eye(len(t))])
         V = J @ self.vcov("var-cov").to_numpy() @ J.T
         out, labels = [], []
-        for k, (a, b) in enumerate(zip(rows, cols_)):
+        for k, (a, b) in enumerate(zip(rows, cols_, strict=False)):
             se = np.sqrt(V[k, k])
             if a == b:
                 se_log = se / est[k]

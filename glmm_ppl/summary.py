@@ -46,7 +46,7 @@ class Summary:
     notes: list
 
     @classmethod
-    def from_fit(cls, fit) -> "Summary":
+    def from_fit(cls, fit) -> Summary:
         d = fit.design
         call = (
             f"mixed_model(fixed = {d.fixed}, random = {d.random}, "
@@ -58,6 +58,7 @@ class Summary:
         if d.n_dropped:
             data.append(f"Rows dropped for missing values: {d.n_dropped}")
         model = [f"family: {fit.family.name}", f"link: {fit.family.link.name}"]
+        est = fit.fixef()
         fit_stats = pd.DataFrame(
             {"log.Lik": [fit.loglik], "AIC": [fit.aic], "BIC": [fit.bic]}, index=[""]
         )
@@ -66,18 +67,27 @@ class Summary:
         re = pd.DataFrame({"StdDev": sd}, index=fit.design.random_names)
         if len(sd) > 1 and not d.diagonal:
             corr = D / np.outer(sd, sd)
-            for j, name in enumerate(fit.design.random_names[:-1]):
+            for j in range(len(sd) - 1):
                 col = [np.nan] * (j + 1) + list(corr[j + 1 :, j])
                 re["Corr" if j == 0 else f"Corr.{j + 1}"] = col
-        est = fit.fixef()
         se = np.sqrt(np.diag(fit.vcov("fixed-effects")))
         z = est.to_numpy() / se
         fe = pd.DataFrame(
-            {"Estimate": est.to_numpy(), "Std.Err": se, "z-value": z, "p-value": 2 * stats.norm.sf(np.abs(z))},
+            {
+                "Estimate": est.to_numpy(),
+                "Std.Err": se,
+                "z-value": z,
+                "p-value": 2 * stats.norm.sf(np.abs(z)),
+            },
             index=est.index,
         )
         for name, value in fit.phis.items():
             model.append(f"{name}: {value:.4f}")
+        if fit.penalty is not None:
+            model.append(
+                f"penalty: {fit.penalty.describe()} on the fixed effects; log.Lik includes "
+                f"{fit.penalty.logp_numpy(est.to_numpy()):.4f} from it"
+            )
         integration = [
             "method: adaptive Gauss-Hermite quadrature rule",
             f"quadrature points: {fit.n_agq}",
@@ -91,7 +101,9 @@ class Summary:
             f"(Newton decrement {o.newton_decrement:.2g})",
             f"time: {o.time_s:.3f} s",
         ]
-        return cls(call, data, model, fit_stats, re, fe, integration, optimization, list(fit.warnings))
+        return cls(
+            call, data, model, fit_stats, re, fe, integration, optimization, list(fit.warnings)
+        )
 
     # ---- text --------------------------------------------------------------------------
     def _fixed_text(self) -> str:

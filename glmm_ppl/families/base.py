@@ -9,7 +9,7 @@ and ``φ``) comes from PyTensor's automatic differentiation of that density.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,8 @@ class Family:
     @staticmethod
     def _not_allowed(name: str, column: str, what: str, bad: np.ndarray, values) -> ValueError:
         example = values[bad][0]
+        example = f"{example:g}" if isinstance(example, (float, np.floating)) else repr(example)
         return ValueError(
             f"{name}: response column {column!r} must be {what}; {int(bad.sum())} row(s) are not "
-            f"(for example {example!r})"
+            f"(for example {example})"
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytensor.tensor as pt
 
 from .base import Family
 
@@ -35,6 +36,8 @@ class binomial(Family):
     links = ("logit", "probit", "cloglog")
 
     def logp(self, y, eta, phis):
+        if self.link.name == "logit":  # the same density, with one softplus instead of two
+            return y * eta - pt.softplus(eta)
         return y * self.link.log_inverse_pt(eta) + (1.0 - y) * self.link.log1m_inverse_pt(eta)
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:

@@ -7,8 +7,8 @@ the tails, which the Bernoulli log density needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytensor.tensor as pt
@@ -19,10 +19,27 @@ __all__ = ["Link", "get_link", "LINKS"]
 
 def _log_ndtr_pt(x):
     # log Φ(x); for x < -5 use the scaled complementary error function to avoid underflow.
-    safe = pt.minimum(x, -5.0)
-    tail = pt.log(0.5 * pt.erfcx(-safe / np.sqrt(2.0))) - 0.5 * safe**2
-    body = pt.log(0.5 * pt.erfc(-pt.maximum(x, -5.0) / np.sqrt(2.0)))
-    return pt.switch(x < -5.0, tail, body)
+    # Both branches are evaluated (and differentiated): clamp each to where it is finite.
+    low = x < -5.0
+    tail_x = pt.switch(low, x, -5.0)
+    body_x = pt.switch(low, -5.0, x)
+    tail = pt.log(0.5 * pt.erfcx(-tail_x / np.sqrt(2.0))) - 0.5 * tail_x**2
+    body = pt.log(0.5 * pt.erfc(-body_x / np.sqrt(2.0)))
+    return pt.switch(low, tail, body)
+
+
+def _cloglog_log_mu_pt(eta):
+    # log(1 − exp(−e^η)); for η > 3 it equals −exp(−e^η) to 1e-9, a form whose derivatives
+    # stay finite (the arguments are clamped so the branch not taken is finite too).
+    high = eta > 3.0
+    eta_low = pt.switch(high, 3.0, eta)
+    eta_high = pt.switch(high, pt.minimum(eta, 30.0), 3.0)
+    return pt.switch(high, -pt.exp(-pt.exp(eta_high)), pt.log1mexp(-pt.exp(eta_low)))
+
+
+def _cloglog_log1m_mu_pt(eta):
+    # log(1 − μ) = −e^η, clamped far beyond any fitted value so that 0 · (−∞) cannot occur.
+    return -pt.exp(pt.switch(eta > 700.0, 700.0, eta))
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,7 @@ class Link:
 
     Examples
     --------
-    >>> get_link("logit").inverse(np.array([0.0]))
+    >>> LINKS["logit"].inverse(np.array([0.0]))
     array([0.5])
     """
 
@@ -78,8 +95,8 @@ LINKS: dict[str, Link] = {
         lambda mu: np.log(-np.log1p(-mu)),
         lambda eta: -np.expm1(-np.exp(eta)),
         lambda eta: -pt.expm1(-pt.exp(eta)),
-        lambda eta: pt.log1mexp(-pt.exp(eta)),
-        lambda eta: -pt.exp(eta),
+        _cloglog_log_mu_pt,
+        _cloglog_log1m_mu_pt,
     ),
     "log": Link(
         "log",
