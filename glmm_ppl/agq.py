@@ -96,21 +96,27 @@ def _chol_solve(L, g, x):
 
 @numba.njit(cache=True, nogil=True)
 def _pd_factor(A, L):
-    """Cholesky of ``A`` after the smallest diagonal shift that makes it positive definite."""
+    """Cholesky of ``A`` after the smallest diagonal shift that makes it positive definite;
+    False (and ``L`` undefined) when ``A`` has a value that is not finite."""
     q = A.shape[0]
+    for r in range(q):
+        for c in range(q):
+            if not np.isfinite(A[r, c]):
+                return False
     if _cholesky(A, L):
-        return
+        return True
     scale = 0.0
     for r in range(q):
         scale = max(scale, abs(A[r, r]))
     shift = 1e-8 * (1.0 + scale)
     B = A.copy()
-    while True:
+    for _ in range(200):  # 4**200 exceeds any finite scale
         for r in range(q):
             B[r, r] = A[r, r] + shift
         if _cholesky(B, L):
-            return
+            return True
         shift *= 4.0
+    return False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -161,9 +167,12 @@ def _modes_kernel(
         b_new = np.empty(q)
         h = _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, True)
         it = 0
+        ok = True
         while it < max_iter:
             it += 1
-            _pd_factor(negH, L)
+            if not (np.isfinite(h) and _pd_factor(negH, L)):
+                ok = False
+                break
             _chol_solve(L, grad, step)
             t = 1.0
             for _ in range(40):
@@ -182,7 +191,15 @@ def _modes_kernel(
             h = _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, True)
             if size < tol:
                 break
-        _pd_factor(negH, L)
+        if not (ok and np.isfinite(h) and _pd_factor(negH, L)):
+            # the integrand is not finite here (extreme parameters): the group's likelihood
+            # is reported as 0 (log −∞) and its mode is left where it was
+            for r in range(q):
+                for c in range(q):
+                    chol[i, r, c] = 1.0 if r == c else 0.0
+            log_det[i] = -np.inf
+            iters[i] = -1
+            continue
         # C = L⁻ᵀ (so C Cᵀ = (−∇²h)⁻¹), log|C| = −Σ log L_rr
         Linv = np.zeros((q, q))
         for c in range(q):
@@ -440,7 +457,8 @@ class AGQ:
             gphi_g,
             W,
         )
-        res = AGQResult(float(per_group.sum()), per_group)
+        loglik = float(per_group.sum())
+        res = AGQResult(loglik if np.isfinite(loglik) else -np.inf, per_group)
         if want:
             S = S_g.sum(axis=0)
             res.grad_eta = g_eta

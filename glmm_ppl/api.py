@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .design import build_design
 from .families import Family, get_family
@@ -20,6 +21,11 @@ __all__ = ["mixed_model", "SingularFitWarning"]
 
 class SingularFitWarning(UserWarning):
     """The estimated random-effects covariance matrix is (nearly) singular."""
+
+
+@lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()  # inspecting the loaded libraries takes milliseconds: once
 
 
 def _singular(D: np.ndarray, names: list[str]) -> str | None:
@@ -104,7 +110,7 @@ def mixed_model(
     penalty = make_penalty(penalized, design.X.shape[1])
     graph = MixedModelGraph(design, family, int(n_agq), penalty)
     # BLAS threads spinning beside the quadrature threads only slow the small algebra here
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api="blas"):
+    with warnings.catch_warnings(record=True) as caught, _blas().limit(limits=1, user_api="blas"):
         warnings.simplefilter("always")
         theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
     notes = [str(w.message) for w in caught]

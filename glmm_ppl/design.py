@@ -23,7 +23,7 @@ from formulaic.errors import FormulaicError
 
 from .families import Family
 
-__all__ = ["Design", "build_design", "parse_random", "split_fixed"]
+__all__ = ["Design", "build_design", "complete_rows", "parse_random", "split_fixed"]
 
 _RANDOM = re.compile(r"^\s*~?(?P<terms>[^|]*?)\s*(?P<bar>\|\|?)\s*(?P<group>[^|]+?)\s*$")
 _TREATMENT = re.compile(r"(?P<var>[A-Za-z_.][\w.]*)\[T\.(?P<level>[^\]]*)\]")
@@ -145,6 +145,54 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
     )
 
 
+def complete_rows(
+    data: pd.DataFrame, formulas: list[str], columns: list[str], stacklevel: int = 4
+) -> tuple[pd.DataFrame, int]:
+    """The columns the formulas and ``columns`` use, without rows that miss any of them.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not a DataFrame.
+    ValueError
+        Naming the columns not found (and listing the available ones), or when every row
+        misses a value.
+
+    Warns
+    -----
+    UserWarning
+        Counting the rows dropped, per column.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    needed = set(columns)
+    try:
+        for formula in formulas:
+            needed |= set(map(str, Formula(formula).required_variables))
+    except FormulaicError as err:
+        raise ValueError(f"cannot parse the formulas {', '.join(formulas)}: {err}") from None
+    missing = sorted(needed - set(map(str, data.columns)))
+    if missing:
+        raise ValueError(
+            f"column(s) {', '.join(map(repr, missing))} not found in data; "
+            f"available columns: {', '.join(map(str, data.columns))}"
+        )
+    df = data[[c for c in data.columns if str(c) in needed]]
+    na = df.isna()
+    n_dropped = int(na.any(axis=1).sum())
+    if n_dropped == len(df):
+        raise ValueError("every row has a missing value in the columns the model uses")
+    if n_dropped:
+        per_col = ", ".join(f"{c!r}: {int(k)}" for c, k in na.sum().items() if k)
+        warnings.warn(
+            f"dropped {n_dropped} of {len(df)} rows with missing values ({per_col})",
+            UserWarning,
+            stacklevel=stacklevel,  # the user's call: mixed_model → build_design → here
+        )
+        df = df.loc[~na.any(axis=1)]
+    return df, n_dropped
+
+
 def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) -> Design:
     """Check the data against the formulas and build the design arrays.
 
@@ -167,40 +215,13 @@ def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) ->
     >>> d.fixed_names, d.random_names, d.n_groups
     (['(Intercept)', 'x'], ['(Intercept)'], 2)
     """
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     response, fixed_rhs = split_fixed(fixed)
     random_terms, group, diagonal = parse_random(random)
-    try:
-        needed = {response, group}
-        needed |= set(map(str, Formula(fixed_rhs).required_variables))
-        needed |= set(map(str, Formula(random_terms).required_variables))
-    except FormulaicError as err:
-        raise ValueError(f"cannot parse the formulas {fixed!r}, {random!r}: {err}") from None
-    missing = sorted(needed - set(map(str, data.columns)))
-    if missing:
-        raise ValueError(
-            f"column(s) {', '.join(map(repr, missing))} not found in data; "
-            f"available columns: {', '.join(map(str, data.columns))}"
-        )
-    used = [c for c in data.columns if str(c) in needed]
-    df = data[used]
-    na = df.isna()
-    n_dropped = int(na.any(axis=1).sum())
-    if n_dropped == len(df):
-        raise ValueError("every row has a missing value in the columns the model uses")
-    if n_dropped:
-        per_col = ", ".join(f"{c!r}: {int(k)}" for c, k in na.sum().items() if k)
-        warnings.warn(
-            f"dropped {n_dropped} of {len(df)} rows with missing values ({per_col})",
-            UserWarning,
-            stacklevel=3,
-        )
-        df = df.loc[~na.any(axis=1)]
+    df, n_dropped = complete_rows(data, [fixed_rhs, random_terms], [response, group])
     codes, groups = pd.factorize(df[group], sort=True)
     if len(groups) < 2:
         raise ValueError(
-            f"grouping column {group!r} has a single group ({groups[0]!r}); a mixed model "
+            f"grouping column {group!r} has a single group ({groups[0]}); a mixed model "
             "needs at least two groups"
         )
     order = np.argsort(codes, kind="stable")

@@ -93,7 +93,7 @@ class OptSummary:
     em_iterations, qn_iterations, evaluations : int
         EM iterations, L-BFGS iterations and evaluations of the objective in L-BFGS.
     hessian_evaluations : int
-        Gradient evaluations spent on the Hessian.
+        Evaluations spent on the Hessian and, with several random effects, the final polish.
     newton_decrement : float
         ``½ gᵀ(−H)⁻¹g`` at the end (log-likelihood units).
     newton_iterations : int
@@ -252,8 +252,35 @@ def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
         hess_evals += 2 * len(theta)
         theta, decrement, more = _newton(graph, theta, H, control.newton_iter, control.newton_tol)
         steps += more
+    if graph.q >= 2:
+        theta = _polish(graph, theta, H, control.hessian_step)
+        hess_evals += 2 * len(theta) + 2
     obj, ll, grad = graph(theta)
     return theta, obj, ll, grad, H, decrement, steps, hess_evals
+
+
+def _polish(graph: MixedModelGraph, theta: np.ndarray, H: np.ndarray, step: float):
+    """One Newton step on the adaptive objective itself (nodes re-centred at every point).
+
+    With several random effects the rule's integration error has a gradient of its own, so
+    the fixed point of :func:`_refine` and the maximum of the reported log-likelihood differ
+    (by up to ~0.1 standard errors at 10,000 groups), and the fixed point's log-likelihood is
+    lower, under finer rules too. The gradient of the reported objective is taken by central
+    differences; the step is kept only if it raises the objective (a second step was measured
+    to add under 1e-5).
+    """
+    k = len(theta)
+    h = step * np.maximum(np.abs(theta), 1.0)
+    g = np.empty(k)
+    for j in range(k):
+        e = np.zeros(k)
+        e[j] = h[j]
+        g[j] = (graph(theta + e)[0] - graph(theta - e)[0]) / (2 * h[j])
+    try:
+        delta = np.linalg.solve(-H, g)
+    except np.linalg.LinAlgError:
+        return theta
+    return theta + delta if graph(theta + delta)[0] > graph(theta)[0] else theta
 
 
 def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .design import _check_rank, _matrix, split_fixed
+from .design import _check_rank, _matrix, complete_rows, split_fixed
 from .families import Family, get_family
 from .pointwise import pointwise_derivatives
 
@@ -129,11 +129,7 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial") -> GLMFit:
     """
     family = get_family(family)
     response, rhs = split_fixed(fixed)
-    if response not in data.columns:
-        raise ValueError(
-            f"column {response!r} not found in data; "
-            f"available columns: {', '.join(map(str, data.columns))}"
-        )
+    data, _ = complete_rows(data, [rhs], [response], stacklevel=3)
     X, names, _ = _matrix(rhs, data, "fixed-effects")
     _check_rank(X, names)
     y = family.check_response(data[response], response)

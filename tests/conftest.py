@@ -121,7 +121,7 @@ def _quad_loglik_per_group(y, eta0, z, starts, sd, logpmf) -> np.ndarray:
         mode = optimize.minimize_scalar(lambda b: -logf(b), bracket=(-1.0, 1.0)).x
         top = logf(mode)
         val, _ = integrate.quad(
-            lambda b: np.exp(logf(b) - top),
+            lambda b, top=top: np.exp(logf(b) - top),
             mode - 40 * sd,
             mode + 40 * sd,
             points=[mode],

@@ -76,12 +76,16 @@ def test_names_follow_theta_order():
 
 def test_not_positive_definite_raises():
     D = np.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues −1 and 3
-    with pytest.raises(ValueError, match=r"D must be symmetric positive definite; got eigenvalues \[-1\.\s+3\.\]"):
+    with pytest.raises(
+        ValueError, match=r"D must be symmetric positive definite; got eigenvalues \[-1\.\s+3\.\]"
+    ):
         D_to_theta(D, diagonal=False)
 
 
 def test_non_positive_variance_raises_for_diagonal():
-    with pytest.raises(ValueError, match=re.escape("the variances on the diagonal of D must be positive")):
+    with pytest.raises(
+        ValueError, match=re.escape("the variances on the diagonal of D must be positive")
+    ):
         D_to_theta(np.diag([1.0, 0.0]), diagonal=True)
 
 

@@ -35,7 +35,9 @@ ATOL = 1e-14
 
 
 def logp_eval(family, y, eta):
-    return family.logp(pt.as_tensor(np.asarray(y, float)), pt.as_tensor(np.asarray(eta, float)), []).eval()
+    return family.logp(
+        pt.as_tensor(np.asarray(y, float)), pt.as_tensor(np.asarray(eta, float)), []
+    ).eval()
 
 
 def kernel(family, y, eta):
@@ -73,7 +75,7 @@ def test_binomial_logp_accurate_and_finite_in_tails(link, y):
     assert got[0] <= 0 and got[-1] <= 0
 
 
-# ---- Poisson log density ----------------------------------------------------------------------------
+# ---- Poisson log density ---------------------------------------------------------------------
 def test_poisson_logp_equals_scipy():
     y = np.arange(51.0)
     eta = np.linspace(-5.0, 5.0, 41)
@@ -85,7 +87,7 @@ def test_poisson_logp_equals_scipy():
     np.testing.assert_allclose(lp, expected, rtol=1e-10)
 
 
-# ---- derivatives in η ---------------------------------------------------------------------------------
+# ---- derivatives in η ------------------------------------------------------------------------
 def check_derivatives(family, y, eta):
     """First and second derivatives of the kernel against central differences of its ℓ."""
     lp, d1, d2 = kernel(family, y, eta)
@@ -125,7 +127,7 @@ def test_binomial_derivatives_finite_in_tails(link):
     assert np.all(d2 <= 1e-12)  # every link here gives a log-concave Bernoulli density
 
 
-# ---- response checks ---------------------------------------------------------------------------------
+# ---- response checks -------------------------------------------------------------------------
 def test_binomial_rejects_values_other_than_0_1():
     pattern = (
         r"^binomial: response column 'resp' must be 0 or 1 \(or two levels\); "
@@ -145,7 +147,9 @@ def test_poisson_rejects_negative_and_non_integer_counts():
 
 
 def test_poisson_rejects_non_numeric():
-    with pytest.raises(ValueError, match=re.escape("poisson: response column 'count' must hold counts")):
+    with pytest.raises(
+        ValueError, match=re.escape("poisson: response column 'count' must hold counts")
+    ):
         poisson().check_response(pd.Series(["a", "b"]), "count")
 
 
@@ -168,7 +172,9 @@ def test_binomial_categorical_uses_category_order():
 
 
 def test_binomial_booleans():
-    np.testing.assert_array_equal(binomial().check_response(pd.Series([True, False]), "r"), [1.0, 0.0])
+    np.testing.assert_array_equal(
+        binomial().check_response(pd.Series([True, False]), "r"), [1.0, 0.0]
+    )
 
 
 def test_binomial_three_levels_lists_levels():
@@ -177,7 +183,7 @@ def test_binomial_three_levels_lists_levels():
         binomial().check_response(pd.Series(["b", "a", "c", "a"]), "resp")
 
 
-# ---- look-ups ----------------------------------------------------------------------------------------
+# ---- look-ups --------------------------------------------------------------------------------
 def test_get_family_unknown_name_lists_valid_names():
     msg = "unknown family 'gaussianx'; valid names: binomial, poisson"
     with pytest.raises(ValueError, match=re.escape(msg)):

@@ -52,7 +52,8 @@ def test_product_rule_shape_and_weights():
 
 
 def test_product_rule_exact_on_2d_polynomial():
-    # E[(1 + Z1 + Z1² Z2² + Z1³ Z2 + Z1⁴ Z2⁴)] = 1 + 0 + 1 + 0 + 9 = 11; degree ≤ 2n − 1 = 9 per axis
+    # E[1 + Z1 + Z1² Z2² + Z1³ Z2 + Z1⁴ Z2⁴] = 1 + 0 + 1 + 0 + 9 = 11;
+    # every degree per axis ≤ 2n − 1 = 9
     nodes, log_w = product_rule(5, 2)
     z1, z2 = nodes[:, 0], nodes[:, 1]
     f = 1 + z1 + z1**2 * z2**2 + z1**3 * z2 + z1**4 * z2**4

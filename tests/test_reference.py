@@ -69,6 +69,7 @@ def test_standard_errors_match_reference(key, fit, ref, ref_se):
 def test_information_criteria_consistent_with_loglik(key, fit):
     k = N_PARAMS[key]
     assert fit.n_params == k
+    # abs 1e-9: the same arithmetic on numbers of ~1e3 (rounding ~1e-13)
     assert fit.aic == pytest.approx(-2 * fit.loglik + 2 * k, abs=1e-9)
     assert fit.bic == pytest.approx(-2 * fit.loglik + np.log(100) * k, abs=1e-9)  # n = groups
 
@@ -99,9 +100,13 @@ def test_fm3_fixed_effects_and_ses(fm3, ref, ref_fixef, ref_se):
     se_ref = ref_se(ref, "fm3", names)
     # 0.15 SE: with the correlation near 1 the likelihood is flat and the reference stops
     # 0.09 SE away in the intercept (our optimum is higher, see the 31-point test below)
-    np.testing.assert_array_less(np.abs(fm3.fixef().to_numpy() - ref_fixef(ref, "fm3", names)), 0.15 * se_ref)
+    np.testing.assert_array_less(
+        np.abs(fm3.fixef().to_numpy() - ref_fixef(ref, "fm3", names)), 0.15 * se_ref
+    )
     se = np.sqrt(np.diag(fm3.vcov("fixed-effects").to_numpy()))
-    np.testing.assert_allclose(se, se_ref, rtol=0.10)  # 10%: SEs at two different points (measured 6%)
+    np.testing.assert_allclose(
+        se, se_ref, rtol=0.10
+    )  # 10%: SEs at two different points (measured 6%)
 
 
 def test_fm3_our_estimates_are_higher_with_31_points(fm3, ref, ref_fixef, engine_loglik):
@@ -113,7 +118,7 @@ def test_fm3_our_estimates_are_higher_with_31_points(fm3, ref, ref_fixef, engine
     assert ours >= theirs + 0.005
 
 
-# ---- Poisson fits: the reference is far from its optimum -------------------------------------------
+# ---- Poisson fits: the reference is far from its optimum -------------------------------------
 @pytest.mark.parametrize("key", POISSON)
 def test_poisson_loglik_not_below_reference(key, fit, ref):
     # the reference fits stopped early (gradient −680 in `time` at the gm1 reference): measured
@@ -123,7 +128,9 @@ def test_poisson_loglik_not_below_reference(key, fit, ref):
 
 
 @pytest.mark.parametrize("key", POISSON)
-def test_poisson_loglik_equals_independent_integration(key, fit, quad_loglik_per_group, poisson_logpmf):
+def test_poisson_loglik_equals_independent_integration(
+    key, fit, quad_loglik_per_group, poisson_logpmf
+):
     # scipy.integrate.quad per group at our estimates (plus the penalty kernel for gm2/gm3);
     # measured agreement 6e-9, so 1e-5 leaves room only for a wrong integral or penalty
     d, beta = fit.design, fit.fixef().to_numpy()
@@ -142,7 +149,9 @@ def test_reported_loglik_is_engine_plus_penalty(key, fit, engine_loglik):
 
 
 @pytest.mark.parametrize("key", POISSON)
-def test_engine_reproduces_reference_at_reference_estimates(key, fit, ref, ref_fixef, engine_loglik):
+def test_engine_reproduces_reference_at_reference_estimates(
+    key, fit, ref, ref_fixef, engine_loglik
+):
     # at GLMMadaptive's own estimates our 11-point rule gives GLMMadaptive's logLik; for the
     # penalized fits this pins the penalty down: the multivariate-t kernel over all fixed
     # effects (intercept included) without its normalising constant (measured 5e-9)
@@ -162,10 +171,12 @@ def test_penalized_fit_maximises_penalized_objective(key, fit, gm1, engine_logli
     assert penalty_at(fit, fit.fixef()) >= penalty_at(fit, beta1)
 
 
-# ---- likelihood-ratio tests -----------------------------------------------------------------------
+# ---- likelihood-ratio tests ------------------------------------------------------------------
 def test_lrt_fm1_against_glm(glm_binary, fm1, ref):
     table = gp.anova(glm_binary, fm1)
-    assert glm_binary.loglik == pytest.approx(ref["anova_fm1_glm"]["logLik_glm"], abs=1e-6)  # both exact MLEs
+    assert glm_binary.loglik == pytest.approx(
+        ref["anova_fm1_glm"]["logLik_glm"], abs=1e-6
+    )  # both exact MLEs
     lrt = table["LRT"].iloc[1]
     assert lrt == pytest.approx(ref["anova_fm1_glm"]["LRT"], rel=0.01)  # measured 2e-7 relative
     assert lrt == pytest.approx(2 * (fm1.loglik - glm_binary.loglik), rel=1e-12)
@@ -174,9 +185,13 @@ def test_lrt_fm1_against_glm(glm_binary, fm1, ref):
 
 def test_lrt_fm1_against_fm2(fm1, fm2, ref):
     table = gp.anova(fm1, fm2)
-    assert table["LRT"].iloc[1] == pytest.approx(ref["anova_fm1_fm2"]["LRT"], rel=0.01)  # measured 3e-5 relative
+    assert table["LRT"].iloc[1] == pytest.approx(
+        ref["anova_fm1_fm2"]["LRT"], rel=0.01
+    )  # measured 3e-5 relative
     assert table["df"].iloc[1] == ref["anova_fm1_fm2"]["df"]
-    assert table["p.value"].iloc[1] == pytest.approx(stats.chi2.sf(table["LRT"].iloc[1], 1), rel=1e-10)
+    assert table["p.value"].iloc[1] == pytest.approx(
+        stats.chi2.sf(table["LRT"].iloc[1], 1), rel=1e-10
+    )
 
 
 def test_lrt_fm2_against_fm3(fm2, fm3, ref):
@@ -214,6 +229,18 @@ def test_confint_fixed_effects_are_wald(fm1):
     np.testing.assert_allclose(ci["97.5 %"], est + 1.959964 * se, rtol=1e-6)
 
 
+def test_confint_full_D(fm3):
+    ci = fm3.confint("var-cov")
+    assert ci.index.tolist() == ["var.(Intercept)", "cov.(Intercept).time", "var.time"]
+    D = fm3.D.to_numpy()
+    np.testing.assert_allclose(ci["Estimate"], [D[0, 0], D[0, 1], D[1, 1]], rtol=1e-12)
+    assert np.all(ci["2.5 %"] < ci["Estimate"]) and np.all(ci["Estimate"] < ci["97.5 %"])
+    assert ci.loc["var.(Intercept)", "2.5 %"] > 0 and ci.loc["var.time", "2.5 %"] > 0
+    # the covariance interval is symmetric (delta method on the natural scale)
+    lo, est, hi = ci.loc["cov.(Intercept).time"]
+    assert hi - est == pytest.approx(est - lo, rel=1e-12)
+
+
 def test_confint_variance_is_positive_and_contains_estimate(fm1):
     ci = fm1.confint("var-cov")
     assert list(ci.index) == ["var.(Intercept)"]
@@ -222,4 +249,5 @@ def test_confint_variance_is_positive_and_contains_estimate(fm1):
     assert est == pytest.approx(D, rel=1e-12)
     assert 0 < lo < D < hi
     # the log-scale interval is symmetric in log D
+    # exact up to rounding of exp/log
     assert np.log(hi) - np.log(D) == pytest.approx(np.log(D) - np.log(lo), rel=1e-9)
