@@ -24,6 +24,7 @@ def _table(df: pd.DataFrame, digits: int = 4) -> str:
 def demo() -> None:
     """Fit the models of GLMMadaptive's basics vignette and print what it prints."""
     import glmm_ppl as gp
+    from glmm_ppl.inference import format_anova
 
     t0 = time.perf_counter()
     binary = gp.load_vignette("binary")
@@ -47,15 +48,15 @@ def demo() -> None:
     _section("Likelihood-ratio tests")
     glm0 = gp.glm(formula, binary, family="binomial")
     print("Random intercepts against a GLM without random effects:")
-    print(_table(gp.anova(glm0, fm1, names=("glm", "fm1"))))
+    print(format_anova(gp.anova(glm0, fm1, names=("glm", "fm1"))))
     fm2 = gp.mixed_model(formula, "~ time || id", binary, "binomial")
     print("\nIndependent random slopes (fm2) against random intercepts:")
-    print(_table(gp.anova(fm1, fm2, names=("fm1", "fm2"))))
+    print(format_anova(gp.anova(fm1, fm2, names=("fm1", "fm2"))))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gp.SingularFitWarning)
         fm3 = gp.mixed_model(formula, "~ time | id", binary, "binomial")
     print("\nCorrelated random slopes (fm3) against independent ones:")
-    print(_table(gp.anova(fm2, fm3, names=("fm2", "fm3"))))
+    print(format_anova(gp.anova(fm2, fm3, names=("fm2", "fm3"))))
     print("\nfm3 random effects:")
     print(fm3.summary().random_effects.to_string(float_format=lambda v: f"{v:.4f}", na_rep=""))
 

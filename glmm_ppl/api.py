@@ -11,7 +11,7 @@ from threadpoolctl import ThreadpoolController
 
 from .design import build_design
 from .families import Family, get_family
-from .fit import Control, fit_mixed
+from .fit import Control, ConvergenceWarning, fit_mixed
 from .model import MixedModelGraph
 from .priors import make_penalty
 from .results import MixedModelFit
@@ -113,10 +113,14 @@ def mixed_model(
     with warnings.catch_warnings(record=True) as caught, _blas().limit(limits=1, user_api="blas"):
         warnings.simplefilter("always")
         theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
-    notes = [str(w.message) for w in caught]
+    notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    fit = MixedModelFit(
+    singular = _singular(graph.unpack(theta)[1], design.random_names)
+    if singular:
+        warnings.warn(singular, SingularFitWarning, stacklevel=2)
+        notes.append(singular)
+    return MixedModelFit(
         family=family,
         design=design,
         theta=theta,
@@ -128,12 +132,5 @@ def mixed_model(
         opt_summary=opt,
         modes=graph.engine.modes.copy(),
         post_cov=graph.engine.posterior_covariance(),
-        warnings=(),
+        warnings=tuple(notes),
     )
-    singular = _singular(fit.D.to_numpy(), design.random_names)
-    if singular:
-        warnings.warn(singular, SingularFitWarning, stacklevel=2)
-        notes.append(singular)
-    if notes:
-        object.__setattr__(fit, "warnings", tuple(notes))
-    return fit

@@ -15,8 +15,9 @@ from scipy import stats
 
 from .glm import GLMFit
 from .results import MixedModelFit
+from .summary import format_pvalue
 
-__all__ = ["anova"]
+__all__ = ["anova", "format_anova"]
 
 
 def _describe(m) -> dict:
@@ -126,8 +127,31 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
             "BIC": [m0.bic, m1.bic],
             "log.Lik": [m0.loglik, m1.loglik],
             "LRT": [np.nan, lrt],
-            "df": [np.nan, df],
+            "df": pd.array([pd.NA, df], dtype="Int64"),
             "p.value": [np.nan, p],
         },
         index=list(names),
     )
+
+
+def format_anova(table: pd.DataFrame) -> str:
+    """An :func:`anova` table as text, with p-values printed as in the fit summaries.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"AIC": [10.0, 8.0], "BIC": [11.0, 9.5], "log.Lik": [-3.0, -1.0],
+    ...                   "LRT": [np.nan, 4.0], "df": pd.array([pd.NA, 1], dtype="Int64"),
+    ...                   "p.value": [np.nan, 0.0455]}, index=["m0", "m1"])
+    >>> print(format_anova(t))
+          AIC     BIC  log.Lik    LRT df p.value
+    m0  10.00   11.00  -3.0000
+    m1   8.00    9.50  -1.0000 4.0000  1  0.0455
+    """
+    out = pd.DataFrame(index=table.index)
+    for col in ("AIC", "BIC"):
+        out[col] = table[col].map(lambda v: f"{v:.2f}")
+    out["log.Lik"] = table["log.Lik"].map(lambda v: f"{v:.4f}")
+    out["LRT"] = table["LRT"].map(lambda v: "" if np.isnan(v) else f"{v:.4f}")
+    out["df"] = table["df"].map(lambda v: "" if pd.isna(v) else str(v))
+    out["p.value"] = table["p.value"].map(lambda v: "" if np.isnan(v) else format_pvalue(v))
+    return out.to_string()

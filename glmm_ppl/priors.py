@@ -43,6 +43,12 @@ class StudentTPenalty:
         r = (np.asarray(beta) - self.mu) / self.sigma
         return float(-0.5 * (self.df + len(r)) * np.log1p(r @ r / self.df))
 
+    def grad_numpy(self, beta: np.ndarray) -> np.ndarray:
+        """Gradient of :meth:`logp_numpy` (for the EM warm start, which works outside the
+        graph)."""
+        r = (np.asarray(beta) - self.mu) / self.sigma
+        return -(self.df + len(r)) * r / self.sigma / (self.df + r @ r)
+
     def describe(self) -> str:
         return f"Student-t(df={self.df:g}, mu={_fmt(self.mu)}, sigma={_fmt(self.sigma)})"
 
