@@ -39,6 +39,16 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 _PARALLEL_WORK = 50_000  # rows × nodes above which the groups are split across threads
 
 
+def _inverse(D) -> np.ndarray | None:
+    """``D⁻¹``, or None when ``D`` is not numerically positive definite."""
+    D = np.atleast_2d(np.asarray(D, dtype=np.float64))
+    try:
+        np.linalg.cholesky(D)
+        return np.linalg.inv(D)
+    except np.linalg.LinAlgError:
+        return None
+
+
 @cache
 def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="glmm_ppl")
@@ -175,6 +185,7 @@ def _modes_kernel(
                 break
             _chol_solve(L, grad, step)
             t = 1.0
+            rose = False
             for _ in range(40):
                 for r in range(q):
                     b_new[r] = b[r] + t * step[r]
@@ -182,8 +193,12 @@ def _modes_kernel(
                     point, j0, j1, y, eta0, Z, b_new, Dinv, phis, buf, grad, negH, False
                 )
                 if h_new >= h - 1e-10 * (1.0 + abs(h)):
+                    rose = True
                     break
                 t *= 0.5
+            if not rose:  # no step along the Newton direction helps: the mode is as good as
+                h = _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, True)
+                break  # floating point allows (grad and negH refreshed at b)
             size = 0.0
             for r in range(q):
                 size = max(size, abs(t * step[r]))
@@ -269,7 +284,8 @@ def _nodes_kernel(
                 for c in range(q):
                     t += Dinv[r, c] * B[k, c]
                 quad += B[k, r] * t
-            s = log_w[k] - 0.5 * (q * 1.8378770664093453 + logdetD + quad)
+            # log_w carries +q/2 log 2π (the rule's 1/φ(z)); N(b; 0, D) brings −q/2 log 2π
+            s = log_w[k] - 0.5 * (q * _LOG_2PI + logdetD + quad)
             for j in range(j0, j1):
                 eta = eta0[j]
                 for r in range(q):
@@ -367,7 +383,7 @@ class AGQ:
         self.log_det_chol = np.zeros(self.n)
         self.newton_iterations = np.zeros(self.n, dtype=np.int64)
         self.recenter = True
-        self.threads = max(1, min(os.cpu_count() or 1, 8))
+        self.threads = max(1, min(len(os.sched_getaffinity(0)), 8))
 
     def _run(self, kernel, *args) -> None:
         """Run a kernel over all groups: in blocks on several threads when the work is large
@@ -389,7 +405,9 @@ class AGQ:
 
         Returns the largest number of Newton iterations any group needed.
         """
-        Dinv = np.linalg.inv(np.atleast_2d(np.asarray(D, dtype=np.float64)))
+        Dinv = _inverse(D)
+        if Dinv is None:
+            return 0
         modes = self.modes.copy()
         eta0 = np.ascontiguousarray(eta0, dtype=np.float64)
         phis = np.ascontiguousarray(phis, dtype=np.float64)
@@ -422,11 +440,21 @@ class AGQ:
     def evaluate(self, eta0, D, phis, grad: bool = True, em: bool = False) -> AGQResult:
         """AGQ log-likelihood at ``(η⁰, D, φ)``; re-centres first unless ``recenter`` is off."""
         eta0 = np.ascontiguousarray(eta0, dtype=np.float64)
-        phis = np.asarray(phis, dtype=np.float64)
+        phis = np.ascontiguousarray(phis, dtype=np.float64)  # the kernels read it by pointer
         D = np.atleast_2d(np.asarray(D, dtype=np.float64))
+        Dinv = _inverse(D)
+        if Dinv is None:  # D is singular (a variance underflowed): the likelihood is 0 there
+            return AGQResult(
+                -np.inf,
+                np.full(self.n, -np.inf),
+                np.zeros(self.N),
+                np.zeros_like(D),
+                np.zeros(len(phis)),
+                np.zeros(self.N) if em else None,
+                np.zeros_like(D),
+            )
         if self.recenter:
             self.update_modes(eta0, D, phis)
-        Dinv = np.linalg.inv(D)
         _, logdetD = np.linalg.slogdet(D)
         n, q, n_phi = self.n, self.q, len(phis)
         want = grad or em

@@ -28,6 +28,9 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()  # inspecting the loaded libraries takes milliseconds: once
 
 
+_MAX_NODES = 100_000
+
+
 def _singular(D: np.ndarray, names: list[str]) -> str | None:
     sd = np.sqrt(np.diag(D))
     if np.any(sd < 1e-4 * max(1.0, sd.max())):
@@ -99,23 +102,30 @@ def mixed_model(
     """
     family = get_family(family)
     control = Control.from_user(control)
+    if n_agq is not None and (
+        isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1
+    ):
+        raise ValueError(
+            f"n_agq must be a positive integer (points per random effect), got {n_agq!r}"
+        )
     design = build_design(fixed, random, data, family)
     q = design.Z.shape[1]
     if n_agq is None:
         n_agq = 11 if q <= 2 else 7
-    if isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1:
+    if n_agq**q > _MAX_NODES:
         raise ValueError(
-            f"n_agq must be a positive integer (points per random effect), got {n_agq!r}"
+            f"n_agq={n_agq} with {q} random effects gives {n_agq**q:,} quadrature nodes per "
+            f"group (at most {_MAX_NODES:,}); use fewer points or fewer random effects"
         )
     penalty = make_penalty(penalized, design.X.shape[1])
     graph = MixedModelGraph(design, family, int(n_agq), penalty)
     # BLAS threads spinning beside the quadrature threads only slow the small algebra here
-    with warnings.catch_warnings(record=True) as caught, _blas().limit(limits=1, user_api="blas"):
-        warnings.simplefilter("always")
+    with _blas().limit(limits=1, user_api="blas"):
         theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
-    notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    notes = []
+    if opt.problem:
+        warnings.warn(opt.problem, ConvergenceWarning, stacklevel=2)
+        notes.append(opt.problem)
     singular = _singular(graph.unpack(theta)[1], design.random_names)
     if singular:
         warnings.warn(singular, SingularFitWarning, stacklevel=2)

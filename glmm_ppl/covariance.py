@@ -4,7 +4,8 @@ Full ``D`` (terms joined by ``|``): ``D = L Lᵀ`` with ``L`` lower triangular; 
 lower triangle of ``L`` row by row, with the diagonal on the log scale (log-Cholesky).
 Diagonal ``D`` (terms joined by ``||``): ``θ_k = log D_kk / 2`` (log standard deviations), so
 both parametrisations agree on the diagonal of ``L``.
-The parameters are named ``D_jk`` after the entry of ``D`` they correspond to.
+The parameters are named ``D_jk`` (``j ≤ k``) after the position of their entry of ``L``
+(``D_12`` is ``L_21``), as GLMMadaptive names them; they are not the entries of ``D``.
 """
 
 from __future__ import annotations

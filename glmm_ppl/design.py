@@ -122,14 +122,24 @@ def _r_names(columns) -> list[str]:
 
 
 def _matrix(formula: str, data: pd.DataFrame, what: str):
+    """Model matrix, R-style column names and spec; errors name the formula or column."""
     try:
         mm = model_matrix(formula, data, na_action="raise")
     except FormulaicError as err:
         raise ValueError(f"cannot build the {what} design from {formula!r}: {err}") from None
-    return np.asarray(mm, dtype=float), _r_names(mm.columns), mm.model_spec
+    X, names = np.asarray(mm, dtype=float), _r_names(mm.columns)
+    finite = np.isfinite(X)
+    if not finite.all():
+        k = int(np.flatnonzero(~finite.all(axis=0))[0])
+        bad = X[~finite[:, k], k]
+        raise ValueError(
+            f"the {what} column {names[k]!r} has {len(bad)} value(s) that are not finite "
+            f"(for example {bad[0]:g}); remove or recode those rows"
+        )
+    return X, names, mm.model_spec
 
 
-def _check_rank(X: np.ndarray, names: list[str]) -> None:
+def _check_rank(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> None:
     rank = np.linalg.matrix_rank(X)
     if rank == X.shape[1]:
         return
@@ -140,7 +150,7 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
         if np.linalg.matrix_rank(X[:, : k + 1]) <= np.linalg.matrix_rank(X[:, :k])
     ]
     raise ValueError(
-        f"the fixed-effects design is rank deficient (rank {rank} < {X.shape[1]} columns); "
+        f"the {what} design is rank deficient (rank {rank} < {X.shape[1]} columns); "
         f"these columns are linear combinations of earlier ones: {', '.join(aliased)}"
     )
 
@@ -177,6 +187,8 @@ def complete_rows(
             f"column(s) {', '.join(map(repr, missing))} not found in data; "
             f"available columns: {', '.join(map(str, data.columns))}"
         )
+    if len(data) == 0:
+        raise ValueError("data has no rows")
     df = data[[c for c in data.columns if str(c) in needed]]
     na = df.isna()
     n_dropped = int(na.any(axis=1).sum())
@@ -190,6 +202,12 @@ def complete_rows(
             stacklevel=stacklevel,  # the user's call: mixed_model → build_design → here
         )
         df = df.loc[~na.any(axis=1)]
+        # levels left without rows would become empty design columns (R drops them too)
+        df = df.apply(
+            lambda c: (
+                c.cat.remove_unused_categories() if isinstance(c.dtype, pd.CategoricalDtype) else c
+            )
+        )
     return df, n_dropped
 
 
@@ -228,11 +246,17 @@ def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) ->
     df = df.iloc[order]
     codes = codes[order]
     y = family.check_response(df[response], response)
+    if np.all(y == y[0]):
+        raise ValueError(
+            f"response column {response!r} has the same value ({y[0]:g}) in every row used: "
+            "there is nothing to fit"
+        )
     X, fixed_names, fixed_spec = _matrix(fixed_rhs, df, "fixed-effects")
     _check_rank(X, fixed_names)
     Z, random_names, random_spec = _matrix(random_terms, df, "random-effects")
     if Z.shape[1] == 0:
         raise ValueError(f"random formula {random!r} has no terms")
+    _check_rank(Z, random_names, "random-effects")
     starts = np.r_[np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]), len(codes)]
     return Design(
         y=y,

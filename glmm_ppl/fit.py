@@ -9,17 +9,19 @@
 4. Newton refinement to the fixed point (:func:`_refine`) with the Hessian of the objective from
    central differences of the exact fixed-node gradient; ``½ gᵀ(−H)⁻¹g`` (the Newton
    decrement) measures how far the optimum may still be, and decides convergence.
+5. With several random effects, one Newton step on the reported objective itself
+   (:func:`_polish`).
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 from scipy import optimize
 
+from .covariance import D_to_theta
 from .glm import fit_glm_arrays
 from .model import MixedModelGraph
 
@@ -79,6 +81,12 @@ class Control:
                 f"unknown control setting(s) {', '.join(map(repr, unknown))}; "
                 f"valid: {', '.join(valid)}"
             )
+        for name, value in control.items():
+            counts = name in ("em_iter", "max_iter", "newton_iter")
+            ok = isinstance(value, (int, np.integer)) if counts else isinstance(value, (int, float))
+            if isinstance(value, bool) or not ok or not (value >= 0 if counts else value > 0):
+                what = "a non-negative integer" if counts else "a positive number"
+                raise ValueError(f"control setting {name!r} must be {what}, got {value!r}")
         return cls(**control)
 
 
@@ -101,6 +109,9 @@ class OptSummary:
     message : str
         The L-BFGS message.
     converged : bool
+    problem : str
+        Why the fit did not converge ("" when it did); :func:`glmm_ppl.mixed_model` warns with
+        it.
     time_s : float
         Wall time of the whole fit, compilation excluded.
     """
@@ -118,6 +129,7 @@ class OptSummary:
     newton_iterations: int
     message: str
     converged: bool
+    problem: str
     time_s: float
     em_loglik: list = field(default_factory=list, repr=False)
 
@@ -128,19 +140,45 @@ def _initial(graph: MixedModelGraph, initial_values: dict | None) -> np.ndarray:
     sd = d.Z.std(axis=0)
     scale = np.where(sd > 0, 1.0 / np.maximum(sd, 1.0), 1.0)
     D = np.diag(scale**2)
-    if initial_values:
-        beta = np.asarray(initial_values.get("betas", beta), dtype=float)
-        D = np.atleast_2d(np.asarray(initial_values.get("D", D), dtype=float))
-        phis = np.asarray(initial_values.get("phis", phis), dtype=float)
-        if beta.shape != (graph.p,):
-            raise ValueError(
-                f"initial_values['betas'] must have {graph.p} entries, got {beta.shape}"
-            )
-        if D.shape != (graph.q, graph.q):
-            raise ValueError(f"initial_values['D'] must be {graph.q}x{graph.q}, got {D.shape}")
+    if initial_values is not None:
+        beta, D, phis = _user_initial(graph, initial_values, beta, D, phis)
     if d.diagonal:
         D = np.diag(np.diag(D))
     return graph.pack(beta, D, phis)
+
+
+def _user_initial(graph: MixedModelGraph, values, beta, D, phis):
+    """Starting values from ``initial_values``, checked; defaults where a key is absent."""
+    if not isinstance(values, dict):
+        raise TypeError(
+            f"initial_values must be a dict with keys 'betas', 'D', 'phis', "
+            f"got {type(values).__name__}"
+        )
+    unknown = sorted(set(values) - {"betas", "D", "phis"})
+    if unknown:
+        raise ValueError(
+            f"unknown initial_values key(s) {', '.join(map(repr, unknown))}; valid: 'betas', "
+            "'D', 'phis'"
+        )
+    shapes = {"betas": (graph.p,), "D": (graph.q, graph.q), "phis": (graph.n_phis,)}
+    out = {"betas": beta, "D": D, "phis": phis}
+    for key, shape in shapes.items():
+        if key not in values:
+            continue
+        v = np.asarray(values[key], dtype=float)
+        v = np.atleast_2d(v) if key == "D" else np.atleast_1d(v)
+        if v.shape != shape:
+            raise ValueError(f"initial_values[{key!r}] must have shape {shape}, got {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"initial_values[{key!r}] must be finite, got {v.tolist()}")
+        out[key] = v
+    if np.any(out["phis"] <= 0):
+        raise ValueError(f"initial_values['phis'] must be positive, got {out['phis'].tolist()}")
+    try:
+        D_to_theta(out["D"], graph.design.diagonal)
+    except ValueError as err:
+        raise ValueError(f"initial_values['D']: {err}") from None
+    return out["betas"], out["D"], out["phis"]
 
 
 def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np.ndarray, list]:
@@ -176,17 +214,24 @@ def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np
     return best, history
 
 
+def _central_differences(f, theta: np.ndarray, step: float) -> np.ndarray:
+    """Central differences of ``f`` (scalar or vector valued) in each entry of ``theta``, with
+    steps ``step · max(|θ_j|, 1)``; column ``j`` holds the derivative in ``θ_j``."""
+    h = step * np.maximum(np.abs(theta), 1.0)
+    columns = []
+    for j, hj in enumerate(h):
+        e = np.zeros(len(theta))
+        e[j] = hj
+        columns.append((np.asarray(f(theta + e)) - np.asarray(f(theta - e))) / (2 * hj))
+    return np.stack(columns, axis=-1)
+
+
 def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarray:
     """Central differences of the fixed-node gradient of the objective."""
-    k = len(theta)
-    H = np.empty((k, k))
-    h = step * np.maximum(np.abs(theta), 1.0)
+    graph(theta)  # centre the rule at theta (the last evaluation may have been elsewhere)
     graph.engine.recenter = False
     try:
-        for j in range(k):
-            e = np.zeros(k)
-            e[j] = h[j]
-            H[:, j] = (graph(theta + e)[2] - graph(theta - e)[2]) / (2 * h[j])
+        H = _central_differences(lambda t: graph(t)[2], theta, step)
     finally:
         graph.engine.recenter = True
     return 0.5 * (H + H.T)
@@ -264,13 +309,7 @@ def _polish(graph: MixedModelGraph, theta: np.ndarray, H: np.ndarray, step: floa
     differences; the step is kept only if it raises the objective (a second step was measured
     to add under 1e-5).
     """
-    k = len(theta)
-    h = step * np.maximum(np.abs(theta), 1.0)
-    g = np.empty(k)
-    for j in range(k):
-        e = np.zeros(k)
-        e[j] = h[j]
-        g[j] = (graph(theta + e)[0] - graph(theta - e)[0]) / (2 * h[j])
+    g = _central_differences(lambda t: graph(t)[0], theta, step)
     try:
         delta = np.linalg.solve(-H, g)
     except np.linalg.LinAlgError:
@@ -314,15 +353,14 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
     theta, obj, ll, grad, H, decrement, newton_its, hess_evals = _refine(graph, res.x, control)
     pd_hessian = bool(np.all(np.isfinite(H))) and bool(np.all(np.linalg.eigvalsh(-H) > 0))
     converged = pd_hessian and decrement < control.converge_tol
-    message = str(res.message)
+    problem = ""
     if not converged:
-        why = (
+        problem = "the fit did not converge: " + (
             "the Hessian is not negative definite at the estimates"
             if not pd_hessian
             else f"the estimated distance to the optimum (Newton decrement) is {decrement:.3g} "
             "log-likelihood units"
         )
-        warnings.warn(f"the fit did not converge: {why}", ConvergenceWarning, stacklevel=3)
     opt = OptSummary(
         optimizer="EM + L-BFGS-B",
         n_agq=graph.engine.n_agq,
@@ -335,8 +373,9 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
         newton_decrement=float(decrement),
         max_abs_gradient=float(np.max(np.abs(grad))),
         newton_iterations=newton_its,
-        message=message,
+        message=str(res.message),
         converged=converged,
+        problem=problem,
         time_s=time.perf_counter() - t0,
         em_loglik=em_history,
     )

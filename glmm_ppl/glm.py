@@ -88,6 +88,7 @@ class GLMFit:
     family: Family
     fixed: str
     y: np.ndarray
+    rows: np.ndarray
 
     @property
     def aic(self) -> float:
@@ -145,4 +146,5 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial") -> GLMFit:
         family=family,
         fixed=fixed,
         y=y,
+        rows=data.index.to_numpy(),
     )

@@ -40,7 +40,7 @@ def _describe(m) -> dict:
             "diagonal": True,
             "group": None,
             "y": m.y,
-            "rows": None,
+            "rows": np.sort(m.rows),
             "df": m.df,
             "family": m.family,
             "penalized": False,
@@ -93,7 +93,7 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
             f"the models were fitted to different data ({len(a['y'])} and {len(b['y'])} "
             "observations, or different responses)"
         )
-    if a["rows"] is not None and not np.array_equal(a["rows"], b["rows"]):
+    if not np.array_equal(a["rows"], b["rows"]):
         raise ValueError("the models were fitted to different rows of the data")
     if a["family"] != b["family"]:
         raise ValueError(f"the models use different families: {a['family']!r} and {b['family']!r}")
@@ -101,11 +101,9 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
         raise ValueError(
             f"the models group by different columns: {a['group']!r} and {b['group']!r}"
         )
-    nested = (
-        a["fixed"] <= b["fixed"]
-        and a["random"] <= b["random"]
-        and not (a["random"] == b["random"] and not a["diagonal"] and b["diagonal"])
-    )
+    # a correlation of the smaller model must exist in the larger one
+    loses_correlation = not a["diagonal"] and len(a["random"]) > 1 and b["diagonal"]
+    nested = a["fixed"] <= b["fixed"] and a["random"] <= b["random"] and not loses_correlation
     if not nested:
         raise ValueError(
             f"{names[0]} is not nested in {names[1]}: its fixed effects or random effects are not "

@@ -109,9 +109,11 @@ def make_penalty(penalized, p: int) -> StudentTPenalty | None:
                 f"{key} must have length 1 or {p} (one per fixed effect), got {v.size}"
             )
         values[key] = np.broadcast_to(v, (p,)).copy()
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{key} must be finite, got {settings[key]!r}")
     if np.any(values["pen_sigma"] <= 0):
         raise ValueError(f"pen_sigma must be positive, got {settings['pen_sigma']!r}")
     df = float(settings["pen_df"])
-    if not df > 0:
-        raise ValueError(f"pen_df must be positive, got {settings['pen_df']!r}")
+    if not (df > 0 and np.isfinite(df)):
+        raise ValueError(f"pen_df must be a positive finite number, got {settings['pen_df']!r}")
     return StudentTPenalty(values["pen_mu"], values["pen_sigma"], df)

@@ -109,7 +109,9 @@ class MixedModelFit:
         >>> fm1.fixef().round(2).tolist()
         [-2.62, -1.32, 0.29, 0.04]
         """
-        return pd.Series(self.theta[: self._p], index=self.design.fixed_names, name="Estimate")
+        return pd.Series(
+            self.theta[: self._p].copy(), index=self.design.fixed_names, name="Estimate"
+        )
 
     @property
     def D(self) -> pd.DataFrame:
@@ -136,7 +138,7 @@ class MixedModelFit:
             covariances (``cov.<a>.<b>``): the inverse curvature at the modes.
         """
         names = self.design.random_names
-        out = pd.DataFrame(self.modes, index=self.design.groups, columns=names)
+        out = pd.DataFrame(self.modes.copy(), index=self.design.groups, columns=names)
         if post_vars:
             for a in range(self._q):
                 out[f"var.{names[a]}"] = self.post_cov[:, a, a]
@@ -167,7 +169,13 @@ class MixedModelFit:
             log scale of the extra parameters.
         """
         s = self._slice(parm)
-        V = np.linalg.inv(-self.hessian)[s, s]
+        try:
+            V = np.linalg.inv(-self.hessian)[s, s]
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                "the Hessian is singular at the estimates, so there are no standard errors; "
+                "the fit did not converge (see summary() and opt_summary)"
+            ) from None
         names = self.names[s]
         return pd.DataFrame(V, index=names, columns=names)
 

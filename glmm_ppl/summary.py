@@ -33,7 +33,17 @@ def format_pvalue(p: float) -> str:
 @dataclass(frozen=True)
 class Summary:
     """Sections of a fit summary: ``call``, ``data``, ``model``, ``fit_stats``,
-    ``random_effects``, ``fixed_effects`` (DataFrames or text) and ``notes``."""
+    ``random_effects``, ``fixed_effects``, ``integration``, ``optimization`` (DataFrames or
+    lines of text) and ``notes`` (the fit's warnings).
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> s = fm1.summary()
+    >>> s.fixed_effects.columns.tolist()
+    ['Estimate', 'Std.Err', 'z-value', 'p-value']
+    """
 
     call: str
     data: list

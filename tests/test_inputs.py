@@ -173,7 +173,7 @@ def test_unknown_penalized_key(binary):
     "penalized, error, msg",
     [
         ({"pen_sigma": -1}, ValueError, "pen_sigma must be positive, got -1"),
-        ({"pen_df": 0}, ValueError, "pen_df must be positive, got 0"),
+        ({"pen_df": 0}, ValueError, "pen_df must be a positive finite number, got 0"),
         (
             {"pen_mu": [0, 1]},
             ValueError,
@@ -193,11 +193,77 @@ def test_bad_penalty_settings(binary, penalized, error, msg):
 
 def test_initial_values_of_wrong_shape(binary):
     with pytest.raises(
-        ValueError, match=re.escape("initial_values['betas'] must have 4 entries, got (3,)")
+        ValueError, match=re.escape("initial_values['betas'] must have shape (4,), got (3,)")
     ):
         fit(binary, initial_values={"betas": [0.0, 0.0, 0.0]})
-    with pytest.raises(ValueError, match=re.escape("initial_values['D'] must be 1x1, got (2, 2)")):
+    with pytest.raises(
+        ValueError, match=re.escape("initial_values['D'] must have shape (1, 1), got (2, 2)")
+    ):
         fit(binary, initial_values={"D": np.eye(2)})
+
+
+@pytest.mark.parametrize(
+    "values, error, msg",
+    [
+        ([0.0], TypeError, "initial_values must be a dict with keys 'betas', 'D', 'phis'"),
+        ({"beta": [0.0] * 4}, ValueError, "unknown initial_values key(s) 'beta'; valid: 'betas'"),
+        ({"betas": [0.0, np.nan, 0.0, 0.0]}, ValueError, "initial_values['betas'] must be finite"),
+        ({"D": [[-1.0]]}, ValueError, "initial_values['D']: D must be symmetric positive definite"),
+    ],
+)
+def test_bad_initial_values(binary, values, error, msg):
+    with pytest.raises(error, match=re.escape(msg)):
+        fit(binary, initial_values=values)
+
+
+@pytest.mark.parametrize(
+    "control, msg",
+    [
+        ({"max_iter": "a"}, "control setting 'max_iter' must be a non-negative integer, got 'a'"),
+        ({"hessian_step": 0}, "control setting 'hessian_step' must be a positive number, got 0"),
+        ({"em_iter": 2.5}, "control setting 'em_iter' must be a non-negative integer, got 2.5"),
+    ],
+)
+def test_bad_control_values(binary, control, msg):
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        fit(binary, control=control)
+
+
+def test_non_finite_values_are_named(binary):
+    data = binary.assign(x=np.where(binary.index == 3, np.inf, binary["time"]))
+    msg = "the fixed-effects column 'x' has 1 value(s) that are not finite (for example inf)"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        fit(data, fixed="y ~ x")
+    counts = binary.assign(y=np.where(binary.index == 3, np.inf, binary["y"]))
+    with pytest.raises(ValueError, match=re.escape("1 row(s) are not (for example inf)")):
+        gp.mixed_model("y ~ time", "~ 1 | id", counts, family="poisson")
+
+
+def test_constant_response_is_refused(binary):
+    msg = "response column 'y' has the same value (0) in every row used: there is nothing to fit"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        fit(binary.assign(y=0))
+
+
+def test_rank_deficient_random_design_is_named(binary):
+    msg = "the random-effects design is rank deficient (rank 2 < 3 columns)"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        fit(binary, random="~ time + I(2 * time) | id")
+
+
+def test_unused_levels_after_dropping_rows_are_dropped(binary):
+    # every 'female' row loses its time: the level must not become an empty design column
+    data = binary.assign(time=np.where(binary["sex"] == "female", np.nan, binary["time"]))
+    with pytest.warns(UserWarning, match="dropped"):
+        m = fit(data, fixed="y ~ sex + time")
+    assert m.fixef().index.tolist() == ["(Intercept)", "time"]
+
+
+def test_too_many_nodes_is_refused(binary):
+    msg = "n_agq=11 with 5 random effects gives 161,051 quadrature nodes per group"
+    data = binary.assign(t2=binary.time**2, t3=binary.time**3, t4=binary.time**4)
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        fit(data, random="~ time + t2 + t3 + t4 | id", n_agq=11)
 
 
 # ---- anova -----------------------------------------------------------------------------------

@@ -83,11 +83,16 @@ class Family:
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link.name!r})"
 
+    def _key(self) -> tuple:
+        """What identifies a family: its class and every setting it holds (compiled
+        derivatives are cached by it)."""
+        return (type(self), tuple(sorted((k, repr(v)) for k, v in vars(self).items())))
+
     def __eq__(self, other) -> bool:
-        return type(self) is type(other) and repr(self) == repr(other)
+        return isinstance(other, Family) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash(repr(self))
+        return hash(self._key())
 
     @staticmethod
     def _not_allowed(name: str, column: str, what: str, bad: np.ndarray, values) -> ValueError:

@@ -34,7 +34,7 @@ class poisson(Family):
                 f"got dtype {y.dtype}"
             )
         values = y.to_numpy(dtype=float)
-        bad = (values < 0) | (values != np.floor(values))
+        bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
         if bad.any():
             raise self._not_allowed("poisson", column, "non-negative integer counts", bad, values)
         return values
