@@ -433,10 +433,6 @@ class AGQ:
         """``C_i C_iᵀ``: inverse curvature at the modes, shape (n, q, q)."""
         return self.chol @ np.swapaxes(self.chol, 1, 2)
 
-    def node_values(self) -> np.ndarray:
-        """Nodes ``b_ik = b̂_i + C_i z_k``, shape (n, K, q)."""
-        return self.modes[:, None, :] + np.einsum("ikl,Kl->iKk", self.chol, self.nodes)
-
     def evaluate(self, eta0, D, phis, grad: bool = True, em: bool = False) -> AGQResult:
         """AGQ log-likelihood at ``(η⁰, D, φ)``; re-centres first unless ``recenter`` is off."""
         eta0 = np.ascontiguousarray(eta0, dtype=np.float64)

@@ -20,7 +20,18 @@ __all__ = ["mixed_model", "SingularFitWarning"]
 
 
 class SingularFitWarning(UserWarning):
-    """The estimated random-effects covariance matrix is (nearly) singular."""
+    """The estimated random-effects covariance matrix is (nearly) singular: a correlation at
+    ±1 or a variance at 0. The fit is still returned; its summary repeats the message.
+
+    Examples
+    --------
+    >>> import warnings, glmm_ppl as gp
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", gp.SingularFitWarning)
+    ...     fit = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> fit.warnings
+    ()
+    """
 
 
 @lru_cache(maxsize=1)

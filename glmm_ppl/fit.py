@@ -29,12 +29,30 @@ __all__ = ["Control", "OptSummary", "fit_mixed", "ConvergenceWarning"]
 
 
 class ConvergenceWarning(UserWarning):
-    """The optimizer did not settle; estimates may be unreliable."""
+    """The optimizer did not settle; estimates may be unreliable. The fit is still returned,
+    with ``converged`` False and the reason in ``opt_summary.problem`` and ``summary()``.
+
+    Examples
+    --------
+    >>> import warnings, glmm_ppl as gp
+    >>> df = gp.load_vignette("binary")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     fit = gp.mixed_model("y ~ time", "~ 1 | id", df, "binomial",
+    ...                          control={"em_iter": 0, "max_iter": 1, "newton_iter": 0})
+    >>> fit.converged, caught[0].category.__name__
+    (False, 'ConvergenceWarning')
+    """
 
 
 @dataclass(frozen=True)
 class Control:
     """Settings of the fit (all keyword arguments of ``control=``).
+
+    Examples
+    --------
+    >>> Control.from_user({"em_iter": 5}).em_iter
+    5
 
     Attributes
     ----------
@@ -93,6 +111,13 @@ class Control:
 @dataclass(frozen=True)
 class OptSummary:
     """What the optimizer did: settings, iterations, evaluations, time and outcome.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fit = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> fit.opt_summary.optimizer, fit.opt_summary.converged
+    ('EM + L-BFGS-B', True)
 
     Attributes
     ----------

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from .design import _check_rank, _matrix, complete_rows, split_fixed
 from .families import Family, get_family
 from .pointwise import pointwise_derivatives
+from .summary import wald_table
 
 __all__ = ["glm", "GLMFit", "fit_glm_arrays"]
 
@@ -69,7 +70,14 @@ def fit_glm_arrays(
 
 @dataclass(frozen=True)
 class GLMFit:
-    """A fitted GLM without random effects.
+    """A fitted GLM without random effects (from :func:`glm`).
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> m0 = gp.glm("y ~ time", gp.load_vignette("binary"), family="binomial")
+    >>> m0.df, m0.summary().columns.tolist()
+    (2, ['Estimate', 'Std.Err', 'z-value', 'p-value'])
 
     Attributes
     ----------
@@ -104,15 +112,7 @@ class GLMFit:
 
     def summary(self) -> pd.DataFrame:
         """Coefficient table: estimate, standard error, z value and p-value."""
-        z = self.coef / self.se
-        return pd.DataFrame(
-            {
-                "Estimate": self.coef,
-                "Std.Err": self.se,
-                "z-value": z,
-                "p-value": 2 * stats.norm.sf(np.abs(z)),
-            }
-        )
+        return wald_table(self.coef, self.se.to_numpy())
 
 
 def glm(fixed: str, data: pd.DataFrame, family="binomial") -> GLMFit:

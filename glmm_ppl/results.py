@@ -30,6 +30,13 @@ class MixedModelFit:
 
     Returned by :func:`glmm_ppl.mixed_model`; not built by hand.
 
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fit = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> fit.nobs, fit.n_groups, fit.n_params, fit.converged
+    (800, 100, 3, True)
+
     Attributes
     ----------
     family : Family

@@ -14,7 +14,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Summary", "format_pvalue"]
+__all__ = ["Summary", "format_pvalue", "wald_table"]
+
+
+def wald_table(estimate: pd.Series, se: np.ndarray) -> pd.DataFrame:
+    """Estimate, standard error, z value and two-sided normal p-value, one row per effect.
+
+    Examples
+    --------
+    >>> wald_table(pd.Series([2.0], index=["x"]), np.array([1.0])).round(4).to_dict("records")
+    [{'Estimate': 2.0, 'Std.Err': 1.0, 'z-value': 2.0, 'p-value': 0.0455}]
+    """
+    est = np.asarray(estimate, dtype=float)
+    z = est / se
+    return pd.DataFrame(
+        {"Estimate": est, "Std.Err": se, "z-value": z, "p-value": 2 * stats.norm.sf(np.abs(z))},
+        index=estimate.index,
+    )
 
 
 def format_pvalue(p: float) -> str:
@@ -80,17 +96,7 @@ class Summary:
             for j in range(len(sd) - 1):
                 col = [np.nan] * (j + 1) + list(corr[j + 1 :, j])
                 re["Corr" if j == 0 else f"Corr.{j + 1}"] = col
-        se = np.sqrt(np.diag(fit.vcov("fixed-effects")))
-        z = est.to_numpy() / se
-        fe = pd.DataFrame(
-            {
-                "Estimate": est.to_numpy(),
-                "Std.Err": se,
-                "z-value": z,
-                "p-value": 2 * stats.norm.sf(np.abs(z)),
-            },
-            index=est.index,
-        )
+        fe = wald_table(est, np.sqrt(np.diag(fit.vcov("fixed-effects"))))
         for name, value in fit.phis.items():
             model.append(f"{name}: {value:.4f}")
         if fit.penalty is not None:

@@ -76,10 +76,6 @@ class Family:
         """Conditional mean ``μ = g⁻¹(η)`` (numpy)."""
         return self.link.inverse(eta)
 
-    def describe(self) -> dict[str, str]:
-        """What the summary prints about the family."""
-        return {"family": self.name, "link": self.link.name}
-
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link.name!r})"
 
