@@ -111,8 +111,9 @@ class Summary:
         o = fit.opt_summary
         optimization = [
             f"method: {o.optimizer}",
-            f"iterations: EM {o.em_iterations}, quasi-Newton {o.qn_iterations} "
-            f"({o.evaluations} evaluations), Newton {o.newton_iterations}",
+            f"iterations: EM {o.em_iterations}, scoring {o.scoring_iterations}, "
+            f"quasi-Newton {o.qn_iterations} ({o.evaluations} evaluations), "
+            f"Newton {o.newton_iterations}",
             f"converged: {'TRUE' if o.converged else 'FALSE'} "
             f"(Newton decrement {o.newton_decrement:.2g})",
             f"time: {o.time_s:.3f} s",
