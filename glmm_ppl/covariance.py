@@ -10,13 +10,17 @@ The parameters are named ``D_jk`` (``j ≤ k``) after the position of their entr
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pytensor.tensor as pt
 
 __all__ = ["n_theta", "theta_names", "theta_to_D", "theta_to_D_pt", "D_to_theta"]
 
 
+@cache
 def _tril(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower-triangle indices, row by row (computed once per size: the fit maps θ to D often)."""
     return np.tril_indices(q)
 
 
