@@ -375,8 +375,9 @@ def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
 
     The adaptive rule's value is not exactly differentiable along with its nodes, so the
     estimate is defined as GLMMadaptive defines it: re-centre, step on the fixed-node
-    objective, repeat until the Newton decrement vanishes. The Hessian is computed where
-    L-BFGS stopped and once more if the Newton steps move the estimates far enough for the
+    objective, repeat until the Newton decrement vanishes. The Hessian is computed where the
+    main phase (scoring or L-BFGS) stopped, and once more if the Newton steps move the
+    estimates far enough for the
     standard errors to change: the curvature changes by about ``d/√n`` over ``d`` standard
     errors, so the bound is ``max(0.02, 0.005 √n)`` standard errors (changes of ~0.5% at most).
     """
