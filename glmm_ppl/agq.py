@@ -451,13 +451,15 @@ class AGQ:
         Dinv = _inverse(D)
         if Dinv is None:  # D is singular (a variance underflowed): the likelihood is 0 there
             return AGQResult(
-                -np.inf,
-                np.full(self.n, -np.inf),
-                np.zeros(self.N),
-                np.zeros_like(D),
-                np.zeros(len(phis)),
-                np.zeros(self.N) if em else None,
-                np.zeros_like(D),
+                loglik=-np.inf,
+                per_group=np.full(self.n, -np.inf),
+                grad_eta=np.zeros(self.N),
+                grad_D=np.zeros_like(D),
+                grad_phis=np.zeros(len(phis)),
+                hess_weights=np.zeros(self.N) if em else None,
+                second_moment=np.zeros_like(D),
+                second_moment_groups=np.zeros((self.n, self.q, self.q)),
+                grad_phis_groups=np.zeros((self.n, len(phis))),
             )
         if self.recenter:
             self.update_modes(eta0, D, phis)

@@ -293,6 +293,8 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
 
     obj, res = value(theta)
     evals, it = 1, 0
+    if not np.isfinite(obj):  # no scores at an impossible point: L-BFGS backs off from it
+        return theta, it, evals, False
     for it in range(1, min(control.max_iter, 50) + 1):
         scores = _group_scores(graph, theta, res)
         g = scores.sum(axis=0)
