@@ -327,7 +327,8 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
 
 def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarray:
     """Central differences of the fixed-node gradient of the objective."""
-    graph(theta)  # centre the rule at theta (the last evaluation may have been elsewhere)
+    beta, D, phis = graph.unpack(theta)  # centre the rule at theta: the last evaluation may
+    graph.engine.update_modes(graph.design.X @ beta, D, phis)  # have been elsewhere
     graph.engine.recenter = False
     try:
         H = _central_differences(lambda t: graph(t)[2], theta, step)
@@ -343,7 +344,8 @@ def _moved(theta, theta_ref, H) -> float:
 
 
 def _newton(graph, theta, H, iterations: int, tol: float):
-    """Newton steps to the fixed point, with ``H`` held; returns ``(θ, decrement, steps)``.
+    """Newton steps to the fixed point, with ``H`` held; returns ``(θ, objective at θ,
+    decrement, steps)``.
 
     Each step re-centres at ``θ``, then halves the step until the fixed-node objective rises.
     """
@@ -353,12 +355,12 @@ def _newton(graph, theta, H, iterations: int, tol: float):
         try:
             step = np.linalg.solve(-H, grad)
         except np.linalg.LinAlgError:
-            return theta, np.inf, its
+            return theta, obj, np.inf, its
         decrement = 0.5 * float(grad @ step)
         if not decrement >= 0:
-            return theta, np.inf, its
+            return theta, obj, np.inf, its
         if decrement < tol or its == iterations:
-            return theta, decrement, its
+            return theta, obj, decrement, its
         graph.engine.recenter = False
         try:
             t = 1.0
@@ -367,9 +369,9 @@ def _newton(graph, theta, H, iterations: int, tol: float):
         finally:
             graph.engine.recenter = True
         if t <= 1e-3:
-            return theta, decrement, its
+            return theta, obj, decrement, its
         theta = theta + t * step
-    return theta, decrement, iterations
+    raise AssertionError("unreachable: the last iteration returns")
 
 
 def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
@@ -386,20 +388,23 @@ def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     H = _hessian(graph, theta, control.hessian_step)
     hess_evals = 2 * len(theta)
     start = theta.copy()
-    theta, decrement, steps = _newton(graph, theta, H, control.newton_iter, control.newton_tol)
+    theta, obj, decrement, steps = _newton(graph, theta, H, control.newton_iter, control.newton_tol)
     if _moved(theta, start, H) > max(0.02, 0.005 * np.sqrt(graph.design.n_groups)):
         H = _hessian(graph, theta, control.hessian_step)
         hess_evals += 2 * len(theta)
-        theta, decrement, more = _newton(graph, theta, H, control.newton_iter, control.newton_tol)
+        theta, obj, decrement, more = _newton(
+            graph, theta, H, control.newton_iter, control.newton_tol
+        )
         steps += more
+    final = None
     if graph.q >= 2:
-        theta = _polish(graph, theta, H, control.hessian_step)
-        hess_evals += 2 * len(theta) + 2
-    obj, ll, grad = graph(theta)
+        theta, final = _polish(graph, theta, obj, H, control.hessian_step)
+        hess_evals += 2 * len(theta) + 1
+    obj, ll, grad = final if final is not None else graph(theta)  # centred at theta
     return theta, obj, ll, grad, H, decrement, steps, hess_evals
 
 
-def _polish(graph: MixedModelGraph, theta: np.ndarray, H: np.ndarray, step: float):
+def _polish(graph: MixedModelGraph, theta: np.ndarray, obj: float, H: np.ndarray, step: float):
     """One Newton step on the adaptive objective itself (nodes re-centred at every point).
 
     With several random effects the rule's integration error has a gradient of its own, so
@@ -407,14 +412,15 @@ def _polish(graph: MixedModelGraph, theta: np.ndarray, H: np.ndarray, step: floa
     (by up to ~0.1 standard errors at 10,000 groups), and the fixed point's log-likelihood is
     lower, under finer rules too. The gradient of the reported objective is taken by central
     differences; the step is kept only if it raises the objective (a second step was measured
-    to add under 1e-5).
+    to add under 1e-5). Returns ``(θ, graph(θ) if it was the last evaluation else None)``.
     """
     g = _central_differences(lambda t: graph(t)[0], theta, step)
     try:
         delta = np.linalg.solve(-H, g)
     except np.linalg.LinAlgError:
-        return theta
-    return theta + delta if graph(theta + delta)[0] > graph(theta)[0] else theta
+        return theta, None
+    new = graph(theta + delta)
+    return (theta + delta, new) if new[0] > obj else (theta, None)
 
 
 def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
