@@ -22,6 +22,7 @@ from .datasets import load_vignette  # noqa: E402
 from .fit import Control, ConvergenceWarning, OptSummary  # noqa: E402
 from .glm import GLMFit, glm  # noqa: E402
 from .inference import anova  # noqa: E402
+from .ordinal import cr_marg_probs, cr_setup  # noqa: E402
 from .results import MixedModelFit  # noqa: E402
 
 __version__ = "0.1.0"
@@ -32,6 +33,8 @@ __all__ = [
     "anova",
     "families",
     "load_vignette",
+    "cr_setup",
+    "cr_marg_probs",
     "MixedModelFit",
     "GLMFit",
     "Control",

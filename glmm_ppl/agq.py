@@ -2,7 +2,10 @@
 
 Notation: group ``i`` has rows ``j`` with response ``y_ij``, fixed part ``η⁰_ij = x_ijᵀβ (+
 offset)`` and random-effects design ``z_ij``; ``b_i ~ N(0, D)``. The integrand is
-``h_i(b) = Σ_j log p(y_ij | η⁰_ij + z_ijᵀb, φ) + log N(b; 0, D)``.
+``h_i(b) = Σ_j log p(y_ij | η⁰_ij + z_ijᵀb, φ) + log N(b; 0, D)``. Zero-inflated and hurdle
+families have a second linear predictor per row (``E = 2``), each with its own fixed part and
+its own rows of ``Z`` (one ``b_i`` holds the random effects of both); the derivatives below
+then run over both predictors. Group weights ``w_i`` multiply ``log L_i``.
 
 Adaptation: ``b̂_i`` maximises ``h_i`` (Newton with step-halving, per group) and ``C_i`` is the
 Cholesky factor of ``(−∇²h_i(b̂_i))⁻¹``. With the standard normal product rule ``(z_k, w_k)``
@@ -71,7 +74,7 @@ class AGQResult:
     grad_eta: np.ndarray | None = None
     grad_D: np.ndarray | None = None
     grad_phis: np.ndarray | None = None
-    hess_weights: np.ndarray | None = None  # Σ_k π_ik ∂²ℓ_ijk/∂η², per row (for EM)
+    hess_weights: np.ndarray | None = None  # Σ_k π_ik ∂²ℓ_ijk/∂η_e∂η_f, (N, E(E+1)/2) (for EM)
     second_moment: np.ndarray | None = None  # S = Σ_ik π_ik b_ik b_ikᵀ (for EM)
     second_moment_groups: np.ndarray | None = None  # S_i = Σ_k π_ik b_ik b_ikᵀ, (n, q, q)
     grad_phis_groups: np.ndarray | None = None  # ∂ log L_i / ∂φ, (n, n_phis)
@@ -140,27 +143,49 @@ def _pd_factor(A, L):
 
 
 @numba.njit(cache=True, nogil=True)
-def _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, want_derivs):
+def _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, want_derivs):
     """h_i(b); with ``want_derivs`` also its gradient and −Hessian."""
-    q = Z.shape[1]
+    E, q = Z.shape[1], Z.shape[2]
     h = 0.0
     if want_derivs:
         for r in range(q):
             grad[r] = 0.0
             for c in range(q):
                 negH[r, c] = Dinv[r, c]
-    phis_p, buf_p = phis.ctypes, buf.ctypes
+    phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
     for j in range(j0, j1):
-        eta = eta0[j]
-        for r in range(q):
-            eta += Z[j, r] * b[r]
-        point(y[j], eta, phis_p, buf_p)
-        h += buf[0]
-        if want_derivs:
+        for c in range(Y.shape[1]):  # the row's data and linear predictors, for the point
+            yb[c] = Y[j, c]  # function (written out here: a helper taking array views
+        for e in range(E):  # costs reference counting per row)
+            v = eta0[j, e]
             for r in range(q):
-                grad[r] += buf[1] * Z[j, r]
-                for c in range(q):
-                    negH[r, c] -= buf[2] * Z[j, r] * Z[j, c]
+                v += Z[j, e, r] * b[r]
+            eb[e] = v
+        point(yb_p, eb_p, phis_p, buf_p)
+        h += buf[0]
+        if not want_derivs:
+            continue
+        for r in range(q):
+            g = 0.0
+            for e in range(E):
+                g += buf[1 + e] * Z[j, e, r]
+            grad[r] += g
+        for r in range(q):
+            for c in range(r + 1):
+                s = 0.0
+                k = 1 + E
+                for e in range(E):
+                    for f in range(e, E):
+                        if e == f:
+                            s += buf[k] * Z[j, e, r] * Z[j, e, c]
+                        else:
+                            s += buf[k] * (Z[j, e, r] * Z[j, f, c] + Z[j, f, r] * Z[j, e, c])
+                        k += 1
+                negH[r, c] -= s
+    if want_derivs:
+        for r in range(q):
+            for c in range(r + 1, q):
+                negH[r, c] = negH[c, r]
     for r in range(q):
         t = 0.0
         for c in range(q):
@@ -173,19 +198,21 @@ def _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, want_der
 
 @numba.njit(cache=True, nogil=True)
 def _modes_kernel(
-    point, n_out, g0, g1, y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det, iters, tol, max_iter
+    point, n_out, g0, g1, Y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det, iters, tol, max_iter
 ):
     q = b_all.shape[1]
     for i in range(g0, g1):
         j0, j1 = starts[i], starts[i + 1]
         buf = np.empty(n_out)
+        yb = np.empty(Y.shape[1])
+        eb = np.empty(Z.shape[1])
         grad = np.empty(q)
         negH = np.empty((q, q))
         L = np.zeros((q, q))
         step = np.empty(q)
         b = b_all[i].copy()
         b_new = np.empty(q)
-        h = _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, True)
+        h = _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True)
         it = 0
         ok = True
         while it < max_iter:
@@ -200,20 +227,22 @@ def _modes_kernel(
                 for r in range(q):
                     b_new[r] = b[r] + t * step[r]
                 h_new = _h_group(
-                    point, j0, j1, y, eta0, Z, b_new, Dinv, phis, buf, grad, negH, False
+                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, False
                 )
                 if h_new >= h - 1e-10 * (1.0 + abs(h)):
                     rose = True
                     break
                 t *= 0.5
             if not rose:  # no step along the Newton direction helps: the mode is as good as
-                h = _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, True)
-                break  # floating point allows (grad and negH refreshed at b)
+                h = _h_group(  # floating point allows (grad and negH refreshed at b)
+                    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True
+                )
+                break
             size = 0.0
             for r in range(q):
                 size = max(size, abs(t * step[r]))
                 b[r] = b_new[r]
-            h = _h_group(point, j0, j1, y, eta0, Z, b, Dinv, phis, buf, grad, negH, True)
+            h = _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True)
             if size < tol:
                 break
         if not (ok and np.isfinite(h) and _pd_factor(negH, L)):
@@ -249,7 +278,7 @@ def _nodes_kernel(
     n_out,
     g0,
     g1,
-    y,
+    Y,
     eta0,
     Z,
     starts,
@@ -270,18 +299,23 @@ def _nodes_kernel(
     W,
 ):
     q = b_hat.shape[1]
+    E = Z.shape[1]
+    n_d2 = E * (E + 1) // 2
     K = znodes.shape[0]
     n_phi = phis.shape[0]
+    o_phi = 1 + E + n_d2
     for i in range(g0, g1):
         j0, j1 = starts[i], starts[i + 1]
         m = j1 - j0
         buf = np.empty(n_out)
+        yb = np.empty(Y.shape[1])
+        eb = np.empty(E)
         a = np.empty(K)
         B = np.empty((K, q))
-        d1 = np.empty((m, K))
-        d2 = np.empty((m, K)) if want_em else np.empty((0, 0))
+        d1 = np.empty((m, K, E))
+        d2 = np.empty((m, K, n_d2)) if want_em else np.empty((0, 0, 0))
         dphi = np.zeros((K, n_phi))
-        phis_p, buf_p = phis.ctypes, buf.ctypes
+        phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
         for k in range(K):
             quad = 0.0
             for r in range(q):
@@ -297,17 +331,23 @@ def _nodes_kernel(
             # log_w carries +q/2 log 2π (the rule's 1/φ(z)); N(b; 0, D) brings −q/2 log 2π
             s = log_w[k] - 0.5 * (q * _LOG_2PI + logdetD + quad)
             for j in range(j0, j1):
-                eta = eta0[j]
-                for r in range(q):
-                    eta += Z[j, r] * B[k, r]
-                point(y[j], eta, phis_p, buf_p)
+                for c in range(Y.shape[1]):
+                    yb[c] = Y[j, c]
+                for e in range(E):
+                    v = eta0[j, e]
+                    for r in range(q):
+                        v += Z[j, e, r] * B[k, r]
+                    eb[e] = v
+                point(yb_p, eb_p, phis_p, buf_p)
                 s += buf[0]
                 if want_grad:
-                    d1[j - j0, k] = buf[1]
+                    for e in range(E):
+                        d1[j - j0, k, e] = buf[1 + e]
                     for p in range(n_phi):
-                        dphi[k, p] += buf[3 + p]
+                        dphi[k, p] += buf[o_phi + p]
                 if want_em:
-                    d2[j - j0, k] = buf[2]
+                    for e in range(n_d2):
+                        d2[j - j0, k, e] = buf[1 + E + e]
             a[k] = s
         amax = a.max()
         tot = 0.0
@@ -320,15 +360,17 @@ def _nodes_kernel(
         for k in range(K):
             a[k] /= tot  # posterior weights
         for j in range(j0, j1):
-            g = 0.0
-            w = 0.0
-            for k in range(K):
-                g += a[k] * d1[j - j0, k]
-                if want_em:
-                    w += a[k] * d2[j - j0, k]
-            g_eta[j] = g
+            for e in range(E):
+                g = 0.0
+                for k in range(K):
+                    g += a[k] * d1[j - j0, k, e]
+                g_eta[j, e] = g
             if want_em:
-                W[j] = w
+                for e in range(n_d2):
+                    w = 0.0
+                    for k in range(K):
+                        w += a[k] * d2[j - j0, k, e]
+                    W[j, e] = w
         for r in range(q):
             for c in range(q):
                 t = 0.0
@@ -347,14 +389,18 @@ class AGQ:
 
     Parameters
     ----------
-    y : ndarray, shape (N,)
-    Z : ndarray, shape (N, q)
-        Random-effects design, rows sorted by group.
+    y : ndarray, shape (N,) or (N, 1 + n_aux)
+        The response, then the per-row data the family reads (its ``aux_names``).
+    Z : ndarray, shape (N, q) or (N, E, q)
+        Random-effects design of each linear predictor (``E = 2`` with a zero part), rows
+        sorted by group.
     starts : ndarray, shape (n + 1,)
         Row where each group starts, then ``N``.
     family : Family
     n_agq : int
         Points per dimension (the product rule has ``n_agq**q`` nodes).
+    weights : ndarray (n,), optional
+        Multipliers of the groups' log-likelihoods.
 
     Attributes
     ----------
@@ -375,12 +421,19 @@ class AGQ:
     True
     """
 
-    def __init__(self, y, Z, starts, family: Family, n_agq: int):
-        self.y = np.ascontiguousarray(y, dtype=np.float64)
-        self.Z = np.ascontiguousarray(Z, dtype=np.float64)
-        self.N, self.q = self.Z.shape
+    def __init__(self, y, Z, starts, family: Family, n_agq: int, weights=None):
+        y = np.asarray(y, dtype=np.float64)
+        self.Y = np.ascontiguousarray(y.reshape(len(y), -1))
+        self.E = family.n_eta
+        Z = np.asarray(Z, dtype=np.float64)
+        self.Z = np.ascontiguousarray(Z.reshape(len(Z), self.E, -1) if Z.ndim == 2 else Z)
+        self.N, _, self.q = self.Z.shape
         self.starts = np.ascontiguousarray(starts, dtype=np.int64)
         self.n = len(self.starts) - 1
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self._row_weights = (
+            None if weights is None else np.repeat(self.weights, np.diff(self.starts))
+        )
         self.family = family
         pw = pointwise_derivatives(family)
         self._point, self._n_out = pw.point, pw.n_out
@@ -405,10 +458,14 @@ class AGQ:
         bounds = np.linspace(0, self.n, self.threads + 1).astype(np.int64)
         jobs = [
             _pool(self.threads).submit(kernel, self._point, self._n_out, g0, g1, *args)
-            for g0, g1 in zip(bounds[:-1], bounds[1:], strict=False)
+            for g0, g1 in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         for job in jobs:
             job.result()
+
+    def _eta0(self, eta0) -> np.ndarray:
+        """The fixed part as an ``(N, E)`` array (a vector is accepted for one predictor)."""
+        return np.ascontiguousarray(np.asarray(eta0, dtype=np.float64).reshape(self.N, self.E))
 
     def update_modes(self, eta0, D, phis, tol: float = 1e-9, max_iter: int = 100) -> int:
         """Move the modes ``b̂_i`` and factors ``C_i`` to the current parameters.
@@ -419,12 +476,11 @@ class AGQ:
         if Dinv is None:
             return 0
         modes = self.modes.copy()
-        eta0 = np.ascontiguousarray(eta0, dtype=np.float64)
         phis = np.ascontiguousarray(phis, dtype=np.float64)
         self._run(
             _modes_kernel,
-            self.y,
-            eta0,
+            self.Y,
+            self._eta0(eta0),
             self.Z,
             self.starts,
             Dinv,
@@ -444,19 +500,26 @@ class AGQ:
         return self.chol @ np.swapaxes(self.chol, 1, 2)
 
     def evaluate(self, eta0, D, phis, grad: bool = True, em: bool = False) -> AGQResult:
-        """AGQ log-likelihood at ``(η⁰, D, φ)``; re-centres first unless ``recenter`` is off."""
-        eta0 = np.ascontiguousarray(eta0, dtype=np.float64)
+        """AGQ log-likelihood at ``(η⁰, D, φ)``; re-centres first unless ``recenter`` is off.
+
+        ``η⁰`` is ``(N,)`` or ``(N, E)``; ``grad_eta`` comes back in the same shape. Totals
+        (``loglik``, the gradients, ``second_moment``, ``hess_weights``) carry the group
+        weights; the per-group fields do not.
+        """
+        shape = np.shape(eta0)
+        eta0 = self._eta0(eta0)
         phis = np.ascontiguousarray(phis, dtype=np.float64)  # the kernels read it by pointer
         D = np.atleast_2d(np.asarray(D, dtype=np.float64))
         Dinv = _inverse(D)
+        E, n_d2 = self.E, self.E * (self.E + 1) // 2
         if Dinv is None:  # D is singular (a variance underflowed): the likelihood is 0 there
             return AGQResult(
                 loglik=-np.inf,
                 per_group=np.full(self.n, -np.inf),
-                grad_eta=np.zeros(self.N),
+                grad_eta=np.zeros(shape),
                 grad_D=np.zeros_like(D),
                 grad_phis=np.zeros(len(phis)),
-                hess_weights=np.zeros(self.N) if em else None,
+                hess_weights=np.zeros((self.N, n_d2)) if em else None,
                 second_moment=np.zeros_like(D),
                 second_moment_groups=np.zeros((self.n, self.q, self.q)),
                 grad_phis_groups=np.zeros((self.n, len(phis))),
@@ -467,13 +530,13 @@ class AGQ:
         n, q, n_phi = self.n, self.q, len(phis)
         want = grad or em
         per_group = np.empty(n)
-        g_eta = np.empty(self.N if want else 0)
+        g_eta = np.empty((self.N if want else 0, E))
         S_g = np.empty((n if want else 0, q, q))
         gphi_g = np.empty((n if want else 0, n_phi))
-        W = np.empty(self.N if em else 0)
+        W = np.empty((self.N if em else 0, n_d2))
         self._run(
             _nodes_kernel,
-            self.y,
+            self.Y,
             eta0,
             self.Z,
             self.starts,
@@ -493,13 +556,18 @@ class AGQ:
             gphi_g,
             W,
         )
-        loglik = float(per_group.sum())
+        w = self.weights
+        loglik = float(per_group.sum() if w is None else per_group @ w)
         res = AGQResult(loglik if np.isfinite(loglik) else -np.inf, per_group)
         if want:
-            S = S_g.sum(axis=0)
-            res.grad_eta = g_eta
-            res.grad_D = 0.5 * Dinv @ S @ Dinv - 0.5 * n * Dinv
-            res.grad_phis = gphi_g.sum(axis=0)
+            if w is not None:
+                g_eta *= self._row_weights[:, None]
+                W *= self._row_weights[:, None] if em else 1.0
+            S = S_g.sum(axis=0) if w is None else np.einsum("i,irc->rc", w, S_g)
+            n_eff = n if w is None else w.sum()
+            res.grad_eta = g_eta.reshape(shape)
+            res.grad_D = 0.5 * Dinv @ S @ Dinv - 0.5 * n_eff * Dinv
+            res.grad_phis = gphi_g.sum(axis=0) if w is None else w @ gphi_g
             res.second_moment = S
             res.hess_weights = W if em else None
             res.second_moment_groups = S_g

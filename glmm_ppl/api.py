@@ -68,6 +68,12 @@ def mixed_model(
     *,
     n_agq: int | None = None,
     penalized: bool | dict = False,
+    zi_fixed: str | None = None,
+    zi_random: str | None = None,
+    offset=None,
+    weights=None,
+    trials: str | None = None,
+    censoring: str | None = None,
     initial_values: dict | None = None,
     control: dict | Control | None = None,
 ) -> MixedModelFit:
@@ -80,22 +86,44 @@ def mixed_model(
     Parameters
     ----------
     fixed : str
-        ``"y ~ terms"`` in R's formula syntax.
+        ``"y ~ terms"`` in R's formula syntax; ``offset(expr)`` terms are offsets. For
+        successes out of trials write ``"p(successes, trials) ~ terms"`` (bambi) or
+        ``"cbind(successes, failures) ~ terms"`` (R); for censored data
+        ``"cbind(y, indicator) ~ terms"``.
     random : str
         ``"~ 1 | g"`` (random intercepts), ``"~ x | g"`` (correlated intercepts and slopes, full
         ``D``) or ``"~ x || g"`` (independent, diagonal ``D``); ``g`` is a column of ``data``.
     data : pandas.DataFrame
     family : str or Family
-        ``"binomial"``, ``"poisson"`` or a family object such as
-        ``glmm_ppl.families.binomial(link="probit")``.
+        A name (``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gamma"``…; see
+        :data:`glmm_ppl.families.FAMILIES`) or a family object such as
+        ``glmm_ppl.families.binomial(link="probit")`` or one written by the user.
     n_agq : int, optional
         Quadrature points per random effect; 11 with at most two random effects, 7 otherwise
         (as GLMMadaptive).
     penalized : bool or dict
         ``True`` adds GLMMadaptive's Student-t penalty on the fixed effects (df 3, mean 0,
         scale 1); a dict with keys ``pen_mu``, ``pen_sigma``, ``pen_df`` sets it.
+    zi_fixed, zi_random : str, optional
+        Zero-inflated and hurdle families only: the fixed effects (``"~ x"``, logit link;
+        ``"~ 1"`` by default) and random effects (``"~ 1 | g"``, same grouping column) of the
+        zero part. Its random effects join the main ones in one ``D``, correlated unless
+        either formula uses ``||`` (then ``D`` is diagonal).
+    offset : str or array-like, optional
+        A column (or one value per row of ``data``) added to the main linear predictor, as
+        ``offset(...)`` in ``fixed``.
+    weights : str, pandas.Series or array-like, optional
+        One positive weight per group multiplying its log-likelihood (as replicates of the
+        group): a column constant within groups, a Series indexed by group label, or an array
+        in the sorted order of the group labels.
+    trials : str, optional
+        Column of numbers of trials: the response then counts successes (binomial,
+        zi_binomial, beta_binomial).
+    censoring : str, optional
+        censored_normal only: column with 0 (observed), 1 (left censored: the value is an
+        upper bound) or 2 (right censored: a lower bound).
     initial_values : dict, optional
-        Keys ``betas``, ``D``, ``phis`` override the starting values.
+        Keys ``betas``, ``gammas`` (zero part), ``D``, ``phis`` override the starting values.
     control : dict or Control, optional
         Optimizer settings (see :class:`glmm_ppl.Control`).
 
@@ -119,8 +147,20 @@ def mixed_model(
         raise ValueError(
             f"n_agq must be a positive integer (points per random effect), got {n_agq!r}"
         )
-    design = build_design(fixed, random, data, family)
-    q = design.Z.shape[1]
+    design = build_design(
+        fixed,
+        random,
+        data,
+        family,
+        zi_fixed=zi_fixed,
+        zi_random=zi_random,
+        offset=offset,
+        weights=weights,
+        trials=trials,
+        censoring=censoring,
+    )
+    family = design.family
+    q = design.q
     if n_agq is None:
         n_agq = 11 if q <= 2 else 7
     if n_agq**q > _MAX_NODES:

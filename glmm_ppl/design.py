@@ -23,7 +23,14 @@ from formulaic.errors import FormulaicError
 
 from .families import Family
 
-__all__ = ["Design", "build_design", "complete_rows", "parse_random", "split_fixed"]
+__all__ = [
+    "Design",
+    "build_design",
+    "complete_rows",
+    "parse_random",
+    "parse_response",
+    "split_fixed",
+]
 
 _RANDOM = re.compile(r"^\s*~?(?P<terms>[^|]*?)\s*(?P<bar>\|\|?)\s*(?P<group>[^|]+?)\s*$")
 _TREATMENT = re.compile(r"(?P<var>[A-Za-z_.][\w.]*)\[T\.(?P<level>[^\]]*)\]")
@@ -39,8 +46,8 @@ class Design:
     X : ndarray (N, p)
         Fixed-effects design; columns named ``fixed_names`` (R style: ``(Intercept)``,
         ``sexfemale``, ``sexfemale:time``).
-    Z : ndarray (N, q)
-        Random-effects design; columns named ``random_names``.
+    Z : ndarray (N, q_main)
+        Random-effects design of the main part; columns named ``random_names[:q_main]``.
     starts : ndarray (n + 1,)
         First row of each group, then ``N``.
     groups : pandas.Index
@@ -49,6 +56,18 @@ class Design:
         Whether ``D`` is diagonal (``||``).
     rows : ndarray (N,)
         Index labels of the data rows used, in the sorted order.
+    family : Family
+        The family as the data use it (with trials when the response counts successes).
+    aux : ndarray (N, n_aux)
+        Per-row data the family reads besides ``y`` (``family.aux_names``: trials, censoring).
+    X_zi, Z_zi : ndarray or None
+        Fixed- and random-effects designs of the zero part (zero-inflated and hurdle
+        families); ``Z_zi`` has ``q - q_main`` columns, named ``random_names[q_main:]``
+        (``zi_`` prefixed).
+    offset : ndarray (N, E) or None
+        Offsets of the linear predictors.
+    weights : ndarray (n,) or None
+        Multipliers of the groups' log-likelihoods.
     """
 
     y: np.ndarray
@@ -66,6 +85,15 @@ class Design:
     rows: np.ndarray
     n_dropped: int = 0
     specs: dict = field(default_factory=dict, repr=False, compare=False)
+    family: Family | None = field(default=None, repr=False)
+    aux: np.ndarray | None = field(default=None, repr=False)
+    X_zi: np.ndarray | None = field(default=None, repr=False)
+    zi_fixed_names: list[str] = field(default_factory=list)
+    Z_zi: np.ndarray | None = field(default=None, repr=False)
+    zi_fixed: str | None = None
+    zi_random: str | None = None
+    offset: np.ndarray | None = field(default=None, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_groups(self) -> int:
@@ -74,6 +102,41 @@ class Design:
     @property
     def nobs(self) -> int:
         return len(self.y)
+
+    @property
+    def q_main(self) -> int:
+        """Number of random effects of the main part."""
+        return self.Z.shape[1]
+
+    @property
+    def q(self) -> int:
+        """Number of random effects (both parts)."""
+        return len(self.random_names)
+
+    @property
+    def n_eta(self) -> int:
+        """Number of linear predictors (2 with a zero part)."""
+        return 1 if self.X_zi is None else 2
+
+    def response_data(self) -> np.ndarray:
+        """``(N, 1 + n_aux)``: the response, then the family's per-row data."""
+        aux = self.aux if self.aux is not None else np.zeros((self.nobs, 0))
+        return np.column_stack([self.y, aux])
+
+    def Z_by_predictor(self) -> np.ndarray:
+        """``(N, E, q)``: the random-effects design of each linear predictor."""
+        Z = np.zeros((self.nobs, self.n_eta, self.q))
+        Z[:, 0, : self.q_main] = self.Z
+        if self.Z_zi is not None:
+            Z[:, 1, self.q_main :] = self.Z_zi
+        return Z
+
+    def fixed_part(self, beta: np.ndarray, gamma: np.ndarray | None = None) -> np.ndarray:
+        """``η⁰``, shape ``(N, E)``: ``Xβ`` (and ``X_zi γ``) plus the offsets."""
+        eta = (self.X @ beta)[:, None]
+        if self.X_zi is not None:
+            eta = np.column_stack([eta[:, 0], self.X_zi @ gamma])
+        return eta if self.offset is None else eta + self.offset
 
 
 def split_fixed(fixed: str) -> tuple[str, str]:
@@ -211,7 +274,184 @@ def complete_rows(
     return df, n_dropped
 
 
-def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) -> Design:
+_TWO_COLUMNS = re.compile(r"^(?P<fn>p|cbind)\(\s*(?P<a>[^,()]+?)\s*,\s*(?P<b>[^,()]+?)\s*\)$")
+
+
+def parse_response(lhs: str) -> tuple[str, str | None, str | None]:
+    """The response column and, for a two-column response, the second column and its form.
+
+    ``"y"`` → ``("y", None, None)``; bambi's ``"p(successes, trials)"`` →
+    ``("successes", "trials", "p")``; R's ``"cbind(a, b)"`` → ``("a", "b", "cbind")`` (successes
+    and failures, or a value and its censoring indicator).
+
+    Examples
+    --------
+    >>> parse_response("p(s, n)")
+    ('s', 'n', 'p')
+    """
+    m = _TWO_COLUMNS.match(lhs.strip())
+    if m is None:
+        return lhs.strip(), None, None
+    return m.group("a"), m.group("b"), m.group("fn")
+
+
+def _split_offsets(rhs: str) -> tuple[str, list[str]]:
+    """``"~ x + offset(log(e))"`` → ``("~ x", ["log(e)"])``: offsets leave the formula."""
+    exprs, out, i = [], [], 0
+    for m in re.finditer(r"\boffset\s*\(", rhs):
+        if m.start() < i:
+            continue
+        depth, k = 1, m.end()
+        while k < len(rhs) and depth:
+            depth += {"(": 1, ")": -1}.get(rhs[k], 0)
+            k += 1
+        if depth:
+            raise ValueError(f"unbalanced parentheses in {rhs!r}")
+        exprs.append(rhs[m.end() : k - 1].strip())
+        out.append(rhs[i : m.start()])
+        i = k
+    out.append(rhs[i:])
+    clean = re.sub(r"\+\s*\+", "+", "".join(out))
+    clean = re.sub(r"~\s*\+", "~", clean)
+    clean = re.sub(r"\+\s*$", "", clean.strip())
+    if re.fullmatch(r"~\s*", clean):
+        clean = "~ 1"
+    return clean, exprs
+
+
+def _offset_values(exprs: list[str], df: pd.DataFrame, where: str) -> np.ndarray | None:
+    if not exprs:
+        return None
+    total = np.zeros(len(df))
+    for expr in exprs:
+        values, _, _ = _matrix(f"~ 0 + {expr}", df, f"{where} offset")
+        if values.shape[1] != 1:
+            raise ValueError(
+                f"offset({expr}) in the {where} formula must be one numeric column, got "
+                f"{values.shape[1]} columns"
+            )
+        total += values[:, 0]
+    return total
+
+
+def _group_weights(weights, df: pd.DataFrame, data: pd.DataFrame, group: str, groups) -> np.ndarray:
+    """One weight per group (in the order of ``groups``) from a column name, a Series indexed
+    by group label, or an array in the order of the sorted group labels of ``data``."""
+    if isinstance(weights, str):
+        if weights not in df.columns:
+            raise ValueError(f"weights column {weights!r} not found in data")
+        per_group = df.groupby(group, sort=True, observed=True)[weights].agg(["min", "max"])
+        varying = per_group.index[per_group["min"] != per_group["max"]]
+        if len(varying):
+            raise ValueError(
+                f"weights column {weights!r} must be constant within each group of {group!r}; "
+                f"it varies in {len(varying)} group(s) (for example {varying[0]!r})"
+            )
+        values = per_group["min"].reindex(groups).to_numpy(dtype=float)
+    elif isinstance(weights, pd.Series):
+        missing = [g for g in groups if g not in weights.index]
+        if missing:
+            raise ValueError(
+                f"weights has no value for {len(missing)} group(s) of {group!r} (for example "
+                f"{missing[0]!r}); index it by the group labels"
+            )
+        values = weights.reindex(groups).to_numpy(dtype=float)
+    else:
+        values = np.asarray(weights, dtype=float).reshape(-1)
+        all_groups = pd.Index(pd.unique(data[group].dropna())).sort_values()
+        if len(values) != len(all_groups):
+            raise ValueError(
+                f"weights must have one value per group of {group!r} ({len(all_groups)}, in "
+                f"sorted order of the labels), got {len(values)}; or pass a pandas Series "
+                "indexed by group label, or a column name"
+            )
+        values = pd.Series(values, index=all_groups).reindex(groups).to_numpy()
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        raise ValueError(
+            f"weights must be positive and finite; {int(bad.sum())} group(s) are not (for "
+            f"example {values[bad][0]:g})"
+        )
+    return values
+
+
+def _bind_family(family: Family, second, form, trials, censoring):
+    """The family as the data use it, and the columns of its per-row data."""
+    columns = {}
+    if form == "p" or (form == "cbind" and family.trials != "never"):
+        if trials is not None:
+            raise ValueError("give trials either in the response or as trials=, not both")
+        family = family.using_trials()
+        columns["trials"] = (second, form)
+    elif form == "cbind" and "censoring" in family.data_names:
+        if censoring is not None:
+            raise ValueError("give censoring either in the response or as censoring=, not both")
+        columns["censoring"] = (second, form)
+    elif form == "cbind":
+        raise ValueError(
+            f"a two-column response cbind(...) needs a family with trials (binomial, "
+            f"zi_binomial, beta_binomial) or censoring (censored_normal), not {family.name}"
+        )
+    if trials is not None:
+        family = family.using_trials()
+        columns["trials"] = (trials, None)
+    if censoring is not None:
+        if "censoring" not in family.data_names:
+            raise ValueError(f"censoring= applies to censored_normal, not {family.name}")
+        columns["censoring"] = (censoring, None)
+    for name in family.aux_names:
+        if name not in columns:
+            how = (
+                "trials='column', a response p(successes, trials) or cbind(successes, failures)"
+                if name == "trials"
+                else "censoring='column' (0 observed, 1 left, 2 right censored) or a response "
+                "cbind(y, indicator)"
+            )
+            raise ValueError(f"the {family.name} family needs {name}: give {how}")
+    return family, columns
+
+
+def _aux_values(columns: dict, df: pd.DataFrame, response: str) -> dict:
+    out = {}
+    for name, (column, form) in columns.items():
+        if not pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(df[column]):
+            raise ValueError(f"{name} column {column!r} must be numeric, got {df[column].dtype}")
+        values = df[column].to_numpy(dtype=float)
+        if name == "trials":
+            if form == "cbind":
+                values = values + df[response].to_numpy(dtype=float)
+            bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
+            what = "failures" if form == "cbind" else "trials"
+            if bad.any():
+                raise ValueError(
+                    f"{what} column {column!r} must hold non-negative integers; "
+                    f"{int(bad.sum())} row(s) do not (for example {values[bad][0]:g})"
+                )
+        else:
+            bad = ~np.isin(values, (0.0, 1.0, 2.0))
+            if bad.any():
+                raise ValueError(
+                    f"censoring column {column!r} must be 0 (observed), 1 (left censored) or 2 "
+                    f"(right censored); {int(bad.sum())} row(s) are not (for example "
+                    f"{values[bad][0]:g})"
+                )
+        out[name] = values
+    return out
+
+
+def build_design(
+    fixed: str,
+    random: str,
+    data: pd.DataFrame,
+    family: Family,
+    *,
+    zi_fixed: str | None = None,
+    zi_random: str | None = None,
+    offset=None,
+    weights=None,
+    trials: str | None = None,
+    censoring: str | None = None,
+) -> Design:
     """Check the data against the formulas and build the design arrays.
 
     Raises
@@ -233,9 +473,47 @@ def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) ->
     >>> d.fixed_names, d.random_names, d.n_groups
     (['(Intercept)', 'x'], ['(Intercept)'], 2)
     """
-    response, fixed_rhs = split_fixed(fixed)
+    lhs, fixed_rhs = split_fixed(fixed)
+    response, second, form = parse_response(lhs)
+    fixed_rhs, fixed_offsets = _split_offsets(fixed_rhs)
     random_terms, group, diagonal = parse_random(random)
-    df, n_dropped = complete_rows(data, [fixed_rhs, random_terms], [response, group])
+    family, aux_columns = _bind_family(family, second, form, trials, censoring)
+    if not family.zero_part and (zi_fixed is not None or zi_random is not None):
+        raise ValueError(
+            f"zi_fixed and zi_random apply to zero-inflated and hurdle families, not {family.name}"
+        )
+    formulas, columns = [fixed_rhs, random_terms], [response, group]
+    formulas += [f"~ {e}" for e in fixed_offsets]
+    columns += [c for c, _ in aux_columns.values()]
+    zi_offsets: list[str] = []
+    if family.zero_part:
+        zi_fixed = "~ 1" if zi_fixed is None else zi_fixed
+        if not isinstance(zi_fixed, str) or "~" not in zi_fixed:
+            raise ValueError(f"zi_fixed must be a formula such as '~ x', got {zi_fixed!r}")
+        zi_rhs, zi_offsets = _split_offsets("~ " + zi_fixed.split("~", 1)[1].strip())
+        formulas += [zi_rhs, *[f"~ {e}" for e in zi_offsets]]
+        if zi_random is not None:
+            zi_terms, zi_group, zi_diagonal = parse_random(zi_random)
+            if zi_group != group:
+                raise ValueError(
+                    f"zi_random must use the grouping column of random ({group!r}), got "
+                    f"{zi_group!r}"
+                )
+            diagonal = diagonal or zi_diagonal
+            formulas.append(zi_terms)
+    if isinstance(offset, str):
+        columns.append(offset)
+    elif offset is not None:
+        values = np.asarray(offset, dtype=float).reshape(-1)
+        if len(values) != len(data):
+            raise ValueError(
+                f"offset must have one value per row of data ({len(data)}), got {len(values)}"
+            )
+        data = data.assign(**{"(offset)": values})
+        columns.append("(offset)")
+    if isinstance(weights, str):
+        columns.append(weights)
+    df, n_dropped = complete_rows(data, formulas, columns)
     codes, groups = pd.factorize(df[group], sort=True)
     if len(groups) < 2:
         raise ValueError(
@@ -245,8 +523,9 @@ def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) ->
     order = np.argsort(codes, kind="stable")
     df = df.iloc[order]
     codes = codes[order]
-    y = family.check_response(df[response], response)
-    if np.all(y == y[0]):
+    aux = _aux_values(aux_columns, df, response)
+    y = family.check_response(df[response], response, **aux)
+    if not aux and np.all(y == y[0]):
         raise ValueError(
             f"response column {response!r} has the same value ({y[0]:g}) in every row used: "
             "there is nothing to fit"
@@ -257,6 +536,31 @@ def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) ->
     if Z.shape[1] == 0:
         raise ValueError(f"random formula {random!r} has no terms")
     _check_rank(Z, random_names, "random-effects")
+    specs = {"fixed": fixed_spec, "random": random_spec}
+    X_zi = Z_zi = None
+    zi_names: list[str] = []
+    if family.zero_part:
+        X_zi, zi_names, specs["zi_fixed"] = _matrix(zi_rhs, df, "zero-part fixed-effects")
+        _check_rank(X_zi, zi_names, "zero-part fixed-effects")
+        if zi_random is not None:
+            Z_zi, zi_random_names, specs["zi_random"] = _matrix(
+                zi_terms, df, "zero-part random-effects"
+            )
+            random_names = random_names + [f"zi_{n}" for n in zi_random_names]
+    offsets = [_offset_values(fixed_offsets, df, "fixed")]
+    if offset is not None:
+        column = offset if isinstance(offset, str) else "(offset)"
+        if not pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(df[column]):
+            raise ValueError(f"offset column {column!r} must be numeric, got {df[column].dtype}")
+        extra = df[column].to_numpy(dtype=float)
+        if not np.all(np.isfinite(extra)):
+            raise ValueError(f"offset column {column!r} has values that are not finite")
+        offsets[0] = extra if offsets[0] is None else offsets[0] + extra
+    if family.zero_part:
+        offsets.append(_offset_values(zi_offsets, df, "zi_fixed"))
+    offset_matrix = None
+    if any(o is not None for o in offsets):
+        offset_matrix = np.column_stack([np.zeros(len(df)) if o is None else o for o in offsets])
     starts = np.r_[np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]), len(codes)]
     return Design(
         y=y,
@@ -265,7 +569,7 @@ def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) ->
         starts=starts,
         groups=pd.Index(groups, name=group),
         group_name=group,
-        response_name=response,
+        response_name=lhs,
         fixed_names=fixed_names,
         random_names=random_names,
         diagonal=diagonal,
@@ -273,5 +577,14 @@ def build_design(fixed: str, random: str, data: pd.DataFrame, family: Family) ->
         random=random,
         rows=df.index.to_numpy(),
         n_dropped=n_dropped,
-        specs={"fixed": fixed_spec, "random": random_spec},
+        specs=specs,
+        family=family,
+        aux=np.column_stack([aux[n] for n in family.aux_names]) if aux else None,
+        X_zi=X_zi,
+        zi_fixed_names=zi_names,
+        Z_zi=Z_zi,
+        zi_fixed=zi_fixed if family.zero_part else None,
+        zi_random=zi_random,
+        offset=offset_matrix,
+        weights=None if weights is None else _group_weights(weights, df, data, group, groups),
     )

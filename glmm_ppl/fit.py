@@ -165,39 +165,48 @@ class OptSummary:
 
 def _initial(graph: MixedModelGraph, initial_values: dict | None) -> np.ndarray:
     d = graph.design
-    beta, phis, _, _ = fit_glm_arrays(d.X, d.y, graph.family)
-    sd = d.Z.std(axis=0)
+    fixed, phis, _, _ = fit_glm_arrays(
+        graph.fixed_designs(), d.response_data(), graph.family, d.offset
+    )
+    sd = np.concatenate([d.Z.std(axis=0)] + ([d.Z_zi.std(axis=0)] if d.Z_zi is not None else []))
     scale = np.where(sd > 0, 1.0 / np.maximum(sd, 1.0), 1.0)
     D = np.diag(scale**2)
     if initial_values is not None:
-        beta, D, phis = _user_initial(graph, initial_values, beta, D, phis)
+        fixed, D, phis = _user_initial(graph, initial_values, fixed, D, phis)
     if d.diagonal:
         D = np.diag(np.diag(D))
-    return graph.pack(beta, D, phis)
+    return graph.pack(fixed, D, phis)
 
 
-def _user_initial(graph: MixedModelGraph, values, beta, D, phis):
+def _user_initial(graph: MixedModelGraph, values, fixed, D, phis):
     """Starting values from ``initial_values``, checked; defaults where a key is absent."""
+    keys = ["betas", "gammas", "D", "phis"] if graph.p_zi else ["betas", "D", "phis"]
+    valid = ", ".join(map(repr, keys))
     if not isinstance(values, dict):
         raise TypeError(
-            f"initial_values must be a dict with keys 'betas', 'D', 'phis', "
-            f"got {type(values).__name__}"
+            f"initial_values must be a dict with keys {valid}, got {type(values).__name__}"
         )
-    unknown = sorted(set(values) - {"betas", "D", "phis"})
+    unknown = sorted(set(values) - set(keys))
     if unknown:
         raise ValueError(
-            f"unknown initial_values key(s) {', '.join(map(repr, unknown))}; valid: 'betas', "
-            "'D', 'phis'"
+            f"unknown initial_values key(s) {', '.join(map(repr, unknown))}; valid: {valid}"
         )
-    shapes = {"betas": (graph.p,), "D": (graph.q, graph.q), "phis": (graph.n_phis,)}
-    out = {"betas": beta, "D": D, "phis": phis}
-    for key, shape in shapes.items():
+    shapes = {
+        "betas": (graph.p,),
+        "gammas": (graph.p_zi,),
+        "D": (graph.q, graph.q),
+        "phis": (graph.n_phis,),
+    }
+    out = {"betas": fixed[: graph.p], "gammas": fixed[graph.p :], "D": D, "phis": phis}
+    for key in keys:
         if key not in values:
             continue
         v = np.asarray(values[key], dtype=float)
         v = np.atleast_2d(v) if key == "D" else np.atleast_1d(v)
-        if v.shape != shape:
-            raise ValueError(f"initial_values[{key!r}] must have shape {shape}, got {v.shape}")
+        if v.shape != shapes[key]:
+            raise ValueError(
+                f"initial_values[{key!r}] must have shape {shapes[key]}, got {v.shape}"
+            )
         if not np.all(np.isfinite(v)):
             raise ValueError(f"initial_values[{key!r}] must be finite, got {v.tolist()}")
         out[key] = v
@@ -207,20 +216,51 @@ def _user_initial(graph: MixedModelGraph, values, beta, D, phis):
         D_to_theta(out["D"], graph.design.diagonal)
     except ValueError as err:
         raise ValueError(f"initial_values['D']: {err}") from None
-    return out["betas"], out["D"], out["phis"]
+    return np.concatenate([out["betas"], out["gammas"]]), out["D"], out["phis"]
+
+
+def _fixed_gradient(graph: MixedModelGraph, grad_eta: np.ndarray) -> np.ndarray:
+    """``Σ_e X_eᵀ ∂/∂η⁰_e``: the gradient in the fixed effects ``(β, γ)``."""
+    grad_eta = grad_eta.reshape(len(grad_eta), -1)
+    return np.concatenate([X.T @ grad_eta[:, e] for e, X in enumerate(graph.fixed_designs())])
+
+
+def _fixed_hessian(graph: MixedModelGraph, weights: np.ndarray) -> np.ndarray:
+    """``Σ_ef X_eᵀ diag(w_ef) X_f`` from per-row second-derivative weights (upper triangle of
+    the predictors' pairs, as :func:`glmm_ppl.pointwise.layout`)."""
+    Xs = graph.fixed_designs()
+    sizes = np.cumsum([0] + [X.shape[1] for X in Xs])
+    H = np.zeros((sizes[-1], sizes[-1]))
+    k = 0
+    for e in range(len(Xs)):
+        for f in range(e, len(Xs)):
+            block = Xs[e].T @ (weights[:, k][:, None] * Xs[f])
+            H[sizes[e] : sizes[e + 1], sizes[f] : sizes[f + 1]] = block
+            H[sizes[f] : sizes[f + 1], sizes[e] : sizes[e + 1]] = block.T
+            k += 1
+    return H
+
+
+def _penalty(graph: MixedModelGraph, fixed: np.ndarray) -> tuple[float, np.ndarray]:
+    """Log penalty and its gradient in ``(β, γ)`` (the penalty acts on ``β`` only)."""
+    grad = np.zeros(len(fixed))
+    if graph.penalty is None:
+        return 0.0, grad
+    beta = fixed[: graph.p]
+    grad[: graph.p] = graph.penalty.grad_numpy(beta)
+    return graph.penalty.logp_numpy(beta), grad
 
 
 def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np.ndarray, list]:
     d, engine = graph.design, graph.engine
-    X, n = d.X, d.n_groups
+    n = d.n_groups if d.weights is None else d.weights.sum()
     history: list[float] = []
     best = theta
     for _ in range(control.em_iter):
-        beta, D, phis = graph.unpack(theta)
-        res = engine.evaluate(X @ beta, D, phis, grad=True, em=True)
-        ll = res.loglik
-        if graph.penalty is not None:
-            ll += graph.penalty.logp_numpy(beta)
+        fixed, D, phis = graph.unpack(theta)
+        res = engine.evaluate(graph.fixed_part(fixed), D, phis, grad=True, em=True)
+        pen, pen_grad = _penalty(graph, fixed)
+        ll = res.loglik + pen
         if history and ll < history[-1]:
             break  # EM with a Newton M-step is not monotone: keep the best point
         best = theta
@@ -231,13 +271,11 @@ def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np
         D_new = res.second_moment / n
         if d.diagonal:
             D_new = np.diag(np.diag(D_new))
-        H = X.T @ (-res.hess_weights[:, None] * X)
-        g = X.T @ res.grad_eta
-        if graph.penalty is not None:
-            g = g + graph.penalty.grad_numpy(beta)
-        beta_new = beta + np.linalg.lstsq(H, g, rcond=None)[0]
+        H = -_fixed_hessian(graph, res.hess_weights)
+        g = _fixed_gradient(graph, res.grad_eta) + pen_grad
+        fixed_new = fixed + np.linalg.lstsq(H, g, rcond=None)[0]
         try:
-            theta = graph.pack(beta_new, D_new, phis)
+            theta = graph.pack(fixed_new, D_new, phis)
         except ValueError:
             break  # D became singular: leave it to L-BFGS
     return best, history
@@ -256,22 +294,28 @@ def _central_differences(f, theta: np.ndarray, step: float) -> np.ndarray:
 
 
 def _group_scores(graph: MixedModelGraph, theta: np.ndarray, res) -> np.ndarray:
-    """Per-group scores ``∂ log L_i / ∂θ`` (n × k) from one evaluation with gradients.
+    """Per-group scores ``w_i ∂ log L_i / ∂θ`` (n × k) from one evaluation with gradients
+    (``w_i`` the group weights, 1 without).
 
-    ``∂/∂β = X_iᵀ ∂/∂η⁰_i``; ``∂/∂D = ½ D⁻¹ S_i D⁻¹ − ½ D⁻¹`` chained to the log-Cholesky
-    parameters; ``∂/∂ log φ = φ ∂/∂φ``.
+    ``∂/∂β = X_iᵀ ∂/∂η⁰_i`` (and ``X_zi,iᵀ`` for ``γ``); ``∂/∂D = ½ D⁻¹ S_i D⁻¹ − ½ D⁻¹``
+    chained to the log-Cholesky parameters; ``∂/∂ log φ = φ ∂/∂φ``.
     """
     d = graph.design
     _, D, phis = graph.unpack(theta)
     Dinv = np.linalg.inv(D)
-    q, p, t = graph.q, graph.p, graph.n_theta
-    s_beta = np.add.reduceat(d.X * res.grad_eta[:, None], d.starts[:-1], axis=0)
+    q = graph.q
+    grad_eta = res.grad_eta.reshape(d.nobs, -1)
+    rows = np.hstack([X * grad_eta[:, [e]] for e, X in enumerate(graph.fixed_designs())])
+    s_fixed = np.add.reduceat(rows, d.starts[:-1], axis=0)
     G = 0.5 * (Dinv @ res.second_moment_groups @ Dinv - Dinv)
     J = _central_differences(
-        lambda th: theta_to_D(th, q, d.diagonal).ravel(), theta[p : p + t], 1e-6
+        lambda th: theta_to_D(th, q, d.diagonal).ravel(), graph.split(theta)["theta_D"], 1e-6
     )
     s_D = G.reshape(len(G), q * q) @ J
-    return np.hstack([s_beta, s_D, res.grad_phis_groups * phis])
+    s_phi = res.grad_phis_groups * phis
+    if d.weights is not None:
+        s_D, s_phi = s_D * d.weights[:, None], s_phi * d.weights[:, None]
+    return np.hstack([s_fixed, s_D, s_phi])
 
 
 def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
@@ -283,13 +327,14 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     Returns ``(θ, iterations, evaluations, reached)``; ``reached`` says whether the per-group
     gradient fell below ``control.gtol``.
     """
-    d, engine, pen = graph.design, graph.engine, graph.penalty
-    n, p = d.n_groups, graph.p
+    d, engine = graph.design, graph.engine
+    n = d.n_groups
+    w = np.ones(n) if d.weights is None else d.weights
 
     def value(th):
-        beta, D, phis = graph.unpack(th)
-        res = engine.evaluate(d.X @ beta, D, phis, grad=True)
-        return res.loglik + (pen.logp_numpy(beta) if pen is not None else 0.0), res
+        fixed, D, phis = graph.unpack(th)
+        res = engine.evaluate(graph.fixed_part(fixed), D, phis, grad=True)
+        return res.loglik + _penalty(graph, fixed)[0], res
 
     obj, res = value(theta)
     evals, it = 1, 0
@@ -298,8 +343,8 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     for it in range(1, min(control.max_iter, 50) + 1):
         scores = _group_scores(graph, theta, res)
         g = scores.sum(axis=0)
-        if pen is not None:
-            g[:p] += pen.grad_numpy(theta[:p])
+        k = graph.p + graph.p_zi
+        g[:k] += _penalty(graph, theta[:k])[1]
         if not np.all(np.isfinite(g)):
             return theta, it, evals, False
         # scoring converges fast near the optimum: go 10 times past gtol, so that the Newton
@@ -307,7 +352,7 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
         size = np.max(np.abs(g)) / n
         if size < 0.1 * control.gtol:
             return theta, it, evals, True
-        info = scores.T @ scores
+        info = scores.T @ (scores / w[:, None])  # Σ_i w_i s_i s_iᵀ
         try:
             step = np.linalg.solve(info + 1e-10 * np.trace(info) * np.eye(len(g)), g)
         except np.linalg.LinAlgError:
@@ -327,8 +372,8 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
 
 def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarray:
     """Central differences of the fixed-node gradient of the objective."""
-    beta, D, phis = graph.unpack(theta)  # centre the rule at theta: the last evaluation may
-    graph.engine.update_modes(graph.design.X @ beta, D, phis)  # have been elsewhere
+    fixed, D, phis = graph.unpack(theta)  # centre the rule at theta: the last evaluation may
+    graph.engine.update_modes(graph.fixed_part(fixed), D, phis)  # have been elsewhere
     graph.engine.recenter = False
     try:
         H = _central_differences(lambda t: graph(t)[2], theta, step)

@@ -13,59 +13,138 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from .design import _check_rank, _matrix, complete_rows, split_fixed
+from .design import (
+    _aux_values,
+    _bind_family,
+    _check_rank,
+    _matrix,
+    complete_rows,
+    parse_response,
+    split_fixed,
+)
 from .families import Family, get_family
-from .pointwise import pointwise_derivatives
+from .pointwise import layout, pointwise_derivatives
 from .summary import wald_table
 
 __all__ = ["glm", "GLMFit", "fit_glm_arrays"]
 
 
+def _start(X: np.ndarray, Y: np.ndarray, family: Family) -> np.ndarray:
+    """Starting coefficients of the main predictor: zero, but the intercept (a column of
+    ones) at the link of the mean response, where that is finite."""
+    beta = np.zeros(X.shape[1])
+    ones = np.flatnonzero(np.all(X == 1.0, axis=0))
+    if len(ones):
+        y = Y[:, 0]
+        mean = y.mean() if "trials" not in family.aux_names else y.sum() / max(Y[:, 1].sum(), 1)
+        if family.link.name in ("logit", "probit", "cloglog"):
+            mean = np.clip(mean, 0.02, 0.98)
+        elif family.link.name == "log":
+            mean = max(mean, 1e-2)
+        with np.errstate(all="ignore"):
+            start = float(family.link.link(np.asarray(mean)))
+        if np.isfinite(start):
+            beta[ones[0]] = start
+    return beta
+
+
+def _negative_definite(H: np.ndarray) -> np.ndarray:
+    """``H`` with its eigenvalues made at most ``−1e-8 · max|λ|`` (a modified Newton step is
+    then an ascent direction)."""
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    bound = 1e-8 * max(np.max(np.abs(lam)), 1e-12)
+    return (V * np.minimum(lam, -bound)) @ V.T
+
+
 def fit_glm_arrays(
-    X: np.ndarray, y: np.ndarray, family: Family, max_iter: int = 100, tol: float = 1e-10
+    Xs: list[np.ndarray],
+    Y: np.ndarray,
+    family: Family,
+    offset: np.ndarray | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-10,
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """Maximum-likelihood GLM on arrays.
 
+    Parameters
+    ----------
+    Xs : list of ndarray
+        The fixed-effects design of each linear predictor (two with a zero part).
+    Y : ndarray (N,) or (N, 1 + n_aux)
+        The response, then the family's per-row data.
+    offset : ndarray (N, E), optional
+
     Returns
     -------
-    beta, phis, loglik, hessian
-        ``hessian`` is the Hessian of the log-likelihood in ``β``.
+    coef, phis, loglik, hessian
+        ``coef`` joins the coefficients of the predictors; ``hessian`` is the Hessian of the
+        log-likelihood in ``coef``.
     """
     kernel = pointwise_derivatives(family)
-    y2 = np.ascontiguousarray(y, dtype=float)[:, None]
-    mu0 = np.full(len(y), np.clip(np.mean(y), 1e-3, None))
-    phis = np.asarray(family.initial_phis(y, mu0), dtype=float)
+    Y = np.ascontiguousarray(np.asarray(Y, dtype=float).reshape(len(Y), -1))
+    N, E = len(Y), len(Xs)
+    offset = np.zeros((N, E)) if offset is None else np.asarray(offset, dtype=float)
+    sizes = np.cumsum([0] + [X.shape[1] for X in Xs])
+    d1_at, d2_at, phi_at = layout(E, family.n_phis)
 
-    def parts(beta, phis):
-        out = kernel(y2, (X @ beta)[:, None], phis)
-        return out[0][:, 0].sum(), out[1][:, 0], out[2][:, 0], out
+    def eta(coef):
+        pairs = zip(Xs, sizes, sizes[1:], strict=False)
+        return np.column_stack([X @ coef[a:b] for X, a, b in pairs]) + offset
 
-    beta = np.zeros(X.shape[1])
-    ll, d1, d2, _ = parts(beta, phis)
+    def parts(coef, phis):
+        out = kernel(Y, eta(coef)[:, None, :], phis)
+        out = [o[:, 0] for o in out]
+        g = np.concatenate([Xs[e].T @ out[d1_at + e] for e in range(E)])
+        H = np.zeros((sizes[-1], sizes[-1]))
+        k = d2_at
+        for e in range(E):
+            for f in range(e, E):
+                block = Xs[e].T @ (out[k][:, None] * Xs[f])
+                H[sizes[e] : sizes[e + 1], sizes[f] : sizes[f + 1]] = block
+                H[sizes[f] : sizes[f + 1], sizes[e] : sizes[e + 1]] = block.T
+                k += 1
+        dphi = np.array([out[phi_at + m].sum() for m in range(family.n_phis)])
+        return out[0].sum(), g, H, dphi
+
+    coef = np.zeros(sizes[-1])
+    coef[: Xs[0].shape[1]] = _start(Xs[0], Y, family)
+
+    def moments(coef):  # the extra parameters by moments, given the main predictor's mean
+        with np.errstate(all="ignore"):
+            phis = np.asarray(family.initial_phis(Y[:, 0], family.mean(eta(coef)[:, 0])), float)
+        return np.where(np.isfinite(phis) & (phis > 0), phis, 1.0)
+
+    phis = moments(coef)
+    ll, g, H, _ = parts(coef, phis)
     for _ in range(max_iter):
-        H = X.T @ (d2[:, None] * X)
-        step = np.linalg.lstsq(-H, X.T @ d1, rcond=None)[0]
+        if not (np.isfinite(ll) and np.all(np.isfinite(H))):
+            break
+        step = np.linalg.solve(-_negative_definite(H), g)
         t = 1.0
         for _ in range(40):
-            ll_new, d1_new, d2_new, _ = parts(beta + t * step, phis)
+            ll_new, g_new, H_new, _ = parts(coef + t * step, phis)
             if ll_new >= ll - 1e-12 * abs(ll):
                 break
             t /= 2
-        beta, ll, d1, d2 = beta + t * step, ll_new, d1_new, d2_new
+        else:
+            break
+        coef, ll, g, H = coef + t * step, ll_new, g_new, H_new
         if np.max(np.abs(t * step)) < tol:
             break
     if family.n_phis:
-        p = X.shape[1]
+        k = sizes[-1]
+        phis = moments(coef)
 
         def negll(par):
-            ll, d1, _, out = parts(par[:p], np.exp(par[p:]))
-            g_phi = np.array([o[:, 0].sum() for o in out[3:]]) * np.exp(par[p:])
-            return -ll, -np.concatenate([X.T @ d1, g_phi])
+            ll, g, _, dphi = parts(par[:k], np.exp(par[k:]))
+            if not np.isfinite(ll):
+                return np.inf, np.zeros_like(par)
+            return -ll, -np.concatenate([g, dphi * np.exp(par[k:])])
 
-        res = optimize.minimize(negll, np.r_[beta, np.log(phis)], jac=True, method="L-BFGS-B")
-        beta, phis = res.x[:p], np.exp(res.x[p:])
-        ll, d1, d2, _ = parts(beta, phis)
-    return beta, phis, float(ll), X.T @ (d2[:, None] * X)
+        res = optimize.minimize(negll, np.r_[coef, np.log(phis)], jac=True, method="L-BFGS-B")
+        coef, phis = res.x[:k], np.exp(res.x[k:])
+        ll, g, H, _ = parts(coef, phis)
+    return coef, phis, float(ll), H
 
 
 @dataclass(frozen=True)
@@ -129,12 +208,19 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial") -> GLMFit:
     -455.5535
     """
     family = get_family(family)
-    response, rhs = split_fixed(fixed)
-    data, _ = complete_rows(data, [rhs], [response], stacklevel=3)
+    lhs, rhs = split_fixed(fixed)
+    response, second, form = parse_response(lhs)
+    family, aux_columns = _bind_family(family, second, form, None, None)
+    if family.zero_part:
+        raise ValueError(f"glm does not fit zero-part families such as {family.name}")
+    columns = [response] + [c for c, _ in aux_columns.values()]
+    data, _ = complete_rows(data, [rhs], columns, stacklevel=3)
     X, names, _ = _matrix(rhs, data, "fixed-effects")
     _check_rank(X, names)
-    y = family.check_response(data[response], response)
-    beta, phis, ll, H = fit_glm_arrays(X, y, family)
+    aux = _aux_values(aux_columns, data, response)
+    y = family.check_response(data[response], response, **aux)
+    Y = np.column_stack([y] + [aux[n] for n in family.aux_names])
+    beta, phis, ll, H = fit_glm_arrays([X], Y, family)
     se = np.sqrt(np.diag(np.linalg.inv(-H)))
     return GLMFit(
         coef=pd.Series(beta, index=names),

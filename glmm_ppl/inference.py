@@ -23,7 +23,7 @@ __all__ = ["anova", "format_anova"]
 def _describe(m) -> dict:
     if isinstance(m, MixedModelFit):
         return {
-            "fixed": set(m.design.fixed_names),
+            "fixed": set(m.design.fixed_names) | {f"zi_{n}" for n in m.design.zi_fixed_names},
             "random": set(m.design.random_names),
             "diagonal": m.design.diagonal,
             "group": m.design.group_name,

@@ -1,9 +1,10 @@
 """The PyTensor graph of a mixed model: parameters → transforms → AGQ Op → objective.
 
-``θ = (β, θ_D, log φ)``: fixed effects, the log-Cholesky parameters of ``D``
-(:mod:`glmm_ppl.covariance`) and the family's extra parameters on the log scale. The graph is
-``η⁰ = Xβ``, ``D = D(θ_D)``, ``φ = exp(log φ)``, ``log L = AGQLogLik(η⁰, D, φ)`` plus the log
-penalty of ``β`` when there is one, compiled to a function returning the objective, the
+``θ = (β, γ, θ_D, log φ)``: fixed effects, fixed effects of the zero part (zero-inflated and
+hurdle families only), the log-Cholesky parameters of ``D`` (:mod:`glmm_ppl.covariance`) and the
+family's extra parameters on the log scale. The graph is ``η⁰ = [Xβ, X_zi γ] + offset``,
+``D = D(θ_D)``, ``φ = exp(log φ)``, ``log L = AGQLogLik(η⁰, D, φ)`` plus the log penalty of
+``β`` when there is one, compiled to a function returning the objective, the
 log-likelihood and the gradient of the objective.
 
 The compiled function depends only on the model's structure (numbers of fixed and random
@@ -36,20 +37,25 @@ _MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run")
 
 
 @lru_cache(maxsize=64)
-def _compiled(p: int, q: int, diagonal: bool, n_phis: int, penalized: bool):
-    """The compiled objective of one model structure, and its Op."""
+def _compiled(p: int, p_zi: int, q: int, diagonal: bool, n_phis: int, penalized: bool):
+    """The compiled objective of one model structure, and its Op (``p_zi`` is 0 without a
+    zero part)."""
     theta = pt.dvector("theta")
-    X = pt.dmatrix("X")
+    X, X_zi, offset = pt.dmatrix("X"), pt.dmatrix("X_zi"), pt.dmatrix("offset")
     pen_mu, pen_sigma, pen_df = pt.dvector("pen_mu"), pt.dvector("pen_sigma"), pt.dscalar("pen_df")
     t = n_theta(q, diagonal)
-    beta, theta_D, log_phis = theta[:p], theta[p : p + t], theta[p + t :]
+    beta, gamma = theta[:p], theta[p : p + p_zi]
+    theta_D, log_phis = theta[p + p_zi : p + p_zi + t], theta[p + p_zi + t :]
+    eta0 = pt.dot(X, beta)[:, None]
+    if p_zi:
+        eta0 = pt.concatenate([eta0, pt.dot(X_zi, gamma)[:, None]], axis=1)
     op = AGQLogLik(None)
-    loglik = op(pt.dot(X, beta), theta_to_D_pt(theta_D, q, diagonal), pt.exp(log_phis))[0]
+    loglik = op(eta0 + offset, theta_to_D_pt(theta_D, q, diagonal), pt.exp(log_phis))[0]
     objective = loglik
     if penalized:
         objective = loglik + student_t_kernel_logp(beta, pen_mu, pen_sigma, pen_df)
     fn = pytensor.function(
-        [theta, X, pen_mu, pen_sigma, pen_df],
+        [theta, X, X_zi, offset, pen_mu, pen_sigma, pen_df],
         [objective, loglik, pytensor.grad(objective, theta)],
         on_unused_input="ignore",
         mode=_MODE,
@@ -60,6 +66,9 @@ def _compiled(p: int, q: int, diagonal: bool, n_phis: int, penalized: bool):
 
 class MixedModelGraph:
     """Compiled objective of one model on one data set.
+
+    ``θ = (β, γ, θ_D, log φ)``: fixed effects, zero-part fixed effects (none without a zero
+    part), the parameters of ``D`` and the log extra parameters.
 
     Parameters
     ----------
@@ -73,7 +82,7 @@ class MixedModelGraph:
     engine : AGQ
         The quadrature engine behind the Op (it holds the current modes).
     names : list of str
-        Names of the entries of ``θ``.
+        Names of the entries of ``θ`` (zero-part effects prefixed ``zi_``).
 
     Examples
     --------
@@ -92,19 +101,33 @@ class MixedModelGraph:
     def __init__(self, design: Design, family: Family, n_agq: int, penalty: StudentTPenalty | None):
         self.design, self.family, self.penalty = design, family, penalty
         self.p = design.X.shape[1]
-        self.q = design.Z.shape[1]
+        self.p_zi = 0 if design.X_zi is None else design.X_zi.shape[1]
+        self.q = design.q
         self.n_theta = n_theta(self.q, design.diagonal)
         self.n_phis = family.n_phis
-        self.engine = AGQ(design.y, design.Z, design.starts, family, n_agq)
+        self.engine = AGQ(
+            design.response_data(),
+            design.Z_by_predictor(),
+            design.starts,
+            family,
+            n_agq,
+            weights=design.weights,
+        )
         self.names = (
             list(design.fixed_names)
+            + [f"zi_{name}" for name in design.zi_fixed_names]
             + theta_names(self.q, design.diagonal)
             + [f"log({name})" for name in family.phi_names]
         )
         self._fn, self._op = _compiled(
-            self.p, self.q, design.diagonal, self.n_phis, penalty is not None
+            self.p, self.p_zi, self.q, design.diagonal, self.n_phis, penalty is not None
         )
+        N = design.nobs
         self._X = np.ascontiguousarray(design.X, dtype=np.float64)
+        X_zi = design.X_zi if design.X_zi is not None else np.zeros((N, 0))
+        self._X_zi = np.ascontiguousarray(X_zi, dtype=np.float64)
+        offset = design.offset if design.offset is not None else np.zeros((N, design.n_eta))
+        self._offset = np.ascontiguousarray(offset, dtype=np.float64)
         if penalty is None:
             self._pen = (np.zeros(0), np.zeros(0), np.asarray(1.0))
         else:
@@ -114,19 +137,41 @@ class MixedModelGraph:
     def __call__(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
         """``(objective, log-likelihood, ∂objective/∂θ)`` at ``θ``."""
         self._op.engine = self.engine
-        obj, ll, grad = self._fn(np.asarray(theta, dtype=np.float64), self._X, *self._pen)
+        obj, ll, grad = self._fn(
+            np.asarray(theta, dtype=np.float64), self._X, self._X_zi, self._offset, *self._pen
+        )
         return float(obj), float(ll), grad
 
     # ---- θ ↔ parameters ----------------------------------------------------------------
-    def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(β, D, φ)`` from ``θ``."""
+    def split(self, theta: np.ndarray) -> dict:
+        """The blocks of ``θ``: ``beta``, ``gamma`` (zero part), ``theta_D``, ``log_phis``."""
         theta = np.asarray(theta, dtype=float)
-        p, t = self.p, self.n_theta
-        D = theta_to_D(theta[p : p + t], self.q, self.design.diagonal)
-        return theta[:p], D, np.exp(theta[p + t :])
+        p, pz, t = self.p, self.p_zi, self.n_theta
+        return {
+            "beta": theta[:p],
+            "gamma": theta[p : p + pz],
+            "theta_D": theta[p + pz : p + pz + t],
+            "log_phis": theta[p + pz + t :],
+        }
 
-    def pack(self, beta, D, phis) -> np.ndarray:
-        """``θ`` from ``(β, D, φ)``."""
+    def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(fixed effects, D, φ)`` from ``θ``; the fixed effects are ``(β, γ)`` joined."""
+        parts = self.split(theta)
+        D = theta_to_D(parts["theta_D"], self.q, self.design.diagonal)
+        fixed = np.concatenate([parts["beta"], parts["gamma"]])
+        return fixed, D, np.exp(parts["log_phis"])
+
+    def pack(self, fixed, D, phis) -> np.ndarray:
+        """``θ`` from ``(fixed effects (β, γ), D, φ)``."""
         return np.concatenate(
-            [np.asarray(beta, float), D_to_theta(D, self.design.diagonal), np.log(phis)]
+            [np.asarray(fixed, float), D_to_theta(D, self.design.diagonal), np.log(phis)]
         )
+
+    def fixed_part(self, fixed: np.ndarray) -> np.ndarray:
+        """``η⁰`` (N, E) of the fixed effects ``(β, γ)``, offsets included."""
+        fixed = np.asarray(fixed, dtype=float)
+        return self.design.fixed_part(fixed[: self.p], fixed[self.p :])
+
+    def fixed_designs(self) -> list[np.ndarray]:
+        """The fixed-effects design of each linear predictor."""
+        return [self._X] + ([self._X_zi] if self.p_zi else [])

@@ -1,11 +1,13 @@
 """The custom PyTensor Op that returns the AGQ marginal log-likelihood and its gradients.
 
-``AGQLogLik()(η⁰, D, φ)`` returns ``(log L, ∂log L/∂η⁰, ∂log L/∂D, ∂log L/∂φ)`` computed in one
-pass by :class:`glmm_ppl.agq.AGQ`; ``L_op`` reuses the gradient outputs, so ``pytensor.grad``
-of anything built on ``log L`` applies the chain rule through ``η⁰ = Xβ``, the log-Cholesky
-map to ``D`` and the log scale of ``φ``. The Op re-centres the quadrature at every call (the
-modes move with the parameters) unless the engine's ``recenter`` flag is off; the gradient is
-that of the rule with its nodes held where they are.
+``AGQLogLik()(η⁰, D, φ)`` (``η⁰``: the fixed part of the linear predictor, a vector, or an
+``(N, 2)`` matrix for families with a zero part) returns
+``(log L, ∂log L/∂η⁰, ∂log L/∂D, ∂log L/∂φ)`` computed in one pass by
+:class:`glmm_ppl.agq.AGQ`; ``L_op`` reuses the gradient outputs, so ``pytensor.grad`` of
+anything built on ``log L`` applies the chain rule through ``η⁰ = Xβ``, the log-Cholesky map
+to ``D`` and the log scale of ``φ``. The Op re-centres the quadrature at every call (the modes
+move with the parameters) unless the engine's ``recenter`` flag is off; the gradient is that
+of the rule with its nodes held where they are.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class AGQLogLik(Op):
         eta0 = pt.as_tensor_variable(eta0, dtype="float64")
         D = pt.as_tensor_variable(D, dtype="float64")
         phis = pt.as_tensor_variable(phis, dtype="float64")
-        outputs = [pt.dscalar(), pt.dvector(), pt.dmatrix(), pt.dvector()]
+        outputs = [pt.dscalar(), eta0.type(), pt.dmatrix(), pt.dvector()]
         return Apply(self, [eta0, D, phis], outputs)
 
     def perform(self, node, inputs, output_storage):

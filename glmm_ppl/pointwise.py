@@ -1,11 +1,13 @@
 """A family's log density and its derivatives as one jitted scalar function.
 
-For observation ``j`` and linear predictor ``η`` the AGQ engine needs ``ℓ = log p(y_j | η, φ)``,
-``∂ℓ/∂η``, ``∂²ℓ/∂η²`` and ``∂ℓ/∂φ_m``. They come from PyTensor's automatic differentiation of
-:meth:`Family.logp` on scalars; the rewritten graph (stabilised: ``log1p``, ``softplus``…) is
-wrapped as one PyTensor scalar ``Composite`` and compiled by PyTensor's numba backend, so the
-engine's own numba loops call it per observation and node. Nothing is written by hand per
-family; a family whose density is not elementwise is refused with a clear error.
+For observation ``j`` with linear predictor(s) ``η`` (and ``η_zi`` for a zero part) the AGQ
+engine needs ``ℓ = log p(y_j | η, φ)``, its first and second derivatives in the linear
+predictors and ``∂ℓ/∂φ_m``; the row's data (trials, censoring) are inputs too. They come from
+PyTensor's automatic differentiation of :meth:`Family.logp` on scalars; the rewritten graph
+(stabilised: ``log1p``, ``softplus``…) is wrapped as one PyTensor scalar ``Composite`` and
+compiled by PyTensor's numba backend, so the engine's own numba loops call it per observation
+and node. Nothing is written by hand per family; a family whose density is not elementwise is
+refused with a clear error.
 """
 
 from __future__ import annotations
@@ -28,28 +30,45 @@ from pytensor.link.numba.dispatch import numba_funcify
 from pytensor.scalar.basic import Composite
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
 
+from . import numba_scalars  # noqa: F401  (registers numba versions of scalar functions)
 from .families import Family
 
-__all__ = ["PointwiseDerivatives", "pointwise_derivatives", "POINT_SIGNATURE"]
+__all__ = ["PointwiseDerivatives", "pointwise_derivatives", "POINT_SIGNATURE", "layout"]
+
+
+def layout(n_eta: int, n_phis: int) -> tuple[int, int, int]:
+    """Where the outputs of a point function sit: ``(first ∂ℓ/∂η, first ∂²ℓ, first ∂ℓ/∂φ)``;
+    the total is ``1 + E + E(E+1)/2 + n_phis`` for ``E`` linear predictors. Second derivatives
+    are stored as the upper triangle, row by row (``(0,0), (0,1), (1,1)`` for two)."""
+    return 1, 1 + n_eta, 1 + n_eta + n_eta * (n_eta + 1) // 2
 
 
 def _scalar_graph(family: Family):
-    """Scalar PyTensor graph ``(y, η, φ_1…) → (ℓ, ∂ℓ/∂η, ∂²ℓ/∂η², ∂ℓ/∂φ_1…)``."""
-    y, eta = pt.dscalar("y"), pt.dscalar("eta")
+    """Scalar graph ``(y, data…, η…, φ…) → (ℓ, ∂ℓ/∂η_e, ∂²ℓ/∂η_e∂η_f (e ≤ f), ∂ℓ/∂φ_m)``."""
+    y = pt.dscalar("y")
+    aux = [pt.dscalar(name) for name in family.aux_names]
+    etas = [pt.dscalar("eta"), pt.dscalar("eta_zi")][: family.n_eta]
     phis = [pt.dscalar(f"phi{m}") for m in range(family.n_phis)]
-    lp = pt.as_tensor_variable(family.logp(y, eta, phis), dtype="float64")
+    data = dict(zip(family.aux_names, aux, strict=True))
+    if family.zero_part:
+        data["eta_zi"] = etas[1]
+    lp = pt.as_tensor_variable(family.logp(y, etas[0], phis, **data), dtype="float64")
     if lp.ndim != 0:
         raise TypeError(
             f"{family.name}.logp must be elementwise: it returned {lp.ndim} dimension(s) "
             "for scalar inputs"
         )
-    d1 = pytensor.grad(lp, eta, disconnected_inputs="ignore")
-    d2 = pytensor.grad(d1, eta, disconnected_inputs="ignore")
+    d1 = [pytensor.grad(lp, e, disconnected_inputs="ignore") for e in etas]
+    d2 = [
+        pytensor.grad(d1[e], etas[f], disconnected_inputs="ignore")
+        for e in range(len(etas))
+        for f in range(e, len(etas))
+    ]
     dphi = [pytensor.grad(lp, p, disconnected_inputs="ignore") for p in phis]
     outputs = rewrite_graph(
-        [lp, d1, d2, *dphi], include=("canonicalize", "stabilize", "specialize")
+        [lp, *d1, *d2, *dphi], include=("canonicalize", "stabilize", "specialize")
     )
-    inputs = [y, eta, *phis]
+    inputs = [y, *aux, *etas, *phis]
     mapping, scalar_inputs = {}, []
     for v in inputs:
         s = ps.float64(v.name)
@@ -61,7 +80,10 @@ def _scalar_graph(family: Family):
             return mapping[v]
         if isinstance(v, Constant):
             return ps.constant(np.asarray(v.data).item(), dtype="float64")
-        raise TypeError(f"{family.name}.logp uses a value that is not one of y, eta or phis: {v}")
+        raise TypeError(
+            f"{family.name}.logp uses a value that is not one of its inputs (y, eta, phis, "
+            f"{', '.join(data) or 'no data'}): {v}"
+        )
 
     for node in io_toposort(inputs, outputs):
         if isinstance(node.op, Elemwise):
@@ -72,17 +94,19 @@ def _scalar_graph(family: Family):
             raise TypeError(
                 f"{family.name}.logp must be built from elementwise operations; it uses {node.op}"
             )
-        mapping.update(zip(node.outputs, outs, strict=False))
+        mapping.update(zip(node.outputs, outs, strict=True))
     scalar_outputs = [ps.cast(get(o), "float64") for o in outputs]
     return scalar_inputs, scalar_outputs
 
 
-#: Signature of a family's compiled point function: ``point(y, η, φ*, out*)`` writes
-#: ``(ℓ, ∂ℓ/∂η, ∂²ℓ/∂η², ∂ℓ/∂φ_1, …)`` into ``out``. The kernels take it as a first-class
-#: function of this type, so they are compiled (and cached on disk) once for every family.
+#: Signature of a family's compiled point function: ``point(y*, η*, φ*, out*)`` reads the row's
+#: response and data (``y*``: ``y`` then the family's ``aux_names``), its linear predictors
+#: (``η*``: ``η`` then ``η_zi``) and writes the outputs in the order of :func:`layout` into
+#: ``out``. The kernels take it as a first-class function of this type, so they are compiled
+#: (and cached on disk) once for every family.
 POINT_SIGNATURE = numba.types.void(
-    numba.types.float64,
-    numba.types.float64,
+    numba.types.CPointer(numba.types.float64),
+    numba.types.CPointer(numba.types.float64),
     numba.types.CPointer(numba.types.float64),
     numba.types.CPointer(numba.types.float64),
 )
@@ -93,24 +117,34 @@ def _compile_point(family: Family):
     composite = Composite(inputs, outputs)
     fn = numba_funcify(composite, node=composite.make_node(*[ps.float64() for _ in inputs]))
     n_out = len(outputs)
-    phi_args = "".join(f", phis[{m}]" for m in range(family.n_phis))
-    src = f"def point(y, eta, phis, out):\n    r = fn(y, eta{phi_args})\n" + "".join(
+    args = (
+        [f"yr[{k}]" for k in range(1 + len(family.aux_names))]
+        + [f"er[{k}]" for k in range(family.n_eta)]
+        + [f"phis[{m}]" for m in range(family.n_phis)]
+    )
+    src = f"def point(yr, er, phis, out):\n    r = fn({', '.join(args)})\n" + "".join(
         f"    out[{k}] = r[{k}]\n" for k in range(n_out)
     )
     namespace = {"fn": fn}
-    exec(src, namespace)  # the arity depends on the family's number of extra parameters
+    exec(src, namespace)  # the arity depends on the family's data and extra parameters
     return numba.cfunc(POINT_SIGNATURE)(namespace["point"]), n_out
 
 
 @numba.njit(cache=True, nogil=True)
-def _evaluate_points(point, n_out, y, eta, phis):
-    N, K = eta.shape
+def _evaluate_points(point, n_out, Y, eta, phis):
+    N, K, E = eta.shape
     out = np.empty((n_out, N, K))
     buf = np.empty(n_out)
-    phis_p, buf_p = phis.ctypes, buf.ctypes
+    yb = np.empty(Y.shape[1])
+    eb = np.empty(E)
+    phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
     for j in range(N):
+        for c in range(Y.shape[1]):
+            yb[c] = Y[j, c]
         for k in range(K):
-            point(y[j], eta[j, k], phis_p, buf_p)
+            for e in range(E):
+                eb[e] = eta[j, k, e]
+            point(yb_p, eb_p, phis_p, buf_p)
             for o in range(n_out):
                 out[o, j, k] = buf[o]
     return out
@@ -119,16 +153,21 @@ def _evaluate_points(point, n_out, y, eta, phis):
 class PointwiseDerivatives:
     """Jitted ``(y, η, φ) ↦ (ℓ, ∂ℓ/∂η, ∂²ℓ/∂η², ∂ℓ/∂φ_1, …)`` of a family.
 
+    With a zero part there are two linear predictors ``(η, η_zi)``: the outputs are then ``ℓ``,
+    both first derivatives, the three second derivatives ``(ηη, ηη_zi, η_ziη_zi)`` and the
+    ``∂ℓ/∂φ`` (see :func:`layout`).
+
     Attributes
     ----------
     point : numba cfunc
         ``point(y, eta, phis, out)`` (:data:`POINT_SIGNATURE`) writes the outputs for one
         observation into ``out``; the AGQ engine's kernels call it.
     n_out : int
-        ``3 + family.n_phis``.
+        Number of outputs.
 
-    Calling the object evaluates on arrays: ``y`` of shape ``(N,)`` or ``(N, 1)`` and ``η`` of
-    shape ``(N, K)``; every output has the shape of ``η``.
+    Calling the object evaluates on arrays: ``Y`` of shape ``(N,)`` or ``(N, 1 + n_aux)``
+    (response, then the family's ``aux_names`` columns) and ``η`` of shape ``(N, K)`` (one
+    linear predictor) or ``(N, K, E)``; every output has shape ``(N, K)``.
 
     Examples
     --------
@@ -143,11 +182,14 @@ class PointwiseDerivatives:
         self.family = family
         self.point, self.n_out = _compile_point(family)
 
-    def __call__(self, y: np.ndarray, eta: np.ndarray, phis: np.ndarray) -> list[np.ndarray]:
-        y = np.ascontiguousarray(np.asarray(y, dtype=np.float64).reshape(-1))
-        eta = np.ascontiguousarray(np.asarray(eta, dtype=np.float64).reshape(len(y), -1))
+    def __call__(self, Y: np.ndarray, eta: np.ndarray, phis: np.ndarray) -> list[np.ndarray]:
+        Y = np.asarray(Y, dtype=np.float64)
+        Y = np.ascontiguousarray(Y.reshape(len(Y), -1))
+        E = self.family.n_eta
+        eta = np.asarray(eta, dtype=np.float64)
+        eta = np.ascontiguousarray(eta.reshape(len(Y), -1, E))
         phis = np.ascontiguousarray(phis, dtype=np.float64)
-        return list(_evaluate_points(self.point, self.n_out, y, eta, phis))
+        return list(_evaluate_points(self.point, self.n_out, Y, eta, phis))
 
 
 @lru_cache(maxsize=32)

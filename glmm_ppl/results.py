@@ -21,7 +21,7 @@ from .priors import StudentTPenalty
 
 __all__ = ["MixedModelFit"]
 
-_PARMS = ("all", "fixed-effects", "var-cov", "extra")
+_PARMS = ("all", "fixed-effects", "zero_part", "var-cov", "extra")
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,16 +97,28 @@ class MixedModelFit:
         return -2.0 * self.loglik + np.log(self.n_groups) * self.n_params
 
     # ---- estimates -----------------------------------------------------------------------
-    @property
-    def _p(self) -> int:
-        return self.design.X.shape[1]
+    def _blocks(self) -> dict[str, slice]:
+        """Where each block of ``θ`` sits: fixed effects, zero part, ``D``, extra parameters."""
+        d, k = self.design, len(self.theta)
+        p = d.X.shape[1]
+        p_zi = 0 if d.X_zi is None else d.X_zi.shape[1]
+        n_phi = self.family.n_phis
+        return {
+            "fixed-effects": slice(0, p),
+            "zero_part": slice(p, p + p_zi),
+            "var-cov": slice(p + p_zi, k - n_phi),
+            "extra": slice(k - n_phi, k),
+            "all": slice(0, k),
+        }
 
-    @property
-    def _q(self) -> int:
-        return self.design.Z.shape[1]
-
-    def fixef(self) -> pd.Series:
+    def fixef(self, sub_model: str = "main") -> pd.Series:
         """Fixed-effects estimates, named by the design columns.
+
+        Parameters
+        ----------
+        sub_model : {"main", "zero_part"}
+            ``"zero_part"``: the coefficients of the zero part (logit scale) of a zero-inflated
+            or hurdle model.
 
         Examples
         --------
@@ -116,23 +128,31 @@ class MixedModelFit:
         >>> fm1.fixef().round(2).tolist()
         [-2.62, -1.32, 0.29, 0.04]
         """
-        return pd.Series(
-            self.theta[: self._p].copy(), index=self.design.fixed_names, name="Estimate"
-        )
+        if sub_model not in ("main", "zero_part"):
+            raise ValueError(f"unknown sub_model {sub_model!r}; valid: 'main', 'zero_part'")
+        if sub_model == "zero_part":
+            if self.design.X_zi is None:
+                raise ValueError(
+                    f"the {self.family.name} family has no zero part; sub_model='zero_part' "
+                    "applies to zero-inflated and hurdle families"
+                )
+            s, names = self._blocks()["zero_part"], self.design.zi_fixed_names
+        else:
+            s, names = self._blocks()["fixed-effects"], self.design.fixed_names
+        return pd.Series(self.theta[s].copy(), index=list(names), name="Estimate")
 
     @property
     def D(self) -> pd.DataFrame:
-        """Covariance matrix of the random effects."""
+        """Covariance matrix of the random effects (zero-part ones prefixed ``zi_``)."""
         names = self.design.random_names
-        n_t = len(self.theta) - self._p - self.family.n_phis
-        D = theta_to_D(self.theta[self._p : self._p + n_t], self._q, self.design.diagonal)
+        theta_D = self.theta[self._blocks()["var-cov"]]
+        D = theta_to_D(theta_D, len(names), self.design.diagonal)
         return pd.DataFrame(D, index=names, columns=names)
 
     @property
     def phis(self) -> pd.Series:
         """The family's extra parameters (natural scale); empty when it has none."""
-        k = self.family.n_phis
-        values = np.exp(self.theta[len(self.theta) - k :]) if k else np.zeros(0)
+        values = np.exp(self.theta[self._blocks()["extra"]])
         return pd.Series(values, index=list(self.family.phi_names), dtype=float)
 
     def ranef(self, post_vars: bool = False) -> pd.DataFrame:
@@ -145,12 +165,13 @@ class MixedModelFit:
             covariances (``cov.<a>.<b>``): the inverse curvature at the modes.
         """
         names = self.design.random_names
+        q = len(names)
         out = pd.DataFrame(self.modes.copy(), index=self.design.groups, columns=names)
         if post_vars:
-            for a in range(self._q):
+            for a in range(q):
                 out[f"var.{names[a]}"] = self.post_cov[:, a, a]
-            for a in range(self._q):
-                for b in range(a + 1, self._q):
+            for a in range(q):
+                for b in range(a + 1, q):
                     out[f"cov.{names[a]}.{names[b]}"] = self.post_cov[:, a, b]
         return out
 
@@ -158,21 +179,21 @@ class MixedModelFit:
     def _slice(self, parm: str) -> slice:
         if parm not in _PARMS:
             raise ValueError(f"unknown parm {parm!r}; valid: {', '.join(map(repr, _PARMS))}")
-        p, k = self._p, len(self.theta)
-        return {
-            "all": slice(0, k),
-            "fixed-effects": slice(0, p),
-            "var-cov": slice(p, k - self.family.n_phis),
-            "extra": slice(k - self.family.n_phis, k),
-        }[parm]
+        if parm == "zero_part" and self.design.X_zi is None:
+            raise ValueError(
+                f"the {self.family.name} family has no zero part; parm='zero_part' applies to "
+                "zero-inflated and hurdle families"
+            )
+        return self._blocks()[parm]
 
     def vcov(self, parm: str = "fixed-effects") -> pd.DataFrame:
         """Covariance matrix of the estimates: the inverse of the negative Hessian.
 
         Parameters
         ----------
-        parm : {"fixed-effects", "var-cov", "extra", "all"}
-            ``"var-cov"`` is on the log-Cholesky scale (parameters ``D_jk``), ``"extra"`` on the
+        parm : {"fixed-effects", "zero_part", "var-cov", "extra", "all"}
+            ``"zero_part"``: the zero part's fixed effects; ``"var-cov"`` is on the log-Cholesky
+            scale (parameters ``D_jk``), ``"extra"`` on the
             log scale of the extra parameters.
         """
         s = self._slice(parm)
@@ -189,9 +210,10 @@ class MixedModelFit:
     def confint(self, parm: str = "fixed-effects", level: float = 0.95) -> pd.DataFrame:
         """Wald confidence intervals.
 
-        Fixed effects on their own scale; variance components back-transformed: variances
-        through the log scale (so the bounds stay positive), covariances by the delta method;
-        extra parameters through the log scale.
+        Fixed effects (and the zero part's, with ``parm="zero_part"``) on their own scale;
+        variance components back-transformed: variances through the log scale (so the bounds
+        stay positive), covariances by the delta method; extra parameters through the log
+        scale.
 
         Examples
         --------
@@ -206,12 +228,14 @@ class MixedModelFit:
         z = stats.norm.ppf(0.5 + level / 2)
         cols = [f"{100 * (1 - level) / 2:g} %", "Estimate", f"{100 * (1 + level) / 2:g} %"]
         parts = []
-        if parm in ("fixed-effects", "all"):
-            est = self.theta[: self._p]
-            se = np.sqrt(np.diag(self.vcov("fixed-effects")))
-            parts.append(
-                pd.DataFrame(np.c_[est - z * se, est, est + z * se], self.design.fixed_names, cols)
-            )
+        blocks = [("fixed-effects", self.design.fixed_names)]
+        if self.design.X_zi is not None:
+            blocks.append(("zero_part", [f"zi_{n}" for n in self.design.zi_fixed_names]))
+        for block, names in blocks:
+            if parm in (block, "all"):
+                est = self.theta[self._slice(block)]
+                se = np.sqrt(np.diag(self.vcov(block)))
+                parts.append(pd.DataFrame(np.c_[est - z * se, est, est + z * se], names, cols))
         if parm in ("var-cov", "all"):
             parts.append(self._confint_varcov(z, cols))
         if parm in ("extra", "all") and self.family.n_phis:
@@ -231,7 +255,8 @@ class MixedModelFit:
 
     def _confint_varcov(self, z: float, cols: list[str]) -> pd.DataFrame:
         s = self._slice("var-cov")
-        names, q, diag = self.design.random_names, self._q, self.design.diagonal
+        names, diag = self.design.random_names, self.design.diagonal
+        q = len(names)
         rows, cols_ = np.triu_indices(q) if not diag else (np.arange(q), np.arange(q))
 
         def vech(t):

@@ -49,8 +49,9 @@ def format_pvalue(p: float) -> str:
 @dataclass(frozen=True)
 class Summary:
     """Sections of a fit summary: ``call``, ``data``, ``model``, ``fit_stats``,
-    ``random_effects``, ``fixed_effects``, ``integration``, ``optimization`` (DataFrames or
-    lines of text) and ``notes`` (the fit's warnings).
+    ``random_effects``, ``fixed_effects``, ``zero_part`` (the zero part's fixed effects, or
+    None), ``integration``, ``optimization`` (DataFrames or lines of text) and ``notes`` (the
+    fit's warnings).
 
     Examples
     --------
@@ -67,6 +68,7 @@ class Summary:
     fit_stats: pd.DataFrame
     random_effects: pd.DataFrame
     fixed_effects: pd.DataFrame
+    zero_part: pd.DataFrame | None
     integration: list
     optimization: list
     notes: list
@@ -76,13 +78,17 @@ class Summary:
         d = fit.design
         call = (
             f"mixed_model(fixed = {d.fixed}, random = {d.random}, "
-            f"family = {fit.family.name}(link = {fit.family.link.name!r})"
+            + (f"zi_fixed = {d.zi_fixed}, " if d.zi_fixed else "")
+            + (f"zi_random = {d.zi_random}, " if d.zi_random else "")
+            + f"family = {fit.family!r}"
             + (f", penalized = {fit.penalty.describe()}" if fit.penalty else "")
             + ")"
         )
         data = [f"Number of Observations: {fit.nobs}", f"Number of Groups: {fit.n_groups}"]
         if d.n_dropped:
             data.append(f"Rows dropped for missing values: {d.n_dropped}")
+        if d.weights is not None:
+            data.append(f"Group weights: sum {d.weights.sum():g}")
         model = [f"family: {fit.family.name}", f"link: {fit.family.link.name}"]
         est = fit.fixef()
         fit_stats = pd.DataFrame(
@@ -97,6 +103,11 @@ class Summary:
                 col = [np.nan] * (j + 1) + list(corr[j + 1 :, j])
                 re["Corr" if j == 0 else f"Corr.{j + 1}"] = col
         fe = wald_table(est, np.sqrt(np.diag(fit.vcov("fixed-effects"))))
+        zero_part = None
+        if d.X_zi is not None:
+            zero_part = wald_table(
+                fit.fixef("zero_part"), np.sqrt(np.diag(fit.vcov("zero_part")))
+            )
         for name, value in fit.phis.items():
             model.append(f"{name}: {value:.4f}")
         if fit.penalty is not None:
@@ -119,12 +130,21 @@ class Summary:
             f"time: {o.time_s:.3f} s",
         ]
         return cls(
-            call, data, model, fit_stats, re, fe, integration, optimization, list(fit.warnings)
+            call,
+            data,
+            model,
+            fit_stats,
+            re,
+            fe,
+            zero_part,
+            integration,
+            optimization,
+            list(fit.warnings),
         )
 
     # ---- text --------------------------------------------------------------------------
-    def _fixed_text(self) -> str:
-        t = self.fixed_effects.copy()
+    @staticmethod
+    def _table_text(t: pd.DataFrame) -> str:
         out = pd.DataFrame(index=t.index)
         for col in ("Estimate", "Std.Err", "z-value"):
             out[col] = t[col].map(lambda v: f"{v:.4f}")
@@ -152,7 +172,7 @@ class Summary:
             self._re_text(),
             "",
             "Fixed effects:",
-            self._fixed_text(),
+            self._table_text(self.fixed_effects),
             "",
             "Integration:",
             *self.integration,
@@ -160,6 +180,9 @@ class Summary:
             "Optimization:",
             *self.optimization,
         ]
+        if self.zero_part is not None:
+            idx = parts.index("Integration:")
+            parts[idx:idx] = ["Zero-part coefficients:", self._table_text(self.zero_part), ""]
         if self.notes:
             parts += ["", "Warnings:", *("- " + n for n in self.notes)]
         return "\n".join(parts)
@@ -172,17 +195,22 @@ class Summary:
         def lines(items):
             return "<br>".join(html.escape(i) for i in items)
 
-        fe = self.fixed_effects.copy()
-        fe["p-value"] = fe["p-value"].map(format_pvalue)
+        def table(t):
+            t = t.copy()
+            t["p-value"] = t["p-value"].map(format_pvalue)
+            return t.to_html(float_format="%.4f")
+
         sections = [
             f"<p><b>Call:</b> <code>{html.escape(self.call)}</code></p>",
             f"<p><b>Data:</b> {lines(self.data)}<br><b>Model:</b> {lines(self.model)}</p>",
             "<p><b>Fit statistics</b></p>" + self.fit_stats.to_html(float_format="%.4f"),
             "<p><b>Random effects</b></p>"
             + self.random_effects.to_html(float_format="%.4f", na_rep=""),
-            "<p><b>Fixed effects</b></p>" + fe.to_html(float_format="%.4f"),
+            "<p><b>Fixed effects</b></p>" + table(self.fixed_effects),
             f"<p>{lines(self.integration)}<br>{lines(self.optimization)}</p>",
         ]
+        if self.zero_part is not None:
+            sections.insert(-1, "<p><b>Zero-part coefficients</b></p>" + table(self.zero_part))
         if self.notes:
             sections.append(f"<p><b>Warnings:</b><br>{lines(self.notes)}</p>")
         return "<div class='glmm-ppl-summary'>" + "".join(sections) + "</div>"

@@ -104,7 +104,9 @@ def test_vcov_fixed_effects_is_spd_block_of_all(fm1):
 def test_vcov_unknown_parm(fm1):
     with pytest.raises(
         ValueError,
-        match=re.escape("unknown parm 'nope'; valid: 'all', 'fixed-effects', 'var-cov', 'extra'"),
+        match=re.escape(
+            "unknown parm 'nope'; valid: 'all', 'fixed-effects', 'zero_part', 'var-cov', 'extra'"
+        ),
     ):
         fm1.vcov("nope")
 

@@ -130,7 +130,7 @@ def test_binomial_derivatives_finite_in_tails(link):
 # ---- response checks -------------------------------------------------------------------------
 def test_binomial_rejects_values_other_than_0_1():
     pattern = (
-        r"^binomial: response column 'resp' must be 0 or 1 \(or two levels\); "
+        r"^binomial: response column 'resp' must be 0 or 1 \(or two levels; counts need trials=\); "
         r"1 row\(s\) are not \(for example \S*2(\.0)?\)*$"
     )
     with pytest.raises(ValueError, match=pattern):
@@ -148,7 +148,7 @@ def test_poisson_rejects_negative_and_non_integer_counts():
 
 def test_poisson_rejects_non_numeric():
     with pytest.raises(
-        ValueError, match=re.escape("poisson: response column 'count' must hold counts")
+        ValueError, match=re.escape("poisson: response column 'count' must be numeric, got dtype")
     ):
         poisson().check_response(pd.Series(["a", "b"]), "count")
 
@@ -185,9 +185,32 @@ def test_binomial_three_levels_lists_levels():
 
 # ---- look-ups --------------------------------------------------------------------------------
 def test_get_family_unknown_name_lists_valid_names():
-    msg = "unknown family 'gaussianx'; valid names: binomial, poisson"
+    msg = (
+        "unknown family 'gaussianx'; valid names: beta, beta_binomial, binomial, "
+        "censored_normal, gamma, gaussian, hurdle_beta, hurdle_lognormal, "
+        "hurdle_negative_binomial, hurdle_poisson, negative_binomial, poisson, students_t, "
+        "zi_binomial, zi_negative_binomial, zi_poisson (or pass a glmm_ppl.families.Family "
+        "object)"
+    )
     with pytest.raises(ValueError, match=re.escape(msg)):
         get_family("gaussianx")
+
+
+def test_get_family_aliases():
+    assert get_family("bernoulli") == binomial()
+    assert get_family("Gamma").name == "gamma"
+    assert get_family("negativebinomial").name == "negative_binomial"
+
+
+def test_trigamma_in_compiled_kernels_matches_scipy():
+    """ψ₁ runs in nopython mode in the family kernels (PyTensor's numba backend lacks it);
+    checked through ∂²/∂x² of log Γ compiled the way the kernels are."""
+    from glmm_ppl.families import custom_family
+
+    fam = custom_family("lgamma", lambda y, eta, phis: pt.gammaln(eta))
+    x = np.array([1e-3, 0.1, 0.5, 1.0, 2.5, 9.99, 10.0, 10.5, 50.0, 1e3, 1e6])
+    out = pointwise_derivatives(fam)(np.zeros(len(x)), x[:, None], np.array([]))
+    np.testing.assert_allclose(out[2][:, 0], special.polygamma(1, x), rtol=1e-13)
 
 
 def test_get_family_by_name_and_object():

@@ -138,7 +138,7 @@ def test_evaluate_identical(data, pool_calls, threads, em):
     assert_array_equal(par.modes, seq.modes)
     assert_array_equal(par.chol, seq.chol)
     if em:
-        assert r1.hess_weights is not None and r1.hess_weights.shape == (len(y),)
+        assert r1.hess_weights is not None and r1.hess_weights.shape == (len(y), 1)
         assert np.all(r1.hess_weights < 0)  # both families are log-concave in η
         assert_array_equal(r2.hess_weights, r1.hess_weights)
     else:

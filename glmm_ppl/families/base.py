@@ -2,13 +2,19 @@
 
 Notation: ``y`` is the response, ``η`` the linear predictor (fixed plus random part plus offset),
 ``μ = g⁻¹(η)`` the conditional mean and ``φ`` the family's extra parameters (dispersion, shape…),
-estimated on the log scale. A family is declared by its PyTensor log density
-``logp(y, η, φ)``, evaluated elementwise; every derivative the fit needs (with respect to ``η``
+estimated on the log scale. Zero-inflated and hurdle families have a second linear predictor
+``η_zi`` (logit link) for the probability of the zero part. Some families read more data per row
+than ``y``: the number of trials of a binomial response, or a censoring indicator.
+
+A family is declared by its PyTensor log density ``logp(y, η, φ, **data)``, evaluated
+elementwise, where ``data`` holds ``eta_zi`` (zero-part families) and the per-row columns named
+by :attr:`Family.aux_names`. Every derivative the fit needs (with respect to ``η``, ``η_zi``
 and ``φ``) comes from PyTensor's automatic differentiation of that density.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +31,17 @@ class Family:
     Subclasses set ``name``, ``links`` (the allowed link names) and ``phi_names`` (names of the
     extra parameters, empty for none), and implement :meth:`logp`, :meth:`check_response` and
     :meth:`simulate`. :meth:`initial_phis` may be overridden for better starting values.
+
+    Class attributes that describe the data a family reads:
+
+    ``zero_part``
+        True for zero-inflated and hurdle families: ``logp`` receives ``eta_zi``, the linear
+        predictor of the zero part (logit link).
+    ``trials``
+        ``"never"``, ``"optional"`` or ``"required"``: whether the response may (or must) be a
+        number of successes out of a ``trials`` column; ``logp`` then receives ``trials``.
+    ``data_names``
+        Other per-row columns ``logp`` receives by name (e.g. ``("censoring",)``).
 
     Parameters
     ----------
@@ -45,22 +62,37 @@ class Family:
     name: str = "family"
     links: tuple[str, ...] = ()
     phi_names: tuple[str, ...] = ()
+    zero_part: bool = False
+    trials: str = "never"
+    data_names: tuple[str, ...] = ()
 
     def __init__(self, link: str | Link | None = None):
         self.link = get_link(self.links[0] if link is None else link, self.links)
+        self.with_trials = self.trials == "required"
 
     # ---- to implement -------------------------------------------------------------------
-    def logp(self, y, eta, phis: Sequence):
-        """Elementwise log density of ``y`` given ``η`` (PyTensor)."""
+    def logp(self, y, eta, phis: Sequence, **data):
+        """Elementwise log density of ``y`` given ``η`` (PyTensor).
+
+        ``data`` holds ``eta_zi`` for zero-part families and the columns named by
+        :attr:`aux_names`.
+        """
         raise NotImplementedError
 
-    def check_response(self, y: pd.Series, column: str) -> np.ndarray:
-        """Validate the response and return it as floats; errors name ``column``."""
-        raise NotImplementedError
+    def check_response(self, y: pd.Series, column: str, **data) -> np.ndarray:
+        """Validate the response and return it as floats; errors name ``column``.
 
-    def simulate(self, eta: np.ndarray, phis: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Draw responses given the linear predictor."""
-        raise NotImplementedError
+        ``data`` holds the per-row columns of :attr:`aux_names` as arrays (already checked).
+        """
+        values = self._numeric(y, column)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise self._not_allowed(self.name, column, "finite numbers", bad, values)
+        return values
+
+    def simulate(self, eta: np.ndarray, phis: np.ndarray, rng: np.random.Generator, **data):
+        """Draw responses given the linear predictor(s) (``data`` as in :meth:`logp`, numpy)."""
+        raise NotImplementedError(f"the {self.name} family has no simulator")
 
     # ---- defaults ----------------------------------------------------------------------
     @property
@@ -68,12 +100,39 @@ class Family:
         """Number of extra parameters."""
         return len(self.phi_names)
 
+    @property
+    def n_eta(self) -> int:
+        """Number of linear predictors: 2 with a zero part, else 1."""
+        return 2 if self.zero_part else 1
+
+    @property
+    def aux_names(self) -> tuple[str, ...]:
+        """Per-row data columns besides ``y`` that :meth:`logp` reads, in order."""
+        return (("trials",) if self.with_trials else ()) + tuple(self.data_names)
+
+    def using_trials(self) -> Family:
+        """A copy of this family whose response counts successes out of ``trials``.
+
+        Raises
+        ------
+        ValueError
+            For a family whose response cannot have trials.
+        """
+        if self.trials == "never":
+            raise ValueError(
+                f"the {self.name} family does not take trials; families that do: binomial, "
+                "zi_binomial, beta_binomial"
+            )
+        out = copy.copy(self)
+        out.with_trials = True
+        return out
+
     def initial_phis(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """Starting values of the extra parameters (natural scale) given a fitted mean."""
         return np.ones(self.n_phis)
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
-        """Conditional mean ``μ = g⁻¹(η)`` (numpy)."""
+        """Conditional mean ``μ = g⁻¹(η)`` of the main part (numpy)."""
         return self.link.inverse(eta)
 
     def __repr__(self) -> str:
@@ -89,6 +148,30 @@ class Family:
 
     def __hash__(self) -> int:
         return hash(self._key())
+
+    # ---- helpers for response checks -----------------------------------------------------
+    def _numeric(self, y: pd.Series, column: str) -> np.ndarray:
+        """``y`` as floats; a non-numeric column is refused naming the family and column."""
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            raise ValueError(
+                f"{self.name}: response column {column!r} must be numeric, got dtype {y.dtype}"
+            )
+        return y.to_numpy(dtype=float)
+
+    def _counts(self, y: pd.Series, column: str) -> np.ndarray:
+        """``y`` as non-negative integer counts, or an error naming the rows."""
+        values = self._numeric(y, column)
+        bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
+        if bad.any():
+            raise self._not_allowed(self.name, column, "non-negative integer counts", bad, values)
+        return values
+
+    def _require(self, values: np.ndarray, bad: np.ndarray, column: str, what: str) -> np.ndarray:
+        """``values`` unless ``bad`` marks rows, which are then reported."""
+        bad = bad | ~np.isfinite(values)
+        if bad.any():
+            raise self._not_allowed(self.name, column, what, bad, values)
+        return values
 
     @staticmethod
     def _not_allowed(name: str, column: str, what: str, bad: np.ndarray, values) -> ValueError:

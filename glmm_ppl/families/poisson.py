@@ -28,16 +28,7 @@ class poisson(Family):
         return y * eta - pt.exp(eta) - pt.gammaln(y + 1.0)
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
-        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
-            raise ValueError(
-                f"poisson: response column {column!r} must hold counts (non-negative integers), "
-                f"got dtype {y.dtype}"
-            )
-        values = y.to_numpy(dtype=float)
-        bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
-        if bad.any():
-            raise self._not_allowed("poisson", column, "non-negative integer counts", bad, values)
-        return values
+        return self._counts(y, column)
 
     def simulate(self, eta, phis, rng):
         return rng.poisson(self.mean(eta)).astype(float)

@@ -1,0 +1,261 @@
+"""Zero-inflated families: a point mass at zero mixed with a count distribution.
+
+With ``π = logistic(η_zi)`` the probability of the zero part and ``f`` the main distribution,
+
+``P(y = 0) = π + (1 − π) f(0)``,   ``P(y > 0) = (1 − π) f(y)``.
+
+The zero row is evaluated as ``logaddexp(log π, log(1 − π) + log f(0))`` with
+``log π = −softplus(−η_zi)`` and ``log(1 − π) = −softplus(η_zi)``, so both tails stay accurate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytensor.tensor as pt
+from scipy import optimize, special
+
+from .base import Family
+from .binomial import log_choose
+
+__all__ = ["zi_poisson", "zi_negative_binomial", "zi_binomial"]
+
+_PHI_MIN, _PHI_MAX = 1e-3, 1e3
+
+
+# ---- PyTensor helpers (elementwise) -----------------------------------------------------------
+def _log_zero_part(eta_zi):
+    """``log π`` with ``π = logistic(η_zi)``."""
+    return -pt.softplus(-eta_zi)
+
+
+def _log_main_part(eta_zi):
+    """``log(1 − π)``."""
+    return -pt.softplus(eta_zi)
+
+
+def _logaddexp(a, b):
+    """``log(eᵃ + eᵇ)`` for finite ``a`` and ``b``; each branch is finite everywhere."""
+    return pt.switch(a > b, a + pt.softplus(b - a), b + pt.softplus(a - b))
+
+
+def _poisson_logpmf(y, eta):
+    """``log Pois(y; μ = e^η)``."""
+    return y * eta - pt.exp(eta) - pt.gammaln(y + 1.0)
+
+
+def _nb_log_p0(eta, size):
+    """``log NB(0; μ = e^η, θ) = −θ log(1 + μ/θ)``."""
+    return -size * pt.softplus(eta - pt.log(size))
+
+
+def _nb_logpmf(y, eta, size):
+    """``log NB(y; μ = e^η, θ)``, the NB2 distribution with variance ``μ + μ²/θ``."""
+    log_size = pt.log(size)
+    return (
+        pt.gammaln(y + size)
+        - pt.gammaln(size)
+        - pt.gammaln(y + 1.0)
+        - size * pt.softplus(eta - log_size)
+        - y * pt.softplus(log_size - eta)
+    )
+
+
+# ---- numpy helpers ----------------------------------------------------------------------------
+def _zero_draws(eta_zi, shape, rng):
+    """Indicators of the zero part, ``True`` with probability ``logistic(η_zi)``."""
+    return rng.random(shape) < special.expit(eta_zi)
+
+
+def _shape(*arrays):
+    return np.broadcast_shapes(*(np.shape(a) for a in arrays))
+
+
+def _size_moments(y: np.ndarray) -> np.ndarray:
+    """NB size by the method of moments on the non-zero counts, which follow the zero-truncated
+    NB in both the zero-inflated and the hurdle model.
+
+    Given ``y > 0``: ``m₁ = E[y] = μ/(1 − p₀)`` and ``E[y²]/m₁ − 1 = μ(1 + 1/θ) = r`` with
+    ``p₀ = (1 + μ/θ)^{−θ}``; ``θ = μ/(r − μ)`` and ``μ`` solves ``m₁(1 − p₀) = μ`` on
+    ``(0, r)``. Counts no more dispersed than the zero-truncated Poisson give the upper bound;
+    too few counts, or no root, give 1.
+    """
+    pos = np.asarray(y, float)
+    pos = pos[np.isfinite(pos) & (pos > 0)]
+    if len(pos) < 2:
+        return np.array([1.0])
+    m1 = pos.mean()
+    r = np.mean(pos**2) / m1 - 1.0
+    if r <= 0:
+        return np.array([_PHI_MAX])
+
+    def excess(mu):
+        size = mu / (r - mu)
+        return m1 * -np.expm1(-size * np.log1p(r - mu)) - mu
+
+    lo, hi = r * 1e-8, r * (1.0 - 1e-8)
+    if excess(hi) >= 0:
+        return np.array([_PHI_MAX])
+    if excess(lo) <= 0:
+        return np.array([1.0])
+    mu = optimize.brentq(excess, lo, hi, xtol=1e-12 * r)
+    return np.array([np.clip(mu / (r - mu), _PHI_MIN, _PHI_MAX)])
+
+
+# ---- families ---------------------------------------------------------------------------------
+class zi_poisson(Family):
+    r"""Zero-inflated Poisson family for counts, log link.
+
+    With ``μ = exp(η)`` and ``π = logistic(η_zi)``:
+
+    .. math::
+
+        P(y = 0) = π + (1 − π) e^{−μ}, \qquad P(y) = (1 − π) \frac{μ^y e^{−μ}}{y!}
+        \quad (y > 0).
+
+    Parameters
+    ----------
+    link : {"log"}
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from glmm_ppl.families.zero_inflated import zi_poisson
+    >>> fam = zi_poisson()
+    >>> lp = fam.logp(pt.as_tensor(0.0), pt.as_tensor(0.0), [], eta_zi=pt.as_tensor(0.0))
+    >>> round(float(lp.eval()), 6)  # log(0.5 + 0.5 e^{-1})
+    -0.379885
+    """
+
+    name = "zi_poisson"
+    links = ("log",)
+    zero_part = True
+
+    def logp(self, y, eta, phis, eta_zi):
+        zero = _logaddexp(_log_zero_part(eta_zi), _log_main_part(eta_zi) - pt.exp(eta))
+        positive = _log_main_part(eta_zi) + _poisson_logpmf(y, eta)
+        return pt.switch(y > 0, positive, zero)
+
+    def check_response(self, y: pd.Series, column: str) -> np.ndarray:
+        return self._counts(y, column)
+
+    def simulate(self, eta, phis, rng, eta_zi):
+        shape = _shape(eta, eta_zi)
+        counts = rng.poisson(np.broadcast_to(np.exp(eta), shape)).astype(float)
+        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, counts)
+
+
+class zi_negative_binomial(Family):
+    r"""Zero-inflated negative binomial family for counts, log link.
+
+    With ``μ = exp(η)``, size ``θ`` (variance ``μ + μ²/θ``) and ``π = logistic(η_zi)``:
+
+    .. math::
+
+        \mathrm{NB}(y) = \frac{Γ(y + θ)}{Γ(θ)\, y!}
+            \Bigl(\frac{θ}{θ + μ}\Bigr)^{θ} \Bigl(\frac{μ}{θ + μ}\Bigr)^{y},
+
+        P(y = 0) = π + (1 − π) \mathrm{NB}(0), \qquad P(y) = (1 − π) \mathrm{NB}(y)
+        \quad (y > 0).
+
+    Parameters
+    ----------
+    link : {"log"}
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from glmm_ppl.families.zero_inflated import zi_negative_binomial
+    >>> fam = zi_negative_binomial()
+    >>> fam.phi_names
+    ('size',)
+    >>> lp = fam.logp(pt.as_tensor(0.0), pt.as_tensor(0.0), [pt.as_tensor(1.0)],
+    ...               eta_zi=pt.as_tensor(0.0))
+    >>> round(float(lp.eval()), 6)  # log(0.5 + 0.5 * 0.5)
+    -0.287682
+    """
+
+    name = "zi_negative_binomial"
+    links = ("log",)
+    phi_names = ("size",)
+    zero_part = True
+
+    def logp(self, y, eta, phis, eta_zi):
+        size = phis[0]
+        zero = _logaddexp(_log_zero_part(eta_zi), _log_main_part(eta_zi) + _nb_log_p0(eta, size))
+        positive = _log_main_part(eta_zi) + _nb_logpmf(y, eta, size)
+        return pt.switch(y > 0, positive, zero)
+
+    def check_response(self, y: pd.Series, column: str) -> np.ndarray:
+        return self._counts(y, column)
+
+    def initial_phis(self, y, mu):
+        return _size_moments(y)
+
+    def simulate(self, eta, phis, rng, eta_zi):
+        shape = _shape(eta, eta_zi)
+        size = float(phis[0])
+        mu = np.broadcast_to(np.exp(eta), shape)
+        counts = rng.negative_binomial(size, size / (size + mu)).astype(float)
+        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, counts)
+
+
+class zi_binomial(Family):
+    r"""Zero-inflated binomial family: 0/1 responses, or successes out of ``trials``.
+
+    With ``p = g⁻¹(η)``, ``n = 1`` (0/1 responses) or the number of trials, and
+    ``π = logistic(η_zi)``:
+
+    .. math::
+
+        P(y = 0) = π + (1 − π)(1 − p)^n, \qquad
+        P(y) = (1 − π) \binom{n}{y} p^y (1 − p)^{n − y} \quad (y > 0).
+
+    Parameters
+    ----------
+    link : {"logit", "probit", "cloglog"}
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from glmm_ppl.families.zero_inflated import zi_binomial
+    >>> fam = zi_binomial(link="probit")
+    >>> fam
+    zi_binomial(link='probit')
+    >>> lp = fam.logp(pt.as_tensor(1.0), pt.as_tensor(0.0), [], eta_zi=pt.as_tensor(0.0),
+    ...               trials=pt.as_tensor(2.0))
+    >>> round(float(lp.eval()), 6)  # log(0.5 * 2 * 0.25)
+    -1.386294
+    """
+
+    name = "zi_binomial"
+    links = ("logit", "probit", "cloglog")
+    trials = "optional"
+    zero_part = True
+
+    def logp(self, y, eta, phis, eta_zi, trials=None):
+        n = 1.0 if trials is None else trials
+        log_p = self.link.log_inverse_pt(eta)
+        log_q = self.link.log1m_inverse_pt(eta)
+        zero = _logaddexp(_log_zero_part(eta_zi), _log_main_part(eta_zi) + n * log_q)
+        positive = _log_main_part(eta_zi) + y * log_p + (n - y) * log_q
+        if trials is not None:
+            positive = positive + log_choose(trials, y)
+        return pt.switch(y > 0, positive, zero)
+
+    def check_response(self, y: pd.Series, column: str, trials=None) -> np.ndarray:
+        if trials is not None:
+            values = self._counts(y, column)
+            return self._require(values, values > trials, column, "at most the number of trials")
+        if pd.api.types.is_bool_dtype(y):
+            return y.to_numpy(dtype=float)
+        values = self._numeric(y, column)
+        return self._require(
+            values, (values != 0) & (values != 1), column, "0 or 1 (counts need trials=)"
+        )
+
+    def simulate(self, eta, phis, rng, eta_zi, trials=None):
+        n = 1 if trials is None else np.asarray(trials, dtype=np.int64)
+        shape = _shape(eta, eta_zi, n)
+        counts = rng.binomial(n, np.broadcast_to(self.mean(eta), shape)).astype(float)
+        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, counts)
