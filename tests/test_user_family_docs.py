@@ -77,7 +77,11 @@ def test_loglik_equals_independent_integration(doc):
         mode = optimize.minimize_scalar(lambda b: -h(b), bounds=(-5, 5), method="bounded").x
         peak = h(mode)
         value, _ = integrate.quad(
-            lambda b: np.exp(h(b) - peak), mode - 12 * sd, mode + 12 * sd, epsabs=0, epsrel=1e-12
+            lambda b, peak=peak: np.exp(h(b) - peak),
+            mode - 12 * sd,
+            mode + 12 * sd,
+            epsabs=0,
+            epsrel=1e-12,
         )
         total += peak + np.log(value)
     assert fit.loglik == pytest.approx(total, rel=1e-8)
