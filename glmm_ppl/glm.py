@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+from scipy import optimize, special
 
 from .design import (
     _aux_values,
@@ -106,20 +106,28 @@ def fit_glm_arrays(
         dphi = np.array([out[phi_at + m].sum() for m in range(family.n_phis)])
         return out[0].sum(), g, H, dphi
 
+    p0 = Xs[0].shape[1]
     coef = np.zeros(sizes[-1])
-    coef[: Xs[0].shape[1]] = _start(Xs[0], Y, family)
+    coef[:p0] = _start(Xs[0], Y, family)
+    if E == 2:  # the zero part starts with half the zeros as structural ones
+        ones = np.flatnonzero(np.all(Xs[1] == 1.0, axis=0))
+        if len(ones):
+            coef[p0 + ones[0]] = special.logit(np.clip(np.mean(Y[:, 0] == 0) / 2, 0.05, 0.5))
 
     def moments(coef):  # the extra parameters by moments, given the main predictor's mean
         with np.errstate(all="ignore"):
             phis = np.asarray(family.initial_phis(Y[:, 0], family.mean(eta(coef)[:, 0])), float)
         return np.where(np.isfinite(phis) & (phis > 0), phis, 1.0)
 
+    # Newton in the main part's coefficients, the rest held: with the zero part free, Newton
+    # tends to run its probability to 0 while the dispersion is still a moment estimate
     phis = moments(coef)
     ll, g, H, _ = parts(coef, phis)
     for _ in range(max_iter):
         if not (np.isfinite(ll) and np.all(np.isfinite(H))):
             break
-        step = np.linalg.solve(-_negative_definite(H), g)
+        step = np.zeros_like(coef)
+        step[:p0] = np.linalg.solve(-_negative_definite(H[:p0, :p0]), g[:p0])
         t = 1.0
         for _ in range(40):
             ll_new, g_new, H_new, _ = parts(coef + t * step, phis)
@@ -131,9 +139,9 @@ def fit_glm_arrays(
         coef, ll, g, H = coef + t * step, ll_new, g_new, H_new
         if np.max(np.abs(t * step)) < tol:
             break
-    if family.n_phis:
-        k = sizes[-1]
-        phis = moments(coef)
+    if family.n_phis or E == 2:  # then everything jointly; as starting values, the zero part
+        k = sizes[-1]  # stays within ±10 and the extra parameters within e^±7 of their moment
+        phis = moments(coef)  # estimates, away from degenerate limits (e.g. NB size → 0)
 
         def negll(par):
             ll, g, _, dphi = parts(par[:k], np.exp(par[k:]))
@@ -141,7 +149,10 @@ def fit_glm_arrays(
                 return np.inf, np.zeros_like(par)
             return -ll, -np.concatenate([g, dphi * np.exp(par[k:])])
 
-        res = optimize.minimize(negll, np.r_[coef, np.log(phis)], jac=True, method="L-BFGS-B")
+        bounds = [(None, None)] * p0 + [(-10.0, 10.0)] * (k - p0)
+        bounds += [(np.log(v) - 7.0, np.log(v) + 7.0) for v in phis]
+        start = np.r_[coef, np.log(phis)]
+        res = optimize.minimize(negll, start, jac=True, method="L-BFGS-B", bounds=bounds)
         coef, phis = res.x[:k], np.exp(res.x[k:])
         ll, g, H, _ = parts(coef, phis)
     return coef, phis, float(ll), H
