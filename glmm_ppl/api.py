@@ -109,9 +109,9 @@ def mixed_model(
         ``"~ 1"`` by default) and random effects (``"~ 1 | g"``, same grouping column) of the
         zero part. Its random effects join the main ones in one ``D``, correlated unless
         either formula uses ``||`` (then ``D`` is diagonal).
-    offset : str or array-like, optional
-        A column (or one value per row of ``data``) added to the main linear predictor, as
-        ``offset(...)`` in ``fixed``.
+    offset : str, pandas.Series or array-like, optional
+        Added to the main linear predictor, as ``offset(...)`` in ``fixed``: a column name, a
+        Series matched to ``data`` by index label, or an array with one value per row.
     weights : str, pandas.Series or array-like, optional
         One positive weight per group multiplying its log-likelihood (as replicates of the
         group): a column constant within groups, a Series indexed by group label, or an array

@@ -334,6 +334,11 @@ def _offset_values(exprs: list[str], df: pd.DataFrame, where: str) -> np.ndarray
     return total
 
 
+def _label(value) -> str:
+    """A data value as users wrote it (``3``, ``'a'``), not as NumPy's repr."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _group_weights(weights, df: pd.DataFrame, data: pd.DataFrame, group: str, groups) -> np.ndarray:
     """One weight per group (in the order of ``groups``) from a column name, a Series indexed
     by group label, or an array in the order of the sorted group labels of ``data``."""
@@ -345,7 +350,7 @@ def _group_weights(weights, df: pd.DataFrame, data: pd.DataFrame, group: str, gr
         if len(varying):
             raise ValueError(
                 f"weights column {weights!r} must be constant within each group of {group!r}; "
-                f"it varies in {len(varying)} group(s) (for example {varying[0]!r})"
+                f"it varies in {len(varying)} group(s) (for example {_label(varying[0])})"
             )
         values = per_group["min"].reindex(groups).to_numpy(dtype=float)
     elif isinstance(weights, pd.Series):
@@ -353,7 +358,7 @@ def _group_weights(weights, df: pd.DataFrame, data: pd.DataFrame, group: str, gr
         if missing:
             raise ValueError(
                 f"weights has no value for {len(missing)} group(s) of {group!r} (for example "
-                f"{missing[0]!r}); index it by the group labels"
+                f"{_label(missing[0])}); index it by the group labels"
             )
         values = weights.reindex(groups).to_numpy(dtype=float)
     else:
@@ -418,8 +423,6 @@ def _aux_values(columns: dict, df: pd.DataFrame, response: str) -> dict:
             raise ValueError(f"{name} column {column!r} must be numeric, got {df[column].dtype}")
         values = df[column].to_numpy(dtype=float)
         if name == "trials":
-            if form == "cbind":
-                values = values + df[response].to_numpy(dtype=float)
             bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
             what = "failures" if form == "cbind" else "trials"
             if bad.any():
@@ -427,6 +430,8 @@ def _aux_values(columns: dict, df: pd.DataFrame, response: str) -> dict:
                     f"{what} column {column!r} must hold non-negative integers; "
                     f"{int(bad.sum())} row(s) do not (for example {values[bad][0]:g})"
                 )
+            if form == "cbind":  # successes and failures: the trials are their sum
+                values = values + df[response].to_numpy(dtype=float)
         else:
             bad = ~np.isin(values, (0.0, 1.0, 2.0))
             if bad.any():
@@ -503,6 +508,17 @@ def build_design(
             formulas.append(zi_terms)
     if isinstance(offset, str):
         columns.append(offset)
+    elif isinstance(offset, pd.Series):  # matched by index label, as a column would be
+        if not offset.index.is_unique:
+            raise ValueError("offset (a Series) has repeated index labels; index it like data")
+        missing = ~data.index.isin(offset.index)
+        if missing.any():
+            raise ValueError(
+                f"offset (a Series) has no value for {int(missing.sum())} row(s) of data (for "
+                f"example index {_label(data.index[missing][0])}); index it like data"
+            )
+        data = data.assign(**{"(offset)": offset.reindex(data.index).to_numpy(dtype=float)})
+        columns.append("(offset)")
     elif offset is not None:
         values = np.asarray(offset, dtype=float).reshape(-1)
         if len(values) != len(data):

@@ -217,8 +217,9 @@ def compiled(case_id: str):
     d_e, d_z = grad(lp, eta), grad(lp, eta_zi)
     d_phi = grad(lp, phi) if case.phis else pt.zeros_like(lp)
     outs = [lp, d_e, d_z, grad(d_e, eta), grad(d_e, eta_zi), grad(d_z, eta_zi), d_phi]
-    # the Python linker: no C compilation, the same rewrites (stabilisation included)
-    mode = Mode(linker="py", optimizer="fast_run")
+    # the Python linker with numpy per operation: no C compilation, the same stabilising
+    # rewrites
+    mode = Mode(linker="py", optimizer="fast_run").excluding("fusion")
     fn = pytensor.function([y, eta, eta_zi, phi, n], outs, mode=mode, on_unused_input="ignore")
     return lambda *args: fn(*(np.asarray(a, float) for a in args))
 
