@@ -85,6 +85,12 @@ def fit(args: argparse.Namespace) -> None:
         family=args.family,
         n_agq=args.n_agq,
         penalized=args.penalized,
+        zi_fixed=args.zi_fixed,
+        zi_random=args.zi_random,
+        offset=args.offset,
+        weights=args.weights,
+        trials=args.trials,
+        censoring=args.censoring,
     )
     print(model.summary())
 
@@ -97,9 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="CSV file")
     p.add_argument("--fixed", required=True, help="e.g. 'y ~ sex * time'")
     p.add_argument("--random", required=True, help="e.g. '~ 1 | id' or '~ time || id'")
-    p.add_argument("--family", default="binomial", help="binomial or poisson")
+    p.add_argument("--family", default="binomial", help="e.g. binomial, poisson, gamma")
     p.add_argument("--n-agq", type=int, default=None, help="quadrature points per random effect")
     p.add_argument("--penalized", action="store_true", help="Student-t penalty on fixed effects")
+    p.add_argument("--zi-fixed", help="zero part's fixed effects, e.g. '~ x'")
+    p.add_argument("--zi-random", help="zero part's random effects, e.g. '~ 1 | id'")
+    p.add_argument("--offset", help="offset column")
+    p.add_argument("--weights", help="column of group weights (constant within groups)")
+    p.add_argument("--trials", help="column of numbers of trials (binomial responses)")
+    p.add_argument("--censoring", help="censoring column: 0 observed, 1 left, 2 right")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":

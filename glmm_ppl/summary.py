@@ -105,11 +105,11 @@ class Summary:
         fe = wald_table(est, np.sqrt(np.diag(fit.vcov("fixed-effects"))))
         zero_part = None
         if d.X_zi is not None:
-            zero_part = wald_table(
-                fit.fixef("zero_part"), np.sqrt(np.diag(fit.vcov("zero_part")))
-            )
-        for name, value in fit.phis.items():
-            model.append(f"{name}: {value:.4f}")
+            zero_part = wald_table(fit.fixef("zero_part"), np.sqrt(np.diag(fit.vcov("zero_part"))))
+        if fit.family.n_phis:
+            ci = fit.confint("extra")
+            for name, (low, value, high) in zip(ci.index, ci.to_numpy(), strict=True):
+                model.append(f"{name}: {value:.4f} (95% CI {low:.4f}, {high:.4f})")
         if fit.penalty is not None:
             model.append(
                 f"penalty: {fit.penalty.describe()} on the fixed effects; log.Lik includes "
