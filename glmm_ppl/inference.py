@@ -50,6 +50,27 @@ def _describe(m) -> dict:
     )
 
 
+#: Families that are special cases of others, at a limit of the larger one's parameters
+#: (NB size → ∞, zero-part probability → 0).
+_NESTED_FAMILIES = {
+    ("poisson", "negative_binomial"),
+    ("poisson", "zi_poisson"),
+    ("poisson", "zi_negative_binomial"),
+    ("negative_binomial", "zi_negative_binomial"),
+    ("zi_poisson", "zi_negative_binomial"),
+    ("hurdle_poisson", "hurdle_negative_binomial"),
+    ("binomial", "zi_binomial"),
+}
+
+
+def _family_nested(small, large) -> bool:
+    return (
+        (small.name, large.name) in _NESTED_FAMILIES
+        and small.link == large.link
+        and (small.aux_names == large.aux_names)
+    )
+
+
 def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
     """Likelihood-ratio test of two nested fits of the same data.
 
@@ -69,7 +90,10 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        If the fits use different data or families, or are not nested.
+        If the fits use different data or families, or are not nested. Different families
+        are accepted where one is a special case of the other (Poisson within the negative
+        binomial or a zero-inflated model, binomial within the zero-inflated binomial…); the
+        test is then on the boundary and a warning says its p-value is conservative.
 
     Examples
     --------
@@ -95,8 +119,14 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
         )
     if not np.array_equal(a["rows"], b["rows"]):
         raise ValueError("the models were fitted to different rows of the data")
+    boundary = False
     if a["family"] != b["family"]:
-        raise ValueError(f"the models use different families: {a['family']!r} and {b['family']!r}")
+        if not _family_nested(a["family"], b["family"]):
+            raise ValueError(
+                f"the models use different families: {a['family']!r} and {b['family']!r}, and "
+                "the first is not a special case of the second"
+            )
+        boundary = True
     if a["group"] is not None and a["group"] != b["group"]:
         raise ValueError(
             f"the models group by different columns: {a['group']!r} and {b['group']!r}"
@@ -108,6 +138,14 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
         raise ValueError(
             f"{names[0]} is not nested in {names[1]}: its fixed effects or random effects are not "
             "a subset of the larger model's"
+        )
+    if boundary:
+        warnings.warn(
+            f"{a['family'].name} is {b['family'].name} with a parameter at the boundary of its "
+            "range (a dispersion at its limit or a zero-part probability of 0): the χ² p-value "
+            "is conservative",
+            UserWarning,
+            stacklevel=2,
         )
     if a["penalized"] or b["penalized"]:
         warnings.warn(

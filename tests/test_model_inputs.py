@@ -453,3 +453,33 @@ def test_zero_part_accessors(plain_and_zi):
     block = text.split("Zero-part coefficients:")[1]
     assert re.search(r"^\(Intercept\)\s+" + re.escape(f"{gamma['(Intercept)']:.4f}"), block, re.M)
     assert re.search(r"^x\s+" + re.escape(f"{gamma['x']:.4f}"), block, re.M)
+
+
+# ---- likelihood-ratio tests across nested families ----------------------------------------------
+def test_anova_poisson_within_negative_binomial(poisson_data):
+    """Poisson is the negative binomial at size → ∞: the test runs, with the boundary said."""
+    m0 = _fit("y ~ x + offset(log_e)", poisson_data, "poisson")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the NB size may run to its upper limit here
+        m1 = gp.mixed_model("y ~ x + offset(log_e)", "~ 1 | g", poisson_data, "negative_binomial")
+    with pytest.warns(UserWarning, match="poisson is negative_binomial with a parameter at the"):
+        table = gp.anova(m0, m1)
+    assert table["df"].iloc[1] == 1
+    assert table["LRT"].iloc[1] == pytest.approx(2 * (m1.loglik - m0.loglik))
+    assert m1.loglik >= m0.loglik - 1e-6  # the larger model contains the smaller one
+
+
+def test_anova_refuses_families_that_do_not_nest(poisson_data):
+    m0 = _fit("y ~ x", poisson_data, "poisson")
+    data = poisson_data.assign(y=poisson_data["y"] + 0.5)
+    m1 = _fit("y ~ x + e", data, "gamma")
+    with pytest.raises(ValueError, match="^the models were fitted to different data"):
+        gp.anova(m0, m1)
+    m2 = _fit("y ~ x + e", poisson_data.assign(y=poisson_data["y"] + 1), "gamma")
+    m3 = _fit("y ~ x", poisson_data.assign(y=poisson_data["y"] + 1), "poisson")
+    message = (
+        "the models use different families: poisson(link='log') and gamma(link='log'), and the "
+        "first is not a special case of the second"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        gp.anova(m3, m2)
