@@ -124,9 +124,9 @@ class hurdle_poisson(Family):
     --------
     >>> import pytensor.tensor as pt
     >>> from glmm_ppl.families.hurdle import hurdle_poisson
-    >>> fam = hurdle_poisson()
-    >>> lp = fam.logp(pt.as_tensor(1.0), pt.as_tensor(0.0), [], eta_zi=pt.as_tensor(0.0))
-    >>> round(float(lp.eval()), 6)  # log(0.5 e^{-1} / (1 - e^{-1}))
+    >>> y, eta, eta_zi = pt.dscalars("y", "eta", "eta_zi")
+    >>> lp = hurdle_poisson().logp(y, eta, [], eta_zi=eta_zi)
+    >>> round(float(lp.eval({y: 1.0, eta: 0.0, eta_zi: 0.0})), 6)  # log(0.5 e⁻¹ / (1 − e⁻¹))
     -1.234472
     """
 
@@ -170,10 +170,9 @@ class hurdle_negative_binomial(Family):
     --------
     >>> import pytensor.tensor as pt
     >>> from glmm_ppl.families.hurdle import hurdle_negative_binomial
-    >>> fam = hurdle_negative_binomial()
-    >>> lp = fam.logp(pt.as_tensor(1.0), pt.as_tensor(0.0), [pt.as_tensor(1.0)],
-    ...               eta_zi=pt.as_tensor(0.0))
-    >>> round(float(lp.eval()), 6)  # log(0.5 * 0.25 / 0.5)
+    >>> y, eta, eta_zi, size = pt.dscalars("y", "eta", "eta_zi", "size")
+    >>> lp = hurdle_negative_binomial().logp(y, eta, [size], eta_zi=eta_zi)
+    >>> round(float(lp.eval({y: 1.0, eta: 0.0, eta_zi: 0.0, size: 1.0})), 6)  # log(0.5 · 0.5)
     -1.386294
     """
 
@@ -225,9 +224,9 @@ class hurdle_lognormal(Family):
     >>> fam = hurdle_lognormal()
     >>> fam.phi_names
     ('sigma',)
-    >>> lp = fam.logp(pt.as_tensor(1.0), pt.as_tensor(0.0), [pt.as_tensor(1.0)],
-    ...               eta_zi=pt.as_tensor(0.0))
-    >>> round(float(lp.eval()), 6)  # log(0.5 / sqrt(2 pi))
+    >>> y, eta, eta_zi, sigma = pt.dscalars("y", "eta", "eta_zi", "sigma")
+    >>> lp = fam.logp(y, eta, [sigma], eta_zi=eta_zi)
+    >>> round(float(lp.eval({y: 1.0, eta: 0.0, eta_zi: 0.0, sigma: 1.0})), 6)  # log(0.5/√(2π))
     -1.612086
     """
 
@@ -286,9 +285,9 @@ class hurdle_beta(Family):
     >>> fam = hurdle_beta()
     >>> fam.phi_names
     ('precision',)
-    >>> lp = fam.logp(pt.as_tensor(0.5), pt.as_tensor(0.0), [pt.as_tensor(2.0)],
-    ...               eta_zi=pt.as_tensor(0.0))
-    >>> round(float(lp.eval()), 6)  # log(0.5 * 1), Beta(1, 1) is uniform
+    >>> y, eta, eta_zi, phi = pt.dscalars("y", "eta", "eta_zi", "phi")
+    >>> lp = fam.logp(y, eta, [phi], eta_zi=eta_zi)
+    >>> round(float(lp.eval({y: 0.5, eta: 0.0, eta_zi: 0.0, phi: 2.0})), 6)  # Beta(1, 1): log 0.5
     -0.693147
     """
 

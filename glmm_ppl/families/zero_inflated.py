@@ -121,9 +121,9 @@ class zi_poisson(Family):
     --------
     >>> import pytensor.tensor as pt
     >>> from glmm_ppl.families.zero_inflated import zi_poisson
-    >>> fam = zi_poisson()
-    >>> lp = fam.logp(pt.as_tensor(0.0), pt.as_tensor(0.0), [], eta_zi=pt.as_tensor(0.0))
-    >>> round(float(lp.eval()), 6)  # log(0.5 + 0.5 e^{-1})
+    >>> y, eta, eta_zi = pt.dscalars("y", "eta", "eta_zi")
+    >>> lp = zi_poisson().logp(y, eta, [], eta_zi=eta_zi)
+    >>> round(float(lp.eval({y: 0.0, eta: 0.0, eta_zi: 0.0})), 6)  # log(0.5 + 0.5 e^{-1})
     -0.379885
     """
 
@@ -169,9 +169,9 @@ class zi_negative_binomial(Family):
     >>> fam = zi_negative_binomial()
     >>> fam.phi_names
     ('size',)
-    >>> lp = fam.logp(pt.as_tensor(0.0), pt.as_tensor(0.0), [pt.as_tensor(1.0)],
-    ...               eta_zi=pt.as_tensor(0.0))
-    >>> round(float(lp.eval()), 6)  # log(0.5 + 0.5 * 0.5)
+    >>> y, eta, eta_zi, size = pt.dscalars("y", "eta", "eta_zi", "size")
+    >>> lp = fam.logp(y, eta, [size], eta_zi=eta_zi)
+    >>> round(float(lp.eval({y: 0.0, eta: 0.0, eta_zi: 0.0, size: 1.0})), 6)  # log(0.5 + 0.5²)
     -0.287682
     """
 
@@ -222,9 +222,9 @@ class zi_binomial(Family):
     >>> fam = zi_binomial(link="probit")
     >>> fam
     zi_binomial(link='probit')
-    >>> lp = fam.logp(pt.as_tensor(1.0), pt.as_tensor(0.0), [], eta_zi=pt.as_tensor(0.0),
-    ...               trials=pt.as_tensor(2.0))
-    >>> round(float(lp.eval()), 6)  # log(0.5 * 2 * 0.25)
+    >>> y, eta, eta_zi, n = pt.dscalars("y", "eta", "eta_zi", "n")
+    >>> lp = fam.logp(y, eta, [], eta_zi=eta_zi, trials=n)
+    >>> round(float(lp.eval({y: 1.0, eta: 0.0, eta_zi: 0.0, n: 2.0})), 6)  # log(0.5 * 2 * 0.25)
     -1.386294
     """
 
