@@ -426,7 +426,9 @@ class AGQ:
         self.Y = np.ascontiguousarray(y.reshape(len(y), -1))
         self.E = family.n_eta
         Z = np.asarray(Z, dtype=np.float64)
-        self.Z = np.ascontiguousarray(Z.reshape(len(Z), self.E, -1) if Z.ndim == 2 else Z)
+        if Z.ndim == 2 and self.E == 2:
+            raise ValueError("with a zero part, Z must be (N, 2, q): one design per predictor")
+        self.Z = np.ascontiguousarray(Z[:, None, :] if Z.ndim == 2 else Z)
         self.N, _, self.q = self.Z.shape
         self.starts = np.ascontiguousarray(starts, dtype=np.int64)
         self.n = len(self.starts) - 1

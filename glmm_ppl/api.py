@@ -20,8 +20,10 @@ __all__ = ["mixed_model", "SingularFitWarning"]
 
 
 class SingularFitWarning(UserWarning):
-    """The estimated random-effects covariance matrix is (nearly) singular: a correlation at
-    ±1 or a variance at 0. The fit is still returned; its summary repeats the message.
+    """A boundary fit: the estimated random-effects covariance matrix is (nearly) singular (a
+    correlation at ±1 or a variance at 0), or an extra parameter of the family ran to the edge
+    of its range (a negative-binomial size to ∞: no overdispersion). The fit is still returned;
+    its summary repeats the message.
 
     Examples
     --------
@@ -40,6 +42,20 @@ def _blas() -> ThreadpoolController:
 
 
 _MAX_NODES = 100_000
+
+
+def _extra_at_edge(log_phis: np.ndarray, family: Family) -> str | None:
+    """A message when an extra parameter ran towards 0 or ∞ (beyond e^±12): the data do not
+    bound it, and the model is at a limit (e.g. a negative binomial at its Poisson limit)."""
+    far = [(n, v) for n, v in zip(family.phi_names, log_phis, strict=True) if abs(v) > 12.0]
+    if not far:
+        return None
+    name, value = far[0]
+    return (
+        f"the {family.name} parameter {name!r} ran to {np.exp(value):.3g}, the edge of its "
+        "range: the data do not bound it and the model is at a limiting case (for a size or "
+        "precision, no overdispersion: consider the Poisson or binomial family)"
+    )
 
 
 def _singular(D: np.ndarray, names: list[str]) -> str | None:
@@ -177,6 +193,10 @@ def mixed_model(
     if opt.problem:
         warnings.warn(opt.problem, ConvergenceWarning, stacklevel=2)
         notes.append(opt.problem)
+    edge = _extra_at_edge(graph.split(theta)["log_phis"], family)
+    if edge:
+        warnings.warn(edge, SingularFitWarning, stacklevel=2)
+        notes.append(edge)
     singular = _singular(graph.unpack(theta)[1], design.random_names)
     if singular:
         warnings.warn(singular, SingularFitWarning, stacklevel=2)

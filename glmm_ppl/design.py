@@ -171,6 +171,8 @@ def parse_random(random: str) -> tuple[str, str, bool]:
             f"(independent), got {random!r}"
         )
     terms = m.group("terms").strip() or "1"
+    if re.search(r"\boffset\s*\(", terms):
+        raise ValueError(f"offset(...) belongs in the fixed-effects formula, not in {random!r}")
     return "~ " + terms, m.group("group").strip(), m.group("bar") == "||"
 
 
@@ -307,6 +309,12 @@ def _split_offsets(rhs: str) -> tuple[str, list[str]]:
             k += 1
         if depth:
             raise ValueError(f"unbalanced parentheses in {rhs!r}")
+        before = rhs[: m.start()].rstrip()
+        if not before.endswith(("~", "+")) or rhs[k:].lstrip()[:1] not in ("", "+"):
+            raise ValueError(
+                f"offset(...) must be added as a term of its own ('~ x + offset(log(e))'), "
+                f"got {rhs!r}"
+            )
         exprs.append(rhs[m.end() : k - 1].strip())
         out.append(rhs[i : m.start()])
         i = k
@@ -405,6 +413,12 @@ def _bind_family(family: Family, second, form, trials, censoring):
             raise ValueError(f"censoring= applies to censored_normal, not {family.name}")
         columns["censoring"] = (censoring, None)
     for name in family.aux_names:
+        if name not in ("trials", "censoring"):
+            raise ValueError(
+                f"the {family.name} family reads a per-row column {name!r}; mixed_model passes "
+                "only trials and censoring columns to a family (put other per-row values in "
+                "the formula, e.g. as an offset)"
+            )
         if name not in columns:
             how = (
                 "trials='column', a response p(successes, trials) or cbind(successes, failures)"
@@ -562,6 +576,7 @@ def build_design(
             Z_zi, zi_random_names, specs["zi_random"] = _matrix(
                 zi_terms, df, "zero-part random-effects"
             )
+            _check_rank(Z_zi, zi_random_names, "zero-part random-effects")
             random_names = random_names + [f"zi_{n}" for n in zi_random_names]
     offsets = [_offset_values(fixed_offsets, df, "fixed")]
     if offset is not None:

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import optimize
 
 from .covariance import D_to_theta, theta_to_D
-from .glm import fit_glm_arrays
+from .glm import central_differences, fit_glm_arrays
 from .model import MixedModelGraph
 
 __all__ = ["Control", "OptSummary", "fit_mixed", "ConvergenceWarning"]
@@ -219,6 +219,11 @@ def _user_initial(graph: MixedModelGraph, values, fixed, D, phis):
     return np.concatenate([out["betas"], out["gammas"]]), out["D"], out["phis"]
 
 
+def _n_effective(design) -> float:
+    """Number of groups, or the sum of the group weights: the scale of the log-likelihood."""
+    return float(design.n_groups if design.weights is None else design.weights.sum())
+
+
 def _fixed_gradient(graph: MixedModelGraph, grad_eta: np.ndarray) -> np.ndarray:
     """``Σ_e X_eᵀ ∂/∂η⁰_e``: the gradient in the fixed effects ``(β, γ)``."""
     grad_eta = grad_eta.reshape(len(grad_eta), -1)
@@ -253,7 +258,7 @@ def _penalty(graph: MixedModelGraph, fixed: np.ndarray) -> tuple[float, np.ndarr
 
 def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np.ndarray, list]:
     d, engine = graph.design, graph.engine
-    n = d.n_groups if d.weights is None else d.weights.sum()
+    n = _n_effective(d)
     history: list[float] = []
     best = theta
     for _ in range(control.em_iter):
@@ -281,18 +286,6 @@ def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np
     return best, history
 
 
-def _central_differences(f, theta: np.ndarray, step: float) -> np.ndarray:
-    """Central differences of ``f`` (scalar or vector valued) in each entry of ``theta``, with
-    steps ``step · max(|θ_j|, 1)``; column ``j`` holds the derivative in ``θ_j``."""
-    h = step * np.maximum(np.abs(theta), 1.0)
-    columns = []
-    for j, hj in enumerate(h):
-        e = np.zeros(len(theta))
-        e[j] = hj
-        columns.append((np.asarray(f(theta + e)) - np.asarray(f(theta - e))) / (2 * hj))
-    return np.stack(columns, axis=-1)
-
-
 def _group_scores(graph: MixedModelGraph, theta: np.ndarray, res) -> np.ndarray:
     """Per-group scores ``w_i ∂ log L_i / ∂θ`` (n × k) from one evaluation with gradients
     (``w_i`` the group weights, 1 without).
@@ -308,7 +301,7 @@ def _group_scores(graph: MixedModelGraph, theta: np.ndarray, res) -> np.ndarray:
     rows = np.hstack([X * grad_eta[:, [e]] for e, X in enumerate(graph.fixed_designs())])
     s_fixed = np.add.reduceat(rows, d.starts[:-1], axis=0)
     G = 0.5 * (Dinv @ res.second_moment_groups @ Dinv - Dinv)
-    J = _central_differences(
+    J = central_differences(
         lambda th: theta_to_D(th, q, d.diagonal).ravel(), graph.split(theta)["theta_D"], 1e-6
     )
     s_D = G.reshape(len(G), q * q) @ J
@@ -328,8 +321,8 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     gradient fell below ``control.gtol``.
     """
     d, engine = graph.design, graph.engine
-    n = d.n_groups
-    w = np.ones(n) if d.weights is None else d.weights
+    n = _n_effective(d)
+    w = np.ones(d.n_groups) if d.weights is None else d.weights
 
     def value(th):
         fixed, D, phis = graph.unpack(th)
@@ -376,7 +369,7 @@ def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarr
     graph.engine.update_modes(graph.fixed_part(fixed), D, phis)  # have been elsewhere
     graph.engine.recenter = False
     try:
-        H = _central_differences(lambda t: graph(t)[2], theta, step)
+        H = central_differences(lambda t: graph(t)[2], theta, step)
     finally:
         graph.engine.recenter = True
     return 0.5 * (H + H.T)
@@ -459,7 +452,7 @@ def _polish(graph: MixedModelGraph, theta: np.ndarray, obj: float, H: np.ndarray
     differences; the step is kept only if it raises the objective (a second step was measured
     to add under 1e-5). Returns ``(θ, graph(θ) if it was the last evaluation else None)``.
     """
-    g = _central_differences(lambda t: graph(t)[0], theta, step)
+    g = central_differences(lambda t: graph(t)[0], theta, step)
     try:
         delta = np.linalg.solve(-H, g)
     except np.linalg.LinAlgError:
@@ -484,7 +477,7 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
     t0 = time.perf_counter()
     theta0 = _initial(graph, initial_values)
     theta, em_history = _em(graph, theta0, control)
-    n = graph.design.n_groups
+    n = _n_effective(graph.design)
     theta, scoring_its, scoring_evals, reached = _scoring(graph, theta, control)
     qn_its, counter = 0, {"n": 0}
     if not reached:

@@ -8,6 +8,7 @@ parameters ``φ`` (if any) are then fitted jointly with ``β`` by L-BFGS on ``(�
 from __future__ import annotations
 
 from dataclasses import dataclass
+from inspect import signature
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,8 @@ from .design import (
     _bind_family,
     _check_rank,
     _matrix,
+    _offset_values,
+    _split_offsets,
     complete_rows,
     parse_response,
     split_fixed,
@@ -26,7 +29,19 @@ from .families import Family, get_family
 from .pointwise import layout, pointwise_derivatives
 from .summary import wald_table
 
-__all__ = ["glm", "GLMFit", "fit_glm_arrays"]
+__all__ = ["glm", "GLMFit", "fit_glm_arrays", "central_differences"]
+
+
+def central_differences(f, theta: np.ndarray, step: float) -> np.ndarray:
+    """Central differences of ``f`` (scalar or vector valued) in each entry of ``theta``, with
+    steps ``step · max(|θ_j|, 1)``; column ``j`` holds the derivative in ``θ_j``."""
+    h = step * np.maximum(np.abs(theta), 1.0)
+    columns = []
+    for j, hj in enumerate(h):
+        e = np.zeros(len(theta))
+        e[j] = hj
+        columns.append((np.asarray(f(theta + e)) - np.asarray(f(theta - e))) / (2 * hj))
+    return np.stack(columns, axis=-1)
 
 
 def _start(X: np.ndarray, Y: np.ndarray, family: Family) -> np.ndarray:
@@ -78,7 +93,8 @@ def fit_glm_arrays(
     -------
     coef, phis, loglik, hessian
         ``coef`` joins the coefficients of the predictors; ``hessian`` is the Hessian of the
-        log-likelihood in ``coef``.
+        log-likelihood in ``(coef, log φ)`` (central differences of the exact gradient in
+        ``log φ``).
     """
     kernel = pointwise_derivatives(family)
     Y = np.ascontiguousarray(np.asarray(Y, dtype=float).reshape(len(Y), -1))
@@ -114,9 +130,14 @@ def fit_glm_arrays(
         if len(ones):
             coef[p0 + ones[0]] = special.logit(np.clip(np.mean(Y[:, 0] == 0) / 2, 0.05, 0.5))
 
+    data = {}
+    if "trials" in family.aux_names and "trials" in signature(family.initial_phis).parameters:
+        data["trials"] = Y[:, 1 + family.aux_names.index("trials")]
+
     def moments(coef):  # the extra parameters by moments, given the main predictor's mean
         with np.errstate(all="ignore"):
-            phis = np.asarray(family.initial_phis(Y[:, 0], family.mean(eta(coef)[:, 0])), float)
+            mu = family.mean(eta(coef)[:, 0])
+            phis = np.asarray(family.initial_phis(Y[:, 0], mu, **data), float)
         return np.where(np.isfinite(phis) & (phis > 0), phis, 1.0)
 
     # Newton in the main part's coefficients, the rest held: with the zero part free, Newton
@@ -155,6 +176,9 @@ def fit_glm_arrays(
         res = optimize.minimize(negll, start, jac=True, method="L-BFGS-B", bounds=bounds)
         coef, phis = res.x[:k], np.exp(res.x[k:])
         ll, g, H, _ = parts(coef, phis)
+        if family.n_phis:
+            H = central_differences(lambda par: -negll(par)[1], res.x, 1e-5)
+            H = 0.5 * (H + H.T)
     return coef, phis, float(ll), H
 
 
@@ -187,6 +211,7 @@ class GLMFit:
     fixed: str
     y: np.ndarray
     rows: np.ndarray
+    offset: np.ndarray | None = None
 
     @property
     def aic(self) -> float:
@@ -205,10 +230,23 @@ class GLMFit:
         return wald_table(self.coef, self.se.to_numpy())
 
 
-def glm(fixed: str, data: pd.DataFrame, family="binomial") -> GLMFit:
+def glm(
+    fixed: str, data: pd.DataFrame, family="binomial", *, offset: str | None = None
+) -> GLMFit:
     """Fit a generalized linear model without random effects by maximum likelihood.
 
     Used as the null model of a likelihood-ratio test against a mixed model.
+
+    Parameters
+    ----------
+    fixed : str
+        ``"y ~ terms"`` as in :func:`glmm_ppl.mixed_model` (``offset(...)`` terms,
+        ``p(successes, trials)`` and ``cbind(...)`` responses included).
+    data : pandas.DataFrame
+    family : str or Family
+        A family without a zero part.
+    offset : str, optional
+        Column added to the linear predictor.
 
     Examples
     --------
@@ -221,18 +259,26 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial") -> GLMFit:
     family = get_family(family)
     lhs, rhs = split_fixed(fixed)
     response, second, form = parse_response(lhs)
+    rhs, offsets = _split_offsets(rhs)
     family, aux_columns = _bind_family(family, second, form, None, None)
     if family.zero_part:
         raise ValueError(f"glm does not fit zero-part families such as {family.name}")
     columns = [response] + [c for c, _ in aux_columns.values()]
-    data, _ = complete_rows(data, [rhs], columns, stacklevel=3)
+    columns += [] if offset is None else [offset]
+    data, _ = complete_rows(data, [rhs, *[f"~ {e}" for e in offsets]], columns, stacklevel=3)
     X, names, _ = _matrix(rhs, data, "fixed-effects")
     _check_rank(X, names)
     aux = _aux_values(aux_columns, data, response)
     y = family.check_response(data[response], response, **aux)
     Y = np.column_stack([y] + [aux[n] for n in family.aux_names])
-    beta, phis, ll, H = fit_glm_arrays([X], Y, family)
-    se = np.sqrt(np.diag(np.linalg.inv(-H)))
+    total = _offset_values(offsets, data, "fixed")
+    if offset is not None:
+        extra = data[offset].to_numpy(dtype=float)
+        total = extra if total is None else total + extra
+    beta, phis, ll, H = fit_glm_arrays(
+        [X], Y, family, None if total is None else total[:, None]
+    )
+    se = np.sqrt(np.diag(np.linalg.inv(-H)))[: len(beta)]  # β's, with log φ estimated too
     return GLMFit(
         coef=pd.Series(beta, index=names),
         se=pd.Series(se, index=names),
@@ -244,4 +290,5 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial") -> GLMFit:
         fixed=fixed,
         y=y,
         rows=data.index.to_numpy(),
+        offset=None if total is None else total,
     )

@@ -20,6 +20,20 @@ from .summary import format_pvalue
 __all__ = ["anova", "format_anova"]
 
 
+def _by_row(offset, rows) -> np.ndarray | None:
+    """The main predictor's offset in the order of the data's row labels (None: no offset)."""
+    if offset is None:
+        return None
+    offset = np.asarray(offset, dtype=float).reshape(len(rows), -1)[:, 0]
+    return offset[np.argsort(rows, kind="stable")]
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 def _describe(m) -> dict:
     if isinstance(m, MixedModelFit):
         return {
@@ -32,6 +46,9 @@ def _describe(m) -> dict:
             "df": m.n_params,
             "family": m.family,
             "penalized": m.penalty is not None,
+            "offset": _by_row(m.design.offset, m.design.rows),
+            "weights": m.design.weights,
+            "converged": m.converged,
         }
     if isinstance(m, GLMFit):
         return {
@@ -44,6 +61,9 @@ def _describe(m) -> dict:
             "df": m.df,
             "family": m.family,
             "penalized": False,
+            "offset": _by_row(m.offset, m.rows),
+            "weights": None,
+            "converged": True,
         }
     raise TypeError(
         f"anova compares fits from glmm_ppl.mixed_model or glmm_ppl.glm, got {type(m).__name__}"
@@ -119,6 +139,12 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
         )
     if not np.array_equal(a["rows"], b["rows"]):
         raise ValueError("the models were fitted to different rows of the data")
+    if not _same(a["offset"], b["offset"]):
+        raise ValueError("the models use different offsets: they are not nested")
+    if not _same(a["weights"], b["weights"]):
+        raise ValueError(
+            "the models use different group weights, so their log-likelihoods are not comparable"
+        )
     boundary = False
     if a["family"] != b["family"]:
         if not _family_nested(a["family"], b["family"]):
@@ -139,11 +165,20 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
             f"{names[0]} is not nested in {names[1]}: its fixed effects or random effects are not "
             "a subset of the larger model's"
         )
+    for name, d in zip(names, (a, b), strict=True):
+        if not d["converged"]:
+            warnings.warn(
+                f"{name} did not converge: its log-likelihood, and the test, are unreliable",
+                UserWarning,
+                stacklevel=2,
+            )
     if boundary:
         warnings.warn(
             f"{a['family'].name} is {b['family'].name} with a parameter at the boundary of its "
-            "range (a dispersion at its limit or a zero-part probability of 0): the χ² p-value "
-            "is conservative",
+            "range (a dispersion at its limit or a zero-part probability of 0): the χ² reference "
+            "is approximate — conservative for one dispersion parameter, and unreliable when "
+            "the zero part has covariates or random effects, which the smaller model leaves "
+            "unidentified",
             UserWarning,
             stacklevel=2,
         )

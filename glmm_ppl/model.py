@@ -37,9 +37,10 @@ _MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run")
 
 
 @lru_cache(maxsize=64)
-def _compiled(p: int, p_zi: int, q: int, diagonal: bool, n_phis: int, penalized: bool):
-    """The compiled objective of one model structure, and its Op (``p_zi`` is 0 without a
-    zero part)."""
+def _compiled(
+    p: int, zero_part: bool, p_zi: int, q: int, diagonal: bool, n_phis: int, penalized: bool
+):
+    """The compiled objective of one model structure, and its Op."""
     theta = pt.dvector("theta")
     X, X_zi, offset = pt.dmatrix("X"), pt.dmatrix("X_zi"), pt.dmatrix("offset")
     pen_mu, pen_sigma, pen_df = pt.dvector("pen_mu"), pt.dvector("pen_sigma"), pt.dscalar("pen_df")
@@ -47,7 +48,7 @@ def _compiled(p: int, p_zi: int, q: int, diagonal: bool, n_phis: int, penalized:
     beta, gamma = theta[:p], theta[p : p + p_zi]
     theta_D, log_phis = theta[p + p_zi : p + p_zi + t], theta[p + p_zi + t :]
     eta0 = pt.dot(X, beta)[:, None]
-    if p_zi:
+    if zero_part:
         eta0 = pt.concatenate([eta0, pt.dot(X_zi, gamma)[:, None]], axis=1)
     op = AGQLogLik(None)
     loglik = op(eta0 + offset, theta_to_D_pt(theta_D, q, diagonal), pt.exp(log_phis))[0]
@@ -120,7 +121,13 @@ class MixedModelGraph:
             + [f"log({name})" for name in family.phi_names]
         )
         self._fn, self._op = _compiled(
-            self.p, self.p_zi, self.q, design.diagonal, self.n_phis, penalty is not None
+            self.p,
+            design.n_eta == 2,
+            self.p_zi,
+            self.q,
+            design.diagonal,
+            self.n_phis,
+            penalty is not None,
         )
         N = design.nobs
         self._X = np.ascontiguousarray(design.X, dtype=np.float64)
@@ -174,4 +181,4 @@ class MixedModelGraph:
 
     def fixed_designs(self) -> list[np.ndarray]:
         """The fixed-effects design of each linear predictor."""
-        return [self._X] + ([self._X_zi] if self.p_zi else [])
+        return [self._X] + ([self._X_zi] if self.design.n_eta == 2 else [])

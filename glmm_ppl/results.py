@@ -1,6 +1,7 @@
 """The fitted mixed model: estimates, uncertainty and fit statistics (immutable).
 
-Notation: ``θ = (β, θ_D, log φ)`` as in :mod:`glmm_ppl.model`; ``vcov`` is the inverse of the
+Notation: ``θ = (β, γ, θ_D, log φ)`` as in :mod:`glmm_ppl.model` (``γ``: the zero part's fixed
+effects, if any); ``vcov`` is the inverse of the
 negative Hessian of the objective at ``θ̂`` (the log-likelihood plus the log prior, if any), on
 that scale. Variance components are reported as ``D`` and, in :meth:`confint`, back-transformed.
 """
@@ -204,8 +205,10 @@ class MixedModelFit:
                 "the Hessian is singular at the estimates, so there are no standard errors; "
                 "the fit did not converge (see summary() and opt_summary)"
             ) from None
-        names = self.names[s]
-        return pd.DataFrame(V, index=names, columns=names)
+        # the zero part alone is named as fixef(sub_model="zero_part") names it; together with
+        # the other blocks its names carry the zi_ prefix that keeps them apart
+        names = self.design.zi_fixed_names if parm == "zero_part" else self.names[s]
+        return pd.DataFrame(V, index=list(names), columns=list(names))
 
     def confint(self, parm: str = "fixed-effects", level: float = 0.95) -> pd.DataFrame:
         """Wald confidence intervals.
@@ -230,7 +233,8 @@ class MixedModelFit:
         parts = []
         blocks = [("fixed-effects", self.design.fixed_names)]
         if self.design.X_zi is not None:
-            blocks.append(("zero_part", [f"zi_{n}" for n in self.design.zi_fixed_names]))
+            prefix = "" if parm == "zero_part" else "zi_"
+            blocks.append(("zero_part", [prefix + n for n in self.design.zi_fixed_names]))
         for block, names in blocks:
             if parm in (block, "all"):
                 est = self.theta[self._slice(block)]

@@ -145,6 +145,8 @@ class Summary:
     # ---- text --------------------------------------------------------------------------
     @staticmethod
     def _table_text(t: pd.DataFrame) -> str:
+        if t.empty:
+            return "(none)"
         out = pd.DataFrame(index=t.index)
         for col in ("Estimate", "Std.Err", "z-value"):
             out[col] = t[col].map(lambda v: f"{v:.4f}")

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import special
+from scipy import special, stats
 
 import glmm_ppl as gp
 
@@ -442,10 +442,14 @@ def test_zero_part_accessors(plain_and_zi):
     gamma = zi.fixef(sub_model="zero_part")
     assert gamma.index.tolist() == ["(Intercept)", "x"]
     V = zi.vcov(parm="zero_part")
-    # as GLMMadaptive: the rows and columns of the zero part in vcov carry the zi_ prefix
-    assert V.index.tolist() == V.columns.tolist() == ["zi_(Intercept)", "zi_x"]
+    # named as fixef names them, so gamma @ V aligns; in vcov("all") they carry the zi_ prefix
+    assert V.index.tolist() == V.columns.tolist() == gamma.index.tolist()
     all_ = zi.vcov("all")
-    np.testing.assert_array_equal(V.to_numpy(), all_.loc[V.index, V.columns].to_numpy())
+    prefixed = ["zi_(Intercept)", "zi_x"]
+    np.testing.assert_array_equal(V.to_numpy(), all_.loc[prefixed, prefixed].to_numpy())
+    assert float(gamma @ V @ gamma) > 0
+    assert zi.confint("zero_part").index.tolist() == ["(Intercept)", "x"]
+    assert zi.confint("all").index[2:4].tolist() == prefixed
     assert np.all(np.diag(V.to_numpy()) > 0)
     np.testing.assert_array_equal(gamma.to_numpy(), zi.theta[2:4])
     text = str(zi.summary())
@@ -483,3 +487,135 @@ def test_anova_refuses_families_that_do_not_nest(poisson_data):
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         gp.anova(m3, m2)
+
+
+# ---- after review: boundaries, nesting checks, offsets in glm ----------------------------------
+def test_negative_binomial_size_at_its_poisson_limit_is_said():
+    """Poisson data: the NB size runs to ∞. The log-likelihood is then the Poisson one (not
+    the 0.0 a cancelling log Γ difference gave), and a warning says the size is at its edge."""
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(60), 6)
+    x = rng.normal(size=len(g))
+    y = rng.poisson(np.exp(0.5 + 0.3 * x + rng.normal(size=60)[g] * 0.5))
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    poisson = _fit("y ~ x", df, "poisson")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nb = gp.mixed_model("y ~ x", "~ 1 | g", df, "negative_binomial")
+    said = [str(w.message) for w in caught if w.category is gp.SingularFitWarning]
+    assert said and said[0].startswith("the negative_binomial parameter 'size' ran to")
+    # the curvature in log size vanishes there: the Hessian is singular, and that is said too
+    assert any(w.category is gp.ConvergenceWarning for w in caught)
+    assert nb.phis["size"] > np.exp(12)
+    assert nb.loglik == pytest.approx(poisson.loglik, abs=1e-3)
+    assert any("the edge of its range" in note for note in nb.warnings)
+
+
+def test_anova_refuses_different_offsets_and_weights(poisson_data):
+    with_offset = _fit("y ~ x + offset(log_e)", poisson_data, "poisson")
+    without = _fit("y ~ 1", poisson_data, "poisson")
+    with pytest.raises(ValueError, match="^the models use different offsets: they are not nested$"):
+        gp.anova(without, with_offset)
+    w = np.arange(1.0, N_GROUPS + 1.0)
+    weighted = _fit("y ~ 1 + offset(log_e)", poisson_data, "poisson", weights=w)
+    message = "the models use different group weights, so their log-likelihoods are not comparable"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        gp.anova(weighted, with_offset)
+    glm = gp.glm("y ~ x + offset(log_e)", poisson_data, "poisson")
+    table = gp.anova(glm, with_offset)  # the same offset through glm: accepted
+    assert table["LRT"].iloc[1] > 0
+
+
+def test_anova_warns_about_a_fit_that_did_not_converge(poisson_data):
+    small = _fit("y ~ 1 + offset(log_e)", poisson_data, "poisson")
+    with pytest.warns(gp.ConvergenceWarning):
+        rough = gp.mixed_model(
+            "y ~ x + offset(log_e)",
+            "~ 1 | g",
+            poisson_data,
+            "poisson",
+            control={"em_iter": 0, "max_iter": 1, "newton_iter": 0},
+        )
+    with pytest.warns(UserWarning, match="^m1 did not converge: its log-likelihood, and the test"):
+        gp.anova(small, rough)
+
+
+def test_glm_offsets_match_mixed_model_terms(poisson_data):
+    in_formula = gp.glm("y ~ x + offset(log(e))", poisson_data, "poisson")
+    as_column = gp.glm("y ~ x", poisson_data, "poisson", offset="log_e")
+    none = gp.glm("y ~ x", poisson_data, "poisson")
+    assert in_formula.loglik == pytest.approx(as_column.loglik, abs=1e-9)
+    assert in_formula.loglik != pytest.approx(none.loglik, abs=1.0)
+
+
+def test_glm_standard_errors_account_for_the_extra_parameter(censored_data):
+    """Censored normal: β and σ are not orthogonal, so the SEs come from the full Hessian —
+    checked against central differences of an independent scipy log-likelihood."""
+    m = gp.glm("cbind(y, c) ~ x", censored_data, "censored_normal")
+    y, c, x = (censored_data[k].to_numpy() for k in ("y", "c", "x"))
+
+    def loglik(par):
+        mu, sigma = par[0] + par[1] * x, np.exp(par[2])
+        z = (y - mu) / sigma
+        return np.sum(
+            np.where(
+                c == 0,
+                stats.norm.logpdf(y, mu, sigma),
+                np.where(c == 1, stats.norm.logcdf(z), stats.norm.logsf(z)),
+            )
+        )
+
+    par = np.r_[m.coef.to_numpy(), np.log(m.phis[0])]
+    h = 1e-4
+    H = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            ei, ej = np.eye(3)[i] * h, np.eye(3)[j] * h
+            H[i, j] = (
+                loglik(par + ei + ej)
+                - loglik(par + ei - ej)
+                - loglik(par - ei + ej)
+                + loglik(par - ei - ej)
+            ) / (4 * h * h)
+    expected = np.sqrt(np.diag(np.linalg.inv(-H)))[:2]
+    np.testing.assert_allclose(m.se.to_numpy(), expected, rtol=1e-4)
+
+
+def test_offset_must_be_a_term_of_its_own(poisson_data):
+    message = (
+        "offset(...) must be added as a term of its own ('~ x + offset(log(e))'), got "
+        "'~ x - offset(log_e)'"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        gp.mixed_model("y ~ x - offset(log_e)", "~ 1 | g", poisson_data, "poisson")
+    message = "offset(...) belongs in the fixed-effects formula, not in '~ offset(log_e) | g'"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        gp.mixed_model("y ~ x", "~ offset(log_e) | g", poisson_data, "poisson")
+
+
+def test_zero_part_without_fixed_effects(poisson_data):
+    """zi_fixed='~ 0' with zero-part random intercepts: the zero part's probability is
+    logistic(b_zi); it fits, and the summary says the zero part has no coefficients."""
+    fit = gp.mixed_model(
+        "y ~ x + offset(log_e)",
+        "~ 1 | g",
+        poisson_data,
+        "zi_poisson",
+        zi_fixed="~ 0",
+        zi_random="~ 1 || g",
+    )
+    assert fit.fixef("zero_part").empty
+    assert fit.D.index.tolist() == ["(Intercept)", "zi_(Intercept)"]
+    assert "Zero-part coefficients:\n(none)" in str(fit.summary())
+
+
+def test_family_reading_an_unknown_column_is_refused(poisson_data):
+    fam = gp.families.custom_family("exposed", lambda y, eta, phis, *data: -((y - eta) ** 2))
+    fam.data_names = ("exposure",)
+    message = (
+        "the exposed family reads a per-row column 'exposure'; mixed_model passes only trials "
+        "and censoring columns to a family (put other per-row values in the formula, e.g. as "
+        "an offset)"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        gp.mixed_model("y ~ x", "~ 1 | g", poisson_data, fam)

@@ -18,6 +18,7 @@ import pytensor.tensor as pt
 
 from .base import Family
 from .binomial import log_choose
+from .special import log_rising
 
 __all__ = ["beta_binomial"]
 
@@ -32,7 +33,7 @@ def _log_rising(k, a, log_a):
     """
     positive = k > 0
     k1 = pt.switch(positive, k, 1.0)
-    return pt.switch(positive, pt.gammaln(k1 + a) - pt.gammaln(1.0 + a) + log_a, 0.0)
+    return pt.switch(positive, log_rising(a, k1, log_a), 0.0)
 
 
 class beta_binomial(Family):
@@ -80,7 +81,7 @@ class beta_binomial(Family):
             log_choose(trials, y)
             + _log_rising(y, a, log_a)
             + _log_rising(trials - y, b, log_b)
-            - (pt.gammaln(trials + phi) - pt.gammaln(phi))
+            - log_rising(phi, trials)
         )
 
     def check_response(self, y: pd.Series, column: str, trials) -> np.ndarray:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytensor.tensor as pt
 
 from .base import Family
+from .special import log_rising
 
 __all__ = ["negative_binomial"]
 
@@ -55,8 +56,7 @@ class negative_binomial(Family):
         size = phis[0]
         x = eta - pt.log(size)  # log(μ/θ)
         return (
-            pt.gammaln(y + size)
-            - pt.gammaln(size)
+            log_rising(size, y)  # log Γ(y + θ) − log Γ(θ), accurate for any size
             - pt.gammaln(y + 1.0)
             + y * x
             - (y + size) * pt.softplus(x)

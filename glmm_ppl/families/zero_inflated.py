@@ -17,6 +17,7 @@ from scipy import optimize, special
 
 from .base import Family
 from .binomial import log_choose
+from .special import log_rising
 
 __all__ = ["zi_poisson", "zi_negative_binomial", "zi_binomial"]
 
@@ -53,8 +54,7 @@ def _nb_logpmf(y, eta, size):
     """``log NB(y; μ = e^η, θ)``, the NB2 distribution with variance ``μ + μ²/θ``."""
     log_size = pt.log(size)
     return (
-        pt.gammaln(y + size)
-        - pt.gammaln(size)
+        log_rising(size, y)  # log Γ(y + θ) − log Γ(θ), accurate for any size
         - pt.gammaln(y + 1.0)
         - size * pt.softplus(eta - log_size)
         - y * pt.softplus(log_size - eta)
