@@ -230,9 +230,7 @@ class GLMFit:
         return wald_table(self.coef, self.se.to_numpy())
 
 
-def glm(
-    fixed: str, data: pd.DataFrame, family="binomial", *, offset: str | None = None
-) -> GLMFit:
+def glm(fixed: str, data: pd.DataFrame, family="binomial", *, offset: str | None = None) -> GLMFit:
     """Fit a generalized linear model without random effects by maximum likelihood.
 
     Used as the null model of a likelihood-ratio test against a mixed model.
@@ -275,9 +273,7 @@ def glm(
     if offset is not None:
         extra = data[offset].to_numpy(dtype=float)
         total = extra if total is None else total + extra
-    beta, phis, ll, H = fit_glm_arrays(
-        [X], Y, family, None if total is None else total[:, None]
-    )
+    beta, phis, ll, H = fit_glm_arrays([X], Y, family, None if total is None else total[:, None])
     se = np.sqrt(np.diag(np.linalg.inv(-H)))[: len(beta)]  # β's, with log φ estimated too
     return GLMFit(
         coef=pd.Series(beta, index=names),
