@@ -18,13 +18,13 @@ import pytensor.tensor as pt
 from scipy import special
 
 from .base import Family
+from .negative_binomial import nb_logpmf
 from .zero_inflated import (
     _PHI_MAX,
     _PHI_MIN,
     _log_main_part,
     _log_zero_part,
     _nb_log_p0,
-    _nb_logpmf,
     _poisson_logpmf,
     _shape,
     _size_moments,
@@ -185,7 +185,7 @@ class hurdle_negative_binomial(Family):
         size = phis[0]
         y_pos = pt.switch(y > 0, y, 1.0)
         positive = (
-            _log_main_part(eta_zi) + _nb_logpmf(y_pos, eta, size) - _nb_log_positive(eta, size)
+            _log_main_part(eta_zi) + nb_logpmf(y_pos, eta, size) - _nb_log_positive(eta, size)
         )
         return pt.switch(y > 0, positive, _log_zero_part(eta_zi))
 

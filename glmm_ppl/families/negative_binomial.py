@@ -18,7 +18,20 @@ import pytensor.tensor as pt
 from .base import Family
 from .special import log_rising
 
-__all__ = ["negative_binomial"]
+__all__ = ["negative_binomial", "nb_logpmf"]
+
+
+def nb_logpmf(y, eta, size):
+    """``log NB(y; μ = e^η, θ)`` (PyTensor), the NB2 log pmf shared by every family with a
+    negative-binomial part; accurate for any size (the Poisson limit included) and ``η``."""
+    x = eta - pt.log(size)  # log(μ/θ)
+    return (
+        log_rising(size, y)  # log Γ(y + θ) − log Γ(θ)
+        - pt.gammaln(y + 1.0)
+        + y * x
+        - (y + size) * pt.softplus(x)
+    )
+
 
 _PHI_MIN, _PHI_MAX = 1e-3, 1e3
 
@@ -53,14 +66,7 @@ class negative_binomial(Family):
     phi_names = ("size",)
 
     def logp(self, y, eta, phis):
-        size = phis[0]
-        x = eta - pt.log(size)  # log(μ/θ)
-        return (
-            log_rising(size, y)  # log Γ(y + θ) − log Γ(θ), accurate for any size
-            - pt.gammaln(y + 1.0)
-            + y * x
-            - (y + size) * pt.softplus(x)
-        )
+        return nb_logpmf(y, eta, phis[0])
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         return self._counts(y, column)

@@ -17,7 +17,7 @@ from scipy import optimize, special
 
 from .base import Family
 from .binomial import log_choose
-from .special import log_rising
+from .negative_binomial import nb_logpmf
 
 __all__ = ["zi_poisson", "zi_negative_binomial", "zi_binomial"]
 
@@ -48,17 +48,6 @@ def _poisson_logpmf(y, eta):
 def _nb_log_p0(eta, size):
     """``log NB(0; μ = e^η, θ) = −θ log(1 + μ/θ)``."""
     return -size * pt.softplus(eta - pt.log(size))
-
-
-def _nb_logpmf(y, eta, size):
-    """``log NB(y; μ = e^η, θ)``, the NB2 distribution with variance ``μ + μ²/θ``."""
-    log_size = pt.log(size)
-    return (
-        log_rising(size, y)  # log Γ(y + θ) − log Γ(θ), accurate for any size
-        - pt.gammaln(y + 1.0)
-        - size * pt.softplus(eta - log_size)
-        - y * pt.softplus(log_size - eta)
-    )
 
 
 # ---- numpy helpers ----------------------------------------------------------------------------
@@ -183,7 +172,7 @@ class zi_negative_binomial(Family):
     def logp(self, y, eta, phis, eta_zi):
         size = phis[0]
         zero = _logaddexp(_log_zero_part(eta_zi), _log_main_part(eta_zi) + _nb_log_p0(eta, size))
-        positive = _log_main_part(eta_zi) + _nb_logpmf(y, eta, size)
+        positive = _log_main_part(eta_zi) + nb_logpmf(y, eta, size)
         return pt.switch(y > 0, positive, zero)
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
