@@ -566,7 +566,17 @@ def build_design(
     if Z.shape[1] == 0:
         raise ValueError(f"random formula {random!r} has no terms")
     _check_rank(Z, random_names, "random-effects")
-    specs = {"fixed": fixed_spec, "random": random_spec}
+    specs = {
+        "fixed": fixed_spec,
+        "random": random_spec,
+        # how new data get their offsets: the formulas' offset(...) terms, the offset= column
+        "offsets": {
+            "fixed": fixed_offsets,
+            "zi": zi_offsets,
+            "column": offset if isinstance(offset, str) else (None if offset is None else ""),
+        },
+        "response": (response, aux_columns),
+    }
     X_zi = Z_zi = None
     zi_names: list[str] = []
     if family.zero_part:

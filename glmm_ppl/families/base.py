@@ -132,8 +132,17 @@ class Family:
         return np.ones(self.n_phis)
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
-        """Conditional mean ``μ = g⁻¹(η)`` of the main part (numpy)."""
+        """Inverse link ``g⁻¹(η)`` of the main part (numpy)."""
         return self.link.inverse(eta)
+
+    def response_mean(self, eta, phis, **data) -> np.ndarray:
+        """``E[y | η, φ]`` (numpy): ``g⁻¹(η)``, times the trials for a count of successes.
+
+        Zero-inflated and hurdle families include the zero part (``data["eta_zi"]``) and the
+        truncation; for censored data it is the mean of the uncensored response.
+        """
+        mu = self.mean(np.asarray(eta, dtype=float))
+        return mu * data["trials"] if self.with_trials and "trials" in data else mu
 
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link.name!r})"

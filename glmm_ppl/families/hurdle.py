@@ -142,6 +142,10 @@ class hurdle_poisson(Family):
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         return self._counts(y, column)
 
+    def response_mean(self, eta, phis, eta_zi):
+        mu = np.exp(np.asarray(eta, dtype=float))
+        return special.expit(-np.asarray(eta_zi)) * mu / -np.expm1(-mu)  # zero-truncated mean
+
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
         counts = _zero_truncated_poisson(np.broadcast_to(np.exp(eta), shape), rng)
@@ -194,6 +198,11 @@ class hurdle_negative_binomial(Family):
 
     def initial_phis(self, y, mu):
         return _size_moments(y)
+
+    def response_mean(self, eta, phis, eta_zi):
+        mu, size = np.exp(np.asarray(eta, dtype=float)), float(phis[0])
+        p0 = np.exp(-size * np.log1p(mu / size))
+        return special.expit(-np.asarray(eta_zi)) * mu / (1.0 - p0)  # zero-truncated mean
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
@@ -255,6 +264,10 @@ class hurdle_lognormal(Family):
         log_y = np.log(_positive(y))
         sigma = np.std(log_y) if len(log_y) > 1 else 1.0
         return np.array([np.clip(sigma if sigma > 0 else 1.0, _PHI_MIN, _PHI_MAX)])
+
+    def response_mean(self, eta, phis, eta_zi):
+        sigma = float(phis[0])
+        return special.expit(-np.asarray(eta_zi)) * np.exp(np.asarray(eta, float) + sigma**2 / 2)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
@@ -322,6 +335,9 @@ class hurdle_beta(Family):
             return np.array([1.0])
         m, v = pos.mean(), pos.var()
         return np.array([np.clip(m * (1.0 - m) / v - 1.0, _PHI_MIN, _PHI_MAX)])
+
+    def response_mean(self, eta, phis, eta_zi):
+        return special.expit(-np.asarray(eta_zi)) * special.expit(np.asarray(eta, dtype=float))
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)

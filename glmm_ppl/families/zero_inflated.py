@@ -128,6 +128,9 @@ class zi_poisson(Family):
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         return self._counts(y, column)
 
+    def response_mean(self, eta, phis, eta_zi, **data):
+        return special.expit(-np.asarray(eta_zi)) * np.exp(np.asarray(eta, dtype=float))
+
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
         counts = rng.poisson(np.broadcast_to(np.exp(eta), shape)).astype(float)
@@ -180,6 +183,9 @@ class zi_negative_binomial(Family):
 
     def initial_phis(self, y, mu):
         return _size_moments(y)
+
+    def response_mean(self, eta, phis, eta_zi, **data):
+        return special.expit(-np.asarray(eta_zi)) * np.exp(np.asarray(eta, dtype=float))
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
@@ -242,6 +248,10 @@ class zi_binomial(Family):
         return self._require(
             values, (values != 0) & (values != 1), column, "0 or 1 (counts need trials=)"
         )
+
+    def response_mean(self, eta, phis, eta_zi, trials=None):
+        n = 1.0 if trials is None else trials
+        return special.expit(-np.asarray(eta_zi)) * n * self.mean(np.asarray(eta, dtype=float))
 
     def simulate(self, eta, phis, rng, eta_zi, trials=None):
         n = 1 if trials is None else np.asarray(trials, dtype=np.int64)
