@@ -91,8 +91,12 @@ def _family_nested(small, large) -> bool:
     )
 
 
-def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
-    """Likelihood-ratio test of two nested fits of the same data.
+def anova(
+    m0, m1=None, names: tuple[str, str] = ("m0", "m1"), *, L=None, rhs=None, sandwich=False
+) -> pd.DataFrame:
+    """Likelihood-ratio test of two nested fits of the same data, or with ``L`` a Wald test of
+    linear hypotheses ``Lβ = rhs`` on one fit's fixed effects
+    (:func:`glmm_ppl.wald.wald_test`; ``sandwich=True`` uses the robust covariance).
 
     Parameters
     ----------
@@ -124,6 +128,14 @@ def anova(m0, m1, names: tuple[str, str] = ("m0", "m1")) -> pd.DataFrame:
     >>> round(float(table.loc["fm1", "LRT"]), 2)
     162.07
     """
+    if L is not None:
+        if m1 is not None:
+            raise ValueError("give either a second model (likelihood-ratio test) or L (Wald test)")
+        from .wald import wald_test
+
+        return wald_test(m0, L, rhs=rhs, sandwich=sandwich)
+    if m1 is None:
+        raise ValueError("anova needs a second model to compare with, or L for a Wald test")
     a, b = _describe(m0), _describe(m1)
     if a["df"] > b["df"]:
         m0, m1, a, b, names = m1, m0, b, a, names[::-1]

@@ -187,16 +187,23 @@ class MixedModelFit:
             )
         return self._blocks()[parm]
 
-    def vcov(self, parm: str = "fixed-effects") -> pd.DataFrame:
+    def vcov(self, parm: str = "fixed-effects", sandwich: bool = False) -> pd.DataFrame:
         """Covariance matrix of the estimates: the inverse of the negative Hessian.
 
         Parameters
         ----------
         parm : {"fixed-effects", "zero_part", "var-cov", "extra", "all"}
             ``"zero_part"``: the zero part's fixed effects; ``"var-cov"`` is on the log-Cholesky
-            scale (parameters ``D_jk``), ``"extra"`` on the
-            log scale of the extra parameters.
+            scale (parameters ``D_jk``), ``"extra"`` on the log scale of the extra parameters.
+        sandwich : bool
+            The robust ("sandwich") covariance ``H⁻¹ (Σ_i s_i s_iᵀ) H⁻¹`` from the per-group
+            scores ``s_i``, valid when the random-effects distribution or the variance
+            function is misspecified.
         """
+        if sandwich:
+            from .robust import sandwich_vcov
+
+            return sandwich_vcov(self, parm)
         s = self._slice(parm)
         try:
             V = np.linalg.inv(-self.hessian)[s, s]
@@ -282,6 +289,73 @@ class MixedModelFit:
                 out.append([est[k] - z * se, est[k], est[k] + z * se])
                 labels.append(f"cov.{names[a]}.{names[b]}")
         return pd.DataFrame(np.array(out), labels, cols)
+
+    # ---- after the fit (see the modules named for the details) ------------------------------
+    def predict(self, newdata=None, type_pred="link", type="mean_subject", **kwargs):
+        """Predictions; see :func:`glmm_ppl.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, newdata, type_pred=type_pred, type=type, **kwargs)
+
+    def fitted(self, type: str = "mean_subject") -> pd.Series:
+        """Fitted response means; see :func:`glmm_ppl.predict.fitted`."""
+        from .predict import fitted
+
+        return fitted(self, type)
+
+    def residuals(self, type: str = "subject_specific", kind: str = "response") -> pd.Series:
+        """Response or Pearson residuals; see :func:`glmm_ppl.predict.residuals`."""
+        from .predict import residuals
+
+        return residuals(self, type, kind)
+
+    def coef(self) -> pd.DataFrame:
+        """Subject-specific coefficients; see :func:`glmm_ppl.predict.coef`."""
+        from .predict import coef
+
+        return coef(self)
+
+    def marginal_coefs(self, std_errors: bool = False, **kwargs) -> pd.DataFrame:
+        """Population-averaged coefficients; see :func:`glmm_ppl.marginal.marginal_coefs`."""
+        from .marginal import marginal_coefs
+
+        return marginal_coefs(self, std_errors=std_errors, **kwargs)
+
+    def simulate(self, nsim: int = 1, seed=None, new_random_effects: bool = True) -> np.ndarray:
+        """Responses drawn from the fitted model; see :func:`glmm_ppl.simulate.simulate`."""
+        from .simulate import simulate
+
+        return simulate(self, nsim=nsim, seed=seed, new_random_effects=new_random_effects)
+
+    def effect_plot_data(self, newdata, marginal: bool = False, level: float = 0.95):
+        """Effect-plot table; see :func:`glmm_ppl.effects.effect_plot_data`."""
+        from .effects import effect_plot_data
+
+        return effect_plot_data(self, newdata, marginal=marginal, level=level)
+
+    def scoring_rules(self, newdata=None, **kwargs) -> pd.DataFrame:
+        """Proper scoring rules; see :func:`glmm_ppl.scoring.scoring_rules`."""
+        from .scoring import scoring_rules
+
+        return scoring_rules(self, newdata, **kwargs)
+
+    def check_quadrature(self, n_agq=None, refit: bool = False) -> pd.DataFrame:
+        """The integration error; see :func:`glmm_ppl.quadcheck.check_quadrature`."""
+        from .quadcheck import check_quadrature
+
+        return check_quadrature(self, n_agq=n_agq, refit=refit)
+
+    def to_dataframe(self, effects: str = "all", conf_level: float = 0.95) -> pd.DataFrame:
+        """Tidy table of the estimates; see :func:`glmm_ppl.tidy.tidy`."""
+        from .tidy import tidy
+
+        return tidy(self, effects=effects, conf_level=conf_level)
+
+    def glance(self) -> pd.DataFrame:
+        """One-row table of fit statistics; see :func:`glmm_ppl.tidy.glance`."""
+        from .tidy import glance
+
+        return glance(self)
 
     # ---- display ---------------------------------------------------------------------------
     def summary(self):
