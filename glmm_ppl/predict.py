@@ -32,6 +32,7 @@ from scipy import stats
 
 from .agq import AGQ
 from .covariance import theta_to_D
+from .design import _label
 from .families import Family
 from .newdata import ModelArrays, model_arrays
 from .quadrature import product_rule
@@ -81,6 +82,12 @@ def _response(family: Family, arrays: ModelArrays, eta: np.ndarray, phis) -> np.
     return family.response_mean(eta[:, 0], phis, **data)
 
 
+def _root(D: np.ndarray) -> np.ndarray:
+    """A square root ``L`` of ``D = L Lᵀ`` (eigen-decomposition: ``D`` may be singular)."""
+    lam, V = np.linalg.eigh(D)
+    return V * np.sqrt(np.clip(lam, 0.0, None))
+
+
 def _rule(q: int):
     n = 15 if q <= 2 else 7
     return product_rule(n, q)
@@ -90,7 +97,7 @@ def _marginal(fit, arrays, eta0, D, phis, scale: str) -> np.ndarray:
     """``E_b`` of the response mean (or of ``g⁻¹(η)`` on the link scale) over ``N(0, D)``."""
     family = fit.family
     nodes, log_w = _rule(D.shape[0])
-    L = np.linalg.cholesky(D + 1e-300 * np.eye(D.shape[0]))
+    L = _root(D)
     total = np.zeros(len(eta0))
     for z, lw in zip(nodes, log_w, strict=True):
         eta = eta0 + arrays.Z @ (L @ z)
@@ -131,8 +138,8 @@ class _Modes:
                 labels = pd.unique(arrays.groups[new])
                 raise ValueError(
                     f"newdata has {len(labels)} group(s) the fit did not see (for example "
-                    f"{labels[0]!r}): their random effects are estimated from their rows, which "
-                    "then need the response; or use type='mean_subject' or 'marginal'"
+                    f"{_label(labels[0])}): their random effects are estimated from their rows, "
+                    "which then need the response; or use type='mean_subject' or 'marginal'"
                 )
             self.new_rows = np.flatnonzero(new)
             self.new_engine, self.new_order, self.new_codes = _engine(
@@ -232,9 +239,9 @@ def predict(
     >>> df = gp.load_vignette("binary")
     >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial")
     >>> nd = pd.DataFrame({"time": [0.0, 5.0], "sex": ["male", "female"]})
-    >>> p = gp.predict(fm1, nd, type_pred="response", type="marginal")
+    >>> p = fm1.predict(nd, type_pred="response", type="marginal")
     >>> p.round(3).tolist()
-    [0.169, 0.19]
+    [0.166, 0.195]
     """
     _check("type_pred", type_pred, _SCALES)
     _check("type", type, _TYPES)
@@ -281,7 +288,7 @@ def _delta(fit, arrays, theta, V, what, type_pred, pred, z):
     mean is the inverse link (times the trials), the interval is the link-scale one mapped
     back, so it stays inside the response's range."""
     family = fit.family
-    monotone = type(family).response_mean is Family.response_mean and what != "zero_part"
+    monotone = type(family).response_mean is Family.response_mean or what == "zero_part"
     scale = "link" if (type_pred == "link" or monotone) else "response"
 
     def f(t):
@@ -354,7 +361,7 @@ def _variance(fit, arrays, what, mean) -> np.ndarray:
     if what == "subject_specific":
         return var_at(eta0 + np.einsum("neq,nq->ne", arrays.Z, fit.modes[arrays.index]))
     nodes, log_w = _rule(D.shape[0])
-    L = np.linalg.cholesky(D)
+    L = _root(D)
     second = np.zeros(len(eta0))
     for z, lw in zip(nodes, log_w, strict=True):
         eta = eta0 + arrays.Z @ (L @ z)
