@@ -19,11 +19,17 @@ _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 from . import families  # noqa: E402
 from .api import SingularFitWarning, mixed_model  # noqa: E402
 from .datasets import load_vignette  # noqa: E402
+from .effects import effect_plot_data, plot_effects  # noqa: E402
 from .fit import Control, ConvergenceWarning, OptSummary  # noqa: E402
 from .glm import GLMFit, glm  # noqa: E402
 from .inference import anova  # noqa: E402
+from .marginal import marginal_coefs  # noqa: E402
 from .ordinal import cr_marg_probs, cr_setup  # noqa: E402
+from .quadcheck import check_quadrature  # noqa: E402
 from .results import MixedModelFit  # noqa: E402
+from .scoring import scoring_rules  # noqa: E402
+from .simulate import scaled_residuals  # noqa: E402
+from .tidy import glance, tidy  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -35,6 +41,14 @@ __all__ = [
     "load_vignette",
     "cr_setup",
     "cr_marg_probs",
+    "marginal_coefs",
+    "effect_plot_data",
+    "plot_effects",
+    "scaled_residuals",
+    "scoring_rules",
+    "check_quadrature",
+    "tidy",
+    "glance",
     "MixedModelFit",
     "GLMFit",
     "Control",

@@ -196,8 +196,9 @@ class MixedModelFit:
             ``"zero_part"``: the zero part's fixed effects; ``"var-cov"`` is on the log-Cholesky
             scale (parameters ``D_jk``), ``"extra"`` on the log scale of the extra parameters.
         sandwich : bool
-            The robust ("sandwich") covariance ``H⁻¹ (Σ_i s_i s_iᵀ) H⁻¹`` from the per-group
-            scores ``s_i``, valid when the random-effects distribution or the variance
+            The robust ("sandwich") covariance ``H⁻¹ (Σ_i w_i s_i s_iᵀ) H⁻¹`` from the
+            per-group scores ``s_i`` (``w_i`` the group weights, 1 without), valid when
+            the random-effects distribution or the variance
             function is misspecified.
         """
         if sandwich:
@@ -254,7 +255,7 @@ class MixedModelFit:
             est, se = self.theta[s], np.sqrt(np.diag(self.vcov("extra")))
             parts.append(
                 pd.DataFrame(
-                    np.exp(np.c_[est - z * se, est, est + z * se]),
+                    np.exp(np.minimum(np.c_[est - z * se, est, est + z * se], 700.0)),
                     list(self.family.phi_names),
                     cols,
                 )

@@ -119,6 +119,12 @@ class Summary:
             "method: adaptive Gauss-Hermite quadrature rule",
             f"quadrature points: {fit.n_agq}",
         ]
+        from .quadcheck import quadrature_note
+
+        notes = list(fit.warnings)
+        quadrature = quadrature_note(fit)
+        if quadrature:
+            notes.append(quadrature)
         o = fit.opt_summary
         optimization = [
             f"method: {o.optimizer}",
@@ -139,7 +145,7 @@ class Summary:
             zero_part,
             integration,
             optimization,
-            list(fit.warnings),
+            notes,
         )
 
     # ---- text --------------------------------------------------------------------------

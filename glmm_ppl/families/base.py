@@ -144,6 +144,41 @@ class Family:
         mu = self.mean(np.asarray(eta, dtype=float))
         return mu * data["trials"] if self.with_trials and "trials" in data else mu
 
+    def response_variance(self, eta, phis, **data) -> np.ndarray:
+        """``Var[y | η, φ]`` (numpy), with the same arguments as :meth:`response_mean`.
+
+        Parameters
+        ----------
+        eta : array_like
+            The linear predictor ``η`` (fixed plus random part plus offset).
+        phis : array_like
+            The family's extra parameters on their natural scale (empty for none).
+        **data
+            ``eta_zi`` for zero-inflated and hurdle families and the per-row columns of
+            :attr:`aux_names` (``trials``…), broadcastable against ``eta``.
+
+        Returns
+        -------
+        ndarray
+            The conditional variance of the response, elementwise: of the count of successes
+            for a response with trials, of the mixture with the zero part for zero-inflated
+            and hurdle families, of the uncensored response for censored data.
+
+        Raises
+        ------
+        NotImplementedError
+            For a family that does not define it (the base class, user-written families).
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import binomial, negative_binomial
+        >>> float(binomial().using_trials().response_variance(0.0, [], trials=10.0))  # 10 · ½ · ½
+        2.5
+        >>> negative_binomial().response_variance(np.log([1.0, 2.0]), [4.0])  # μ + μ²/θ
+        array([1.25, 3.  ])
+        """
+        raise NotImplementedError(f"the {self.name} family has no response variance")
+
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link.name!r})"
 

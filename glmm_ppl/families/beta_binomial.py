@@ -17,7 +17,7 @@ import pandas as pd
 import pytensor.tensor as pt
 
 from .base import Family
-from .binomial import log_choose
+from .binomial import _success_failure, log_choose
 from .special import log_rising
 
 __all__ = ["beta_binomial"]
@@ -87,6 +87,21 @@ class beta_binomial(Family):
     def check_response(self, y: pd.Series, column: str, trials) -> np.ndarray:
         values = self._counts(y, column)
         return self._require(values, values > trials, column, "at most the number of trials")
+
+    def response_variance(self, eta, phis, trials, **data):
+        """``n p (1 − p) (n + φ)/(1 + φ)`` with ``p = g⁻¹(η)``, ``n`` the trials and precision
+        ``φ``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import beta_binomial
+        >>> float(beta_binomial().response_variance(0.0, [2.0], trials=3.0))  # uniform on 0..3
+        1.25
+        """
+        phi = float(phis[0])
+        p, q = _success_failure(self.link, eta)
+        n = np.asarray(trials, dtype=float)
+        return n * p * q * (n + phi) / (1.0 + phi)
 
     def simulate(self, eta, phis, rng, trials):
         phi = float(phis[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
+from scipy import special
 
 from .base import Family
 
@@ -19,6 +20,20 @@ __all__ = ["binomial", "log_choose"]
 def log_choose(n, k):
     """``log C(n, k)`` (PyTensor)."""
     return pt.gammaln(n + 1.0) - pt.gammaln(k + 1.0) - pt.gammaln(n - k + 1.0)
+
+
+def _success_failure(link, eta) -> tuple[np.ndarray, np.ndarray]:
+    """``(p, 1 − p)`` with ``p = g⁻¹(η)`` (numpy); ``1 − p`` is computed without cancellation
+    when ``p`` is close to 1."""
+    eta = np.asarray(eta, dtype=float)
+    if link.name == "logit":
+        return special.expit(eta), special.expit(-eta)
+    if link.name == "probit":
+        return special.ndtr(eta), special.ndtr(-eta)
+    if link.name == "cloglog":
+        return -np.expm1(-np.exp(eta)), np.exp(-np.exp(eta))
+    p = link.inverse(eta)
+    return p, 1.0 - p
 
 
 class binomial(Family):
@@ -77,6 +92,19 @@ class binomial(Family):
                 "binomial", column, "0 or 1 (or two levels; counts need trials=)", bad, values
             )
         return values
+
+    def response_variance(self, eta, phis, **data):
+        """``n p (1 − p)`` with ``p = g⁻¹(η)`` and ``n`` the trials (1 for 0/1 responses).
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import binomial
+        >>> binomial().response_variance(np.array([0.0, 50.0]), [])
+        array([2.50000000e-01, 1.92874985e-22])
+        """
+        p, q = _success_failure(self.link, eta)
+        n = data["trials"] if self.with_trials and "trials" in data else 1.0
+        return n * p * q
 
     def simulate(self, eta, phis, rng, trials=None):
         if trials is None:

@@ -83,6 +83,17 @@ class gaussian(Family):
     def logp(self, y, eta, phis):
         return _normal_logpdf(y, eta, phis[0])
 
+    def response_variance(self, eta, phis, **data):
+        """``σ²`` in the shape of ``η``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import gaussian
+        >>> gaussian().response_variance(np.zeros(2), [3.0])
+        array([9., 9.])
+        """
+        return np.full(np.shape(eta), float(phis[0]) ** 2)
+
     def simulate(self, eta, phis, rng):
         return np.asarray(eta, float) + float(phis[0]) * rng.standard_normal(np.shape(eta))
 
@@ -149,6 +160,21 @@ class students_t(Family):
         z = (y - eta) / sigma
         return const - pt.log(sigma) - 0.5 * (df + 1.0) * pt.log1p(z**2 / df)
 
+    def response_variance(self, eta, phis, **data):
+        """``σ² ν/(ν − 2)`` for ``ν > 2``; infinite for ``ν ≤ 2``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import students_t
+        >>> students_t(df=4).response_variance(np.zeros(2), [1.5])
+        array([4.5, 4.5])
+        >>> students_t(df=2).response_variance(0.0, [1.0])
+        array(inf)
+        """
+        df = self.df
+        value = float(phis[0]) ** 2 * df / (df - 2.0) if df > 2.0 else np.inf
+        return np.full(np.shape(eta), value)
+
     def simulate(self, eta, phis, rng):
         return np.asarray(eta, float) + float(phis[0]) * rng.standard_t(self.df, np.shape(eta))
 
@@ -199,6 +225,18 @@ class gamma(Family):
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         values = self._numeric(y, column)
         return self._require(values, ~(values > 0), column, "positive numbers")
+
+    def response_variance(self, eta, phis, **data):
+        """``μ²/k`` with ``μ = e^η`` and shape ``k``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import gamma
+        >>> gamma().response_variance(np.log([1.0, 2.0]), [4.0])
+        array([0.25, 1.  ])
+        """
+        mu = self.mean(np.asarray(eta, dtype=float))
+        return mu**2 / float(phis[0])
 
     def simulate(self, eta, phis, rng):
         k = float(phis[0])
@@ -267,6 +305,18 @@ class beta(Family):
         return self._require(
             values, ~((values > 0) & (values < 1)), column, "numbers strictly between 0 and 1"
         )
+
+    def response_variance(self, eta, phis, **data):
+        """``μ(1 − μ)/(1 + φ)`` with ``μ = logistic(η)`` and precision ``φ``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import beta
+        >>> float(beta().response_variance(0.0, [2.0]))  # Beta(1, 1): 1/12
+        0.08333333333333333
+        """
+        eta = np.asarray(eta, dtype=float)
+        return special.expit(eta) * special.expit(-eta) / (1.0 + float(phis[0]))
 
     def simulate(self, eta, phis, rng):
         eta = np.asarray(eta, float)
@@ -348,6 +398,19 @@ class censored_normal(Family):
                 f"(for example {codes[bad][0]:g})"
             )
         return values
+
+    def response_variance(self, eta, phis, **data):
+        """``σ²``, the variance of the uncensored response, in the shape of ``η``.
+
+        ``censoring`` is accepted for a uniform call and ignored.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import censored_normal
+        >>> censored_normal().response_variance(np.zeros(2), [2.0], censoring=np.ones(2))
+        array([4., 4.])
+        """
+        return np.full(np.shape(eta), float(phis[0]) ** 2)
 
     def simulate(self, eta, phis, rng, censoring=None):
         """Draws of the uncensored normal response ``N(η, σ²)``.

@@ -143,8 +143,33 @@ class hurdle_poisson(Family):
         return self._counts(y, column)
 
     def response_mean(self, eta, phis, eta_zi):
-        mu = np.exp(np.asarray(eta, dtype=float))
+        mu = np.maximum(np.exp(np.asarray(eta, dtype=float)), np.finfo(float).tiny)
         return special.expit(-np.asarray(eta_zi)) * mu / -np.expm1(-mu)  # zero-truncated mean
+
+    def response_variance(self, eta, phis, eta_zi):
+        """``(1 − π) E₊[y²] − E[y]²`` with ``E₊`` the zero-truncated Poisson moments,
+        ``E₊[y] = μ/(1 − e^{−μ})`` and ``E₊[y²] = (μ + μ²)/(1 − e^{−μ})``.
+
+        Evaluated as ``(1 − π)(V₊ + π E₊[y]²)`` with the truncated variance
+        ``V₊ = E₊[y] P(N ≥ 2)/(1 − e^{−μ})``, ``N ~ Pois(μ)``, free of cancellation for
+        small ``μ``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import hurdle_poisson
+        >>> fam = hurdle_poisson()
+        >>> v = fam.response_variance(np.log(2.0), [], eta_zi=0.0)
+        >>> m = 2.0 / (1.0 - np.exp(-2.0))  # E₊[y]
+        >>> bool(np.isclose(v, 0.5 * m * 3.0 - (0.5 * m) ** 2))
+        True
+        """
+        mu = np.maximum(np.exp(np.asarray(eta, dtype=float)), np.finfo(float).tiny)
+        positive = -np.expm1(-mu)
+        m1 = mu / positive
+        var_positive = m1 * special.gammainc(2.0, mu) / positive
+        pi = special.expit(np.asarray(eta_zi, dtype=float))
+        keep = special.expit(-np.asarray(eta_zi, dtype=float))
+        return keep * (var_positive + pi * m1**2)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
@@ -200,9 +225,36 @@ class hurdle_negative_binomial(Family):
         return _size_moments(y)
 
     def response_mean(self, eta, phis, eta_zi):
-        mu, size = np.exp(np.asarray(eta, dtype=float)), float(phis[0])
-        p0 = np.exp(-size * np.log1p(mu / size))
-        return special.expit(-np.asarray(eta_zi)) * mu / (1.0 - p0)  # zero-truncated mean
+        mu = np.maximum(np.exp(np.asarray(eta, dtype=float)), np.finfo(float).tiny)
+        size = float(phis[0])
+        positive = -np.expm1(-size * np.log1p(mu / size))  # 1 − P(0), accurate for tiny μ
+        return special.expit(-np.asarray(eta_zi)) * mu / positive  # zero-truncated mean
+
+    def response_variance(self, eta, phis, eta_zi):
+        """``(1 − π) E₊[y²] − E[y]²`` with ``E₊`` the zero-truncated negative-binomial moments,
+        ``E₊[y] = μ/(1 − p₀)`` and ``E₊[y²] = (μ + μ²/θ + μ²)/(1 − p₀)``,
+        ``p₀ = (1 + μ/θ)^{−θ}``.
+
+        Evaluated as ``(1 − π)(V₊ + π E₊[y]²)`` with the truncated variance
+        ``V₊ = E₊[y] (1 + μ/θ) P(N ≥ 2)/(1 − p₀)``, ``N ~ NB(μ, θ)``, free of cancellation
+        for small ``μ``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import hurdle_negative_binomial
+        >>> fam = hurdle_negative_binomial()
+        >>> float(fam.response_variance(0.0, [1.0], eta_zi=0.0))  # ½ · 6 − 1
+        2.0
+        """
+        size = float(phis[0])
+        mu = np.maximum(np.exp(np.asarray(eta, dtype=float)), np.finfo(float).tiny)
+        positive = -np.expm1(-size * np.log1p(mu / size))
+        m1 = mu / positive
+        at_least_two = special.betainc(2.0, size, mu / (size + mu))
+        var_positive = m1 * (1.0 + mu / size) * at_least_two / positive
+        pi = special.expit(np.asarray(eta_zi, dtype=float))
+        keep = special.expit(-np.asarray(eta_zi, dtype=float))
+        return keep * (var_positive + pi * m1**2)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
@@ -268,6 +320,22 @@ class hurdle_lognormal(Family):
     def response_mean(self, eta, phis, eta_zi):
         sigma = float(phis[0])
         return special.expit(-np.asarray(eta_zi)) * np.exp(np.asarray(eta, float) + sigma**2 / 2)
+
+    def response_variance(self, eta, phis, eta_zi):
+        """``(1 − π) e^{2η + 2σ²} − E[y]²``, evaluated as
+        ``(1 − π) e^{2η + σ²} (e^{σ²} − 1 + π)``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import hurdle_lognormal
+        >>> v = hurdle_lognormal().response_variance(0.0, [1.0], eta_zi=0.0)
+        >>> bool(np.isclose(v, 0.5 * np.exp(2.0) - (0.5 * np.exp(0.5)) ** 2))
+        True
+        """
+        s2 = float(phis[0]) ** 2
+        pi = special.expit(np.asarray(eta_zi, dtype=float))
+        keep = special.expit(-np.asarray(eta_zi, dtype=float))
+        return keep * np.exp(2.0 * np.asarray(eta, dtype=float) + s2) * (np.expm1(s2) + pi)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
@@ -338,6 +406,22 @@ class hurdle_beta(Family):
 
     def response_mean(self, eta, phis, eta_zi):
         return special.expit(-np.asarray(eta_zi)) * special.expit(np.asarray(eta, dtype=float))
+
+    def response_variance(self, eta, phis, eta_zi):
+        """``(1 − π)(μ(1 − μ)/(1 + φ) + μ²) − E[y]²``, evaluated as
+        ``(1 − π)(μ(1 − μ)/(1 + φ) + πμ²)``, with ``μ = logistic(η)`` and precision ``φ``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import hurdle_beta
+        >>> float(hurdle_beta().response_variance(0.0, [2.0], eta_zi=0.0))  # ½ (1/12 + 1/8)
+        0.10416666666666666
+        """
+        eta = np.asarray(eta, dtype=float)
+        mu, nu = special.expit(eta), special.expit(-eta)
+        pi = special.expit(np.asarray(eta_zi, dtype=float))
+        keep = special.expit(-np.asarray(eta_zi, dtype=float))
+        return keep * (mu * nu / (1.0 + float(phis[0])) + pi * mu**2)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)

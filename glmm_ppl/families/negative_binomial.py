@@ -71,6 +71,18 @@ class negative_binomial(Family):
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         return self._counts(y, column)
 
+    def response_variance(self, eta, phis, **data):
+        """``μ + μ²/θ`` with ``μ = e^η`` and size ``θ``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import negative_binomial
+        >>> negative_binomial().response_variance(np.log([1.0, 4.0]), [2.0])
+        array([ 1.5, 12. ])
+        """
+        mu = self.mean(np.asarray(eta, dtype=float))
+        return mu + mu**2 / float(phis[0])
+
     def simulate(self, eta, phis, rng):
         size = float(phis[0])
         mu = self.mean(np.asarray(eta, float))

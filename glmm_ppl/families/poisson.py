@@ -30,5 +30,16 @@ class poisson(Family):
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         return self._counts(y, column)
 
+    def response_variance(self, eta, phis, **data):
+        """``μ = e^η``: the variance of a Poisson count is its mean.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import poisson
+        >>> poisson().response_variance(np.log([0.5, 3.0]), [])
+        array([0.5, 3. ])
+        """
+        return self.mean(np.asarray(eta, dtype=float))
+
     def simulate(self, eta, phis, rng):
         return rng.poisson(self.mean(eta)).astype(float)

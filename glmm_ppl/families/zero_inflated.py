@@ -16,7 +16,7 @@ import pytensor.tensor as pt
 from scipy import optimize, special
 
 from .base import Family
-from .binomial import log_choose
+from .binomial import _success_failure, log_choose
 from .negative_binomial import nb_logpmf
 
 __all__ = ["zi_poisson", "zi_negative_binomial", "zi_binomial"]
@@ -131,6 +131,19 @@ class zi_poisson(Family):
     def response_mean(self, eta, phis, eta_zi, **data):
         return special.expit(-np.asarray(eta_zi)) * np.exp(np.asarray(eta, dtype=float))
 
+    def response_variance(self, eta, phis, eta_zi, **data):
+        """``E[y²] − E[y]² = (1 − π) μ (1 + πμ)`` with ``μ = e^η`` and ``π = logistic(η_zi)``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import zi_poisson
+        >>> float(zi_poisson().response_variance(np.log(2.0), [], eta_zi=0.0))  # ½ · 2 · 2
+        2.0
+        """
+        mu = np.exp(np.asarray(eta, dtype=float))
+        pi = special.expit(np.asarray(eta_zi, dtype=float))
+        return special.expit(-np.asarray(eta_zi, dtype=float)) * mu * (1.0 + pi * mu)
+
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
         counts = rng.poisson(np.broadcast_to(np.exp(eta), shape)).astype(float)
@@ -186,6 +199,22 @@ class zi_negative_binomial(Family):
 
     def response_mean(self, eta, phis, eta_zi, **data):
         return special.expit(-np.asarray(eta_zi)) * np.exp(np.asarray(eta, dtype=float))
+
+    def response_variance(self, eta, phis, eta_zi, **data):
+        """``E[y²] − E[y]² = (1 − π) μ (1 + μ/θ + πμ)`` with ``μ = e^η``, size ``θ`` and
+        ``π = logistic(η_zi)``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import zi_negative_binomial
+        >>> fam = zi_negative_binomial()
+        >>> float(fam.response_variance(np.log(2.0), [4.0], eta_zi=0.0))  # ½ · 2 · (1 + ½ + 1)
+        2.5
+        """
+        mu = np.exp(np.asarray(eta, dtype=float))
+        pi = special.expit(np.asarray(eta_zi, dtype=float))
+        keep = special.expit(-np.asarray(eta_zi, dtype=float))
+        return keep * mu * (1.0 + mu / float(phis[0]) + pi * mu)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = _shape(eta, eta_zi)
@@ -252,6 +281,22 @@ class zi_binomial(Family):
     def response_mean(self, eta, phis, eta_zi, trials=None):
         n = 1.0 if trials is None else trials
         return special.expit(-np.asarray(eta_zi)) * n * self.mean(np.asarray(eta, dtype=float))
+
+    def response_variance(self, eta, phis, eta_zi, trials=None):
+        """``E[y²] − E[y]² = (1 − π)(n p (1 − p) + π n² p²)`` with ``p = g⁻¹(η)``, ``n`` the
+        trials (1 for 0/1 responses) and ``π = logistic(η_zi)``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import zi_binomial
+        >>> float(zi_binomial().response_variance(0.0, [], eta_zi=0.0, trials=4.0))
+        1.5
+        """
+        n = 1.0 if trials is None else np.asarray(trials, dtype=float)
+        p, q = _success_failure(self.link, eta)
+        pi = special.expit(np.asarray(eta_zi, dtype=float))
+        keep = special.expit(-np.asarray(eta_zi, dtype=float))
+        return keep * n * p * (q + pi * n * p)
 
     def simulate(self, eta, phis, rng, eta_zi, trials=None):
         n = 1 if trials is None else np.asarray(trials, dtype=np.int64)
