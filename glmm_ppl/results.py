@@ -198,8 +198,7 @@ class MixedModelFit:
         sandwich : bool
             The robust ("sandwich") covariance ``H⁻¹ (Σ_i w_i s_i s_iᵀ) H⁻¹`` from the
             per-group scores ``s_i`` (``w_i`` the group weights, 1 without), valid when
-            the random-effects distribution or the variance
-            function is misspecified.
+            the random-effects distribution or the variance function is misspecified.
         """
         if sandwich:
             from .robust import sandwich_vcov
