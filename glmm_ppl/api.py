@@ -13,6 +13,7 @@ from .design import build_design
 from .families import Family, get_family
 from .fit import Control, ConvergenceWarning, fit_mixed
 from .model import MixedModelGraph
+from .prior_spec import Layout, make_priors
 from .priors import make_penalty
 from .results import MixedModelFit
 
@@ -42,6 +43,17 @@ def _blas() -> ThreadpoolController:
 
 
 _MAX_NODES = 100_000
+
+
+def layout(design, family: Family) -> Layout:
+    """The names of the model's parameter blocks, for priors."""
+    return Layout(
+        fixed_names=tuple(design.fixed_names),
+        zi_names=tuple(design.zi_fixed_names),
+        random_names=tuple(design.random_names),
+        diagonal=design.diagonal,
+        phi_names=tuple(family.phi_names),
+    )
 
 
 def _extra_at_edge(log_phis: np.ndarray, family: Family) -> str | None:
@@ -84,6 +96,7 @@ def mixed_model(
     *,
     n_agq: int | None = None,
     penalized: bool | dict = False,
+    priors: dict | None = None,
     zi_fixed: str | None = None,
     zi_random: str | None = None,
     offset=None,
@@ -138,6 +151,11 @@ def mixed_model(
     censoring : str, optional
         censored_normal only: column with 0 (observed), 1 (left censored: the value is an
         upper bound) or 2 (right censored: a lower bound).
+    priors : dict, optional
+        PyMC distributions (``pm.Normal.dist(0, 2.5)``) by parameter: ``"fixed"`` or a
+        fixed-effect name, ``"zero_part"``/``"zi_<name>"``, ``"sd"``/``"sd_<name>"`` (random-effect
+        standard deviations), ``"corr"`` (LKJ shape), or an extra parameter's name; the fit is
+        then a MAP fit (log-likelihood + log prior). See :mod:`glmm_ppl.prior_spec`.
     initial_values : dict, optional
         Keys ``betas``, ``gammas`` (zero part), ``D``, ``phis`` override the starting values.
     control : dict or Control, optional
@@ -185,7 +203,8 @@ def mixed_model(
             f"group (at most {_MAX_NODES:,}); use fewer points or fewer random effects"
         )
     penalty = make_penalty(penalized, design.X.shape[1])
-    graph = MixedModelGraph(design, family, int(n_agq), penalty)
+    prior_spec = make_priors(priors, layout(design, family), penalty is not None)
+    graph = MixedModelGraph(design, family, int(n_agq), penalty, prior_spec)
     # BLAS threads spinning beside the quadrature threads only slow the small algebra here
     with _blas().limit(limits=1, user_api="blas"):
         theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
@@ -201,13 +220,16 @@ def mixed_model(
     if singular:
         warnings.warn(singular, SingularFitWarning, stacklevel=2)
         notes.append(singular)
+    log_prior = 0.0 if prior_spec is None else float(prior_spec.compiled()(theta)[0])
     return MixedModelFit(
         family=family,
         design=design,
         theta=theta,
         names=graph.names,
         hessian=H,
-        loglik=objective,
+        loglik=objective - log_prior,  # with a penalty included, as GLMMadaptive reports it
+        log_prior=log_prior,
+        priors=prior_spec,
         n_agq=int(n_agq),
         penalty=penalty,
         opt_summary=opt,

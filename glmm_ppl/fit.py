@@ -246,16 +246,6 @@ def _fixed_hessian(graph: MixedModelGraph, weights: np.ndarray) -> np.ndarray:
     return H
 
 
-def _penalty(graph: MixedModelGraph, fixed: np.ndarray) -> tuple[float, np.ndarray]:
-    """Log penalty and its gradient in ``(β, γ)`` (the penalty acts on ``β`` only)."""
-    grad = np.zeros(len(fixed))
-    if graph.penalty is None:
-        return 0.0, grad
-    beta = fixed[: graph.p]
-    grad[: graph.p] = graph.penalty.grad_numpy(beta)
-    return graph.penalty.logp_numpy(beta), grad
-
-
 def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np.ndarray, list]:
     d, engine = graph.design, graph.engine
     n = _n_effective(d)
@@ -264,7 +254,8 @@ def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np
     for _ in range(control.em_iter):
         fixed, D, phis = graph.unpack(theta)
         res = engine.evaluate(graph.fixed_part(fixed), D, phis, grad=True, em=True)
-        pen, pen_grad = _penalty(graph, fixed)
+        pen, pen_grad = graph.log_prior(theta)
+        pen_grad = pen_grad[: len(fixed)]
         ll = res.loglik + pen
         if history and ll < history[-1]:
             break  # EM with a Newton M-step is not monotone: keep the best point
@@ -327,7 +318,7 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     def value(th):
         fixed, D, phis = graph.unpack(th)
         res = engine.evaluate(graph.fixed_part(fixed), D, phis, grad=True)
-        return res.loglik + _penalty(graph, fixed)[0], res
+        return res.loglik + graph.log_prior(th)[0], res
 
     obj, res = value(theta)
     evals, it = 1, 0
@@ -336,8 +327,7 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     for it in range(1, min(control.max_iter, 50) + 1):
         scores = _group_scores(graph, theta, res)
         g = scores.sum(axis=0)
-        k = graph.p + graph.p_zi
-        g[:k] += _penalty(graph, theta[:k])[1]
+        g += graph.log_prior(theta)[1]
         if not np.all(np.isfinite(g)):
             return theta, it, evals, False
         # scoring converges fast near the optimum: go 10 times past gtol, so that the Newton

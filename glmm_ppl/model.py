@@ -26,6 +26,7 @@ from .covariance import D_to_theta, n_theta, theta_names, theta_to_D, theta_to_D
 from .design import Design
 from .families import Family
 from .ops import AGQLogLik
+from .prior_spec import PriorSpec
 from .priors import StudentTPenalty, student_t_kernel_logp
 
 __all__ = ["MixedModelGraph"]
@@ -99,8 +100,15 @@ class MixedModelGraph:
     (3,)
     """
 
-    def __init__(self, design: Design, family: Family, n_agq: int, penalty: StudentTPenalty | None):
-        self.design, self.family, self.penalty = design, family, penalty
+    def __init__(
+        self,
+        design: Design,
+        family: Family,
+        n_agq: int,
+        penalty: StudentTPenalty | None,
+        priors: PriorSpec | None = None,
+    ):
+        self.design, self.family, self.penalty, self.priors = design, family, penalty, priors
         self.p = design.X.shape[1]
         self.p_zi = 0 if design.X_zi is None else design.X_zi.shape[1]
         self.q = design.q
@@ -142,12 +150,28 @@ class MixedModelGraph:
             self._pen = (np.asarray(mu, float), np.asarray(sigma, float), np.asarray(df, float))
 
     def __call__(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """``(objective, log-likelihood, ∂objective/∂θ)`` at ``θ``."""
+        """``(objective, log-likelihood, ∂objective/∂θ)`` at ``θ``; the objective adds the log
+        penalty and the log priors (without Jacobian: the MAP objective)."""
         self._op.engine = self.engine
-        obj, ll, grad = self._fn(
-            np.asarray(theta, dtype=np.float64), self._X, self._X_zi, self._offset, *self._pen
-        )
+        theta = np.asarray(theta, dtype=np.float64)
+        obj, ll, grad = self._fn(theta, self._X, self._X_zi, self._offset, *self._pen)
+        if self.priors is not None:
+            lp, g = self.priors.compiled()(theta)
+            obj, grad = obj + lp, grad + g
         return float(obj), float(ll), grad
+
+    def log_prior(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log penalty plus log priors at ``θ`` and their gradient (NumPy)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        value, grad = 0.0, np.zeros(len(theta))
+        if self.penalty is not None:
+            beta = theta[: self.p]
+            value += self.penalty.logp_numpy(beta)
+            grad[: self.p] += self.penalty.grad_numpy(beta)
+        if self.priors is not None:
+            lp, g = self.priors.compiled()(theta)
+            value, grad = value + float(lp), grad + g
+        return value, grad
 
     # ---- θ ↔ parameters ----------------------------------------------------------------
     def split(self, theta: np.ndarray) -> dict:

@@ -65,6 +65,8 @@ class MixedModelFit:
     modes: np.ndarray = field(repr=False)
     post_cov: np.ndarray = field(repr=False)
     warnings: tuple = ()
+    log_prior: float = 0.0
+    priors: object = field(default=None, repr=False)
 
     # ---- sizes ---------------------------------------------------------------------------
     @property

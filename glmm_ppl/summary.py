@@ -110,6 +110,11 @@ class Summary:
             ci = fit.confint("extra")
             for name, (low, value, high) in zip(ci.index, ci.to_numpy(), strict=True):
                 model.append(f"{name}: {value:.4f} (95% CI {low:.4f}, {high:.4f})")
+        if fit.priors is not None:
+            model.append(
+                f"priors (MAP fit; log prior {fit.log_prior:.4f}): "
+                + "; ".join(fit.priors.describe())
+            )
         if fit.penalty is not None:
             model.append(
                 f"penalty: {fit.penalty.describe()} on the fixed effects; log.Lik includes "

@@ -1,0 +1,312 @@
+"""The fitted model under MCMC: a PyMC model on the AGQ likelihood, NUTS, and ArviZ output.
+
+:func:`to_pymc` builds a ``pm.Model`` whose likelihood is the custom AGQ Op: the random
+effects are integrated out and NUTS explores only ``θ`` (β, γ, the log-Cholesky parameters of
+``D``, ``log φ``) — the parameters the MAP fit maximises over, with the same priors (flat where
+none is given) and the same penalty. Deterministics give the standard deviations, correlations
+and extra parameters on their natural scales. :func:`sample` runs NUTS and returns
+``InferenceData`` with the per-group log-likelihood; :func:`to_inference_data` turns a MAP fit
+into ``InferenceData`` (draws from the asymptotic normal of ``θ``), so ArviZ summaries and plots
+apply to both, and :func:`compare_map_mcmc` tabulates one against the other.
+
+Flat priors on the log standard deviations give, strictly, an improper posterior (its tail
+towards a standard deviation of 0 is flat); in practice NUTS stays where the likelihood is,
+but give ``priors={"sd": ...}`` for a proper posterior — :func:`sample` warns when none is set.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+
+from .covariance import theta_names, theta_to_D, theta_to_D_pt
+from .model import MixedModelGraph
+from .ops import AGQLogLik
+from .priors import student_t_kernel_logp
+
+__all__ = ["to_pymc", "sample", "to_inference_data", "compare_map_mcmc", "plot_compare"]
+
+_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run")
+
+
+def _coords(fit) -> dict:
+    d = fit.design
+    coords = {
+        "fixed": list(d.fixed_names),
+        "random": list(d.random_names),
+        "D_parameter": theta_names(d.q, d.diagonal),
+        "group": [str(g) for g in d.groups],
+    }
+    if d.X_zi is not None:
+        coords["zero_part"] = list(d.zi_fixed_names)
+    if fit.family.n_phis:
+        coords["extra"] = list(fit.family.phi_names)
+    if not d.diagonal and d.q > 1:
+        coords["random_"] = list(d.random_names)
+    return coords
+
+
+def to_pymc(fit, marginal: bool = True) -> pm.Model:
+    """A PyMC model of the fit's specification, priors and data.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+    marginal : bool
+        ``True``: the random effects integrated out by the AGQ Op (only ``θ`` is sampled).
+        The latent model with every ``b_i`` explicit is not built here.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``beta`` (dims ``fixed``), ``gamma`` (``zero_part``, with a zero part),
+        ``theta_D``, ``log_phi`` (``extra``); deterministics ``sd`` (``random``), ``corr``
+        and ``phi``; potentials for the log-likelihood, the priors and the penalty.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> model = to_pymc(fm1)
+    >>> sorted(v.name for v in model.free_RVs)
+    ['beta', 'theta_D']
+    """
+    if not marginal:
+        raise NotImplementedError(
+            "marginal=False (the latent model with every random effect explicit) is not "
+            "available yet; use marginal=True"
+        )
+    d = fit.design
+    graph = MixedModelGraph(d, fit.family, fit.n_agq, fit.penalty, fit.priors)
+    graph.engine.modes = fit.modes.copy()
+    parts = graph.split(fit.theta)
+    with pm.Model(coords=_coords(fit)) as model:
+        beta = pm.Flat("beta", dims="fixed", initval=parts["beta"])
+        pieces = [beta]
+        eta0 = pt.dot(pt.constant(d.X), beta)[:, None]
+        if d.X_zi is not None:
+            gamma = pm.Flat("gamma", dims="zero_part", initval=parts["gamma"])
+            pieces.append(gamma)
+            eta0 = pt.concatenate([eta0, pt.dot(pt.constant(d.X_zi), gamma)[:, None]], axis=1)
+        if d.offset is not None:
+            eta0 = eta0 + pt.constant(d.offset)
+        theta_D = pm.Flat("theta_D", dims="D_parameter", initval=parts["theta_D"])
+        pieces.append(theta_D)
+        D = theta_to_D_pt(theta_D, d.q, d.diagonal)
+        if fit.family.n_phis:
+            log_phi = pm.Flat("log_phi", dims="extra", initval=parts["log_phis"])
+            pieces.append(log_phi)
+            phis = pt.exp(log_phi)
+            pm.Deterministic("phi", phis, dims="extra")
+        else:
+            phis = pt.zeros(0)
+        op = AGQLogLik(graph.engine)
+        pm.Potential("loglik", op(eta0, D, phis)[0])
+        sd = pt.sqrt(pt.diag(D))
+        pm.Deterministic("sd", sd, dims="random")
+        if not d.diagonal and d.q > 1:
+            pm.Deterministic("corr", D / pt.outer(sd, sd), dims=("random", "random_"))
+        if fit.penalty is not None:
+            mu, sigma, df = fit.penalty.values()
+            pm.Potential("penalty", student_t_kernel_logp(beta, mu, sigma, df))
+        if fit.priors is not None:
+            theta = pt.concatenate(pieces)
+            pm.Potential("log_prior", fit.priors.log_prior(theta, jacobian=True))
+    model._glmm_graph = graph  # the engine behind the Op (per-group log-likelihoods)
+    return model
+
+
+def _theta_draws(posterior, fit) -> np.ndarray:
+    """``θ`` per draw, shape (chain, draw, k), from posterior variables."""
+    names = ["beta"] + (["gamma"] if fit.design.X_zi is not None else []) + ["theta_D"]
+    names += ["log_phi"] if fit.family.n_phis else []
+    return np.concatenate([np.asarray(posterior[n]) for n in names], axis=-1)
+
+
+def _per_group_loglik(fit, graph: MixedModelGraph, theta: np.ndarray) -> np.ndarray:
+    out = np.empty(theta.shape[:-1] + (fit.n_groups,))
+    for idx in np.ndindex(theta.shape[:-1]):
+        fixed, D, phis = graph.unpack(theta[idx])
+        out[idx] = graph.engine.evaluate(graph.fixed_part(fixed), D, phis, grad=False).per_group
+    return out
+
+
+def sample(
+    fit,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    marginal: bool = True,
+    random_seed=None,
+    progressbar: bool = True,
+    **kwargs,
+) -> az.InferenceData:
+    """NUTS on the fit's model (:func:`to_pymc`), returned as ``InferenceData``.
+
+    Chains start at the MAP estimates. The result holds ``posterior`` (named coordinates:
+    fixed-effect and random-effect names), ``sample_stats``, ``log_likelihood`` (``y``: one
+    value per group and draw, for ``az.loo``/``az.waic``), ``log_prior`` (when priors are set)
+    and ``observed_data``; its attributes say it came from glmm_ppl.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> idata = sample(fm1, draws=20, tune=20, chains=1, random_seed=1, progressbar=False)
+    >>> dict(idata.posterior.sizes)["fixed"], idata.log_likelihood["y"].shape
+    (2, (1, 20, 100))
+    """
+    has_sd_prior = fit.priors is not None and any(
+        k == "sd" or k.startswith("sd_") for k in fit.priors.priors
+    )
+    if not has_sd_prior:
+        warnings.warn(
+            "no prior on the random-effect standard deviations: they are flat on the log scale, "
+            "an improper posterior in principle; give priors={'sd': ...} for a proper one",
+            UserWarning,
+            stacklevel=2,
+        )
+    model = to_pymc(fit, marginal=marginal)
+    graph = model._glmm_graph
+    with model:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=1,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            compile_kwargs={"mode": _MODE},
+            **kwargs,
+        )
+    theta = _theta_draws(idata.posterior, fit)
+    ll = _per_group_loglik(fit, graph, theta)
+    coords = {"chain": idata.posterior.chain, "draw": idata.posterior.draw}
+    idata.add_groups(
+        log_likelihood={"y": ll},
+        coords={**coords, "group": _coords(fit)["group"]},
+        dims={"y": ["group"]},
+    )
+    if fit.priors is not None:
+        fn = fit.priors.compiled()
+        lp = np.apply_along_axis(lambda t: fn(t)[0], -1, theta)
+        idata.add_groups(log_prior={"theta": lp}, coords=coords, dims={"theta": []})
+    idata.add_groups(observed_data={"y": fit.design.y})
+    idata.attrs["source"] = "glmm_ppl: NUTS on the AGQ marginal likelihood"
+    return idata
+
+
+def to_inference_data(fit, draws: int = 4000, seed=None) -> az.InferenceData:
+    """A MAP fit as ``InferenceData``: draws of ``θ`` from its asymptotic normal
+    ``N(θ̂, vcov("all"))``, mapped to the same variables as :func:`sample` produces.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> idata = to_inference_data(fm1, draws=500, seed=1)
+    >>> round(float(idata.posterior["beta"].mean()), 1) == round(float(fm1.fixef().mean()), 1)
+    True
+    """
+    rng = np.random.default_rng(seed)
+    V = fit.vcov("all").to_numpy()
+    theta = rng.multivariate_normal(fit.theta, V, size=int(draws), method="eigh")[None]
+    return az.from_dict(
+        posterior=_natural(fit, theta),
+        coords=_coords(fit),
+        dims=_dims(fit),
+        attrs={"source": "glmm_ppl: MAP estimate with its asymptotic normal distribution"},
+    )
+
+
+def _natural(fit, theta: np.ndarray) -> dict:
+    """Posterior variables (as :func:`to_pymc` names them) from draws of ``θ``."""
+    d, blocks = fit.design, fit._blocks()
+    out = {"beta": theta[..., blocks["fixed-effects"]], "theta_D": theta[..., blocks["var-cov"]]}
+    if d.X_zi is not None:
+        out["gamma"] = theta[..., blocks["zero_part"]]
+    if fit.family.n_phis:
+        out["log_phi"] = theta[..., blocks["extra"]]
+        out["phi"] = np.exp(out["log_phi"])
+    Ds = np.apply_along_axis(
+        lambda t: theta_to_D(t, d.q, d.diagonal).ravel(), -1, out["theta_D"]
+    ).reshape(theta.shape[:-1] + (d.q, d.q))
+    sd = np.sqrt(np.diagonal(Ds, axis1=-2, axis2=-1))
+    out["sd"] = sd
+    if not d.diagonal and d.q > 1:
+        out["corr"] = Ds / (sd[..., :, None] * sd[..., None, :])
+    return out
+
+
+def _dims(fit) -> dict:
+    dims = {"beta": ["fixed"], "theta_D": ["D_parameter"], "sd": ["random"]}
+    if fit.design.X_zi is not None:
+        dims["gamma"] = ["zero_part"]
+    if fit.family.n_phis:
+        dims["log_phi"] = dims["phi"] = ["extra"]
+    if not fit.design.diagonal and fit.design.q > 1:
+        dims["corr"] = ["random", "random_"]
+    return dims
+
+
+def compare_map_mcmc(fit, idata: az.InferenceData, hdi_prob: float = 0.94) -> pd.DataFrame:
+    """MAP and MCMC side by side, one row per parameter.
+
+    Columns: ``MAP`` (the estimate, mapped to the natural scale), ``MAP_se`` (its asymptotic
+    standard error, by the delta method through draws from the asymptotic normal),
+    ``mean``, ``sd``, the HDI bounds, ``r_hat``, ``ess_bulk`` (ArviZ) and ``z`` =
+    ``(mean − MAP)/sd``. Fixed effects should agree within Monte Carlo error under flat
+    priors; standard deviations have a right-skewed posterior, so their mean sits above the
+    mode that MAP estimates.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> idata = to_inference_data(fm1, draws=400, seed=2)
+    >>> compare_map_mcmc(fm1, idata).columns.tolist()[:3]
+    ['MAP', 'MAP_se', 'mean']
+    """
+    var_names = [v for v in ("beta", "gamma", "sd", "corr", "phi") if v in idata.posterior]
+    summary = az.summary(idata, var_names=var_names, hdi_prob=hdi_prob, round_to="none")
+    map_draws = to_inference_data(fit, draws=4000, seed=0).posterior
+    point = _natural(fit, fit.theta[None, None, :])
+    rows = []
+    for label in summary.index:
+        var, _, rest = label.partition("[")
+        index = tuple(rest.rstrip("]").split(", ")) if rest else ()
+        sel = dict(zip([dim for dim in map_draws[var].dims[2:]], index, strict=True))
+        values = map_draws[var].sel(sel).to_numpy().ravel()
+        estimate = np.asarray(
+            az.from_dict(posterior=point, coords=_coords(fit), dims=_dims(fit))
+            .posterior[var]
+            .sel(sel)
+        ).ravel()[0]
+        rows.append({"MAP": estimate, "MAP_se": values.std(ddof=1)})
+    out = pd.DataFrame(rows, index=summary.index)
+    hdi = [c for c in summary.columns if c.startswith("hdi_")]
+    out = out.join(summary[["mean", "sd", *hdi, "r_hat", "ess_bulk"]])
+    out["z"] = (out["mean"] - out["MAP"]) / out["sd"]
+    return out
+
+
+def plot_compare(fit, idata: az.InferenceData, var_names=("beta", "sd"), **kwargs):
+    """Forest plot of the MAP fit (asymptotic normal) beside the MCMC posterior.
+
+    Returns the matplotlib axes of :func:`arviz.plot_forest`.
+    """
+    map_idata = to_inference_data(fit, draws=4000, seed=0)
+    var_names = [v for v in var_names if v in idata.posterior]
+    return az.plot_forest(
+        [map_idata, idata],
+        model_names=["MAP", "MCMC"],
+        var_names=var_names,
+        combined=True,
+        **kwargs,
+    )
