@@ -18,6 +18,7 @@ _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
 from . import families  # noqa: E402
 from .api import SingularFitWarning, mixed_model  # noqa: E402
+from .bayes import compare_map_mcmc, plot_compare, sample, to_inference_data, to_pymc  # noqa: E402
 from .datasets import load_vignette  # noqa: E402
 from .effects import effect_plot_data, plot_effects  # noqa: E402
 from .fit import Control, ConvergenceWarning, OptSummary  # noqa: E402
@@ -49,6 +50,11 @@ __all__ = [
     "check_quadrature",
     "tidy",
     "glance",
+    "to_pymc",
+    "sample",
+    "to_inference_data",
+    "compare_map_mcmc",
+    "plot_compare",
     "MixedModelFit",
     "GLMFit",
     "Control",

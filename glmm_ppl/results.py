@@ -353,6 +353,13 @@ class MixedModelFit:
 
         return tidy(self, effects=effects, conf_level=conf_level)
 
+    def to_inference_data(self, draws: int = 4000, seed=None):
+        """The fit as ArviZ ``InferenceData`` (draws from the asymptotic normal of ``θ``); see
+        :func:`glmm_ppl.bayes.to_inference_data`."""
+        from .bayes import to_inference_data
+
+        return to_inference_data(self, draws=draws, seed=seed)
+
     def glance(self) -> pd.DataFrame:
         """One-row table of fit statistics; see :func:`glmm_ppl.tidy.glance`."""
         from .tidy import glance
