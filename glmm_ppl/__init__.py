@@ -29,6 +29,7 @@ from .ordinal import cr_marg_probs, cr_setup  # noqa: E402
 from .quadcheck import check_quadrature  # noqa: E402
 from .results import MixedModelFit  # noqa: E402
 from .scoring import scoring_rules  # noqa: E402
+from .sensitivity import plot_prior_sensitivity, prior_sensitivity, psens  # noqa: E402
 from .simulate import scaled_residuals  # noqa: E402
 from .tidy import glance, tidy  # noqa: E402
 
@@ -55,6 +56,9 @@ __all__ = [
     "to_inference_data",
     "compare_map_mcmc",
     "plot_compare",
+    "prior_sensitivity",
+    "plot_prior_sensitivity",
+    "psens",
     "MixedModelFit",
     "GLMFit",
     "Control",

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from .design import build_design
+from .design import build_design, split_fixed
 from .families import Family, get_family
 from .fit import Control, ConvergenceWarning, fit_mixed
+from .formula import split_bambi_formula
 from .model import MixedModelGraph
 from .prior_spec import Layout, make_priors
 from .priors import make_penalty
@@ -88,11 +89,30 @@ def _singular(D: np.ndarray, names: list[str]) -> str | None:
     return None
 
 
+def _formulas(fixed, random) -> tuple[str, str]:
+    """The fixed and random formulas, from two formulas or from one with ``(… | g)`` in it."""
+    split_fixed(fixed)  # a formula 'response ~ terms', or its error
+    in_fixed, in_random = split_bambi_formula(fixed)
+    if random is None:
+        if in_random is None:
+            raise ValueError(
+                f"no random effects in {fixed!r}: add them to the formula as bambi does "
+                "('y ~ x + (1 | g)') or give them as random ('~ 1 | g')"
+            )
+        return in_fixed, in_random
+    if in_random is not None:
+        raise ValueError(
+            f"random effects given twice, in the formula {fixed!r} and as random={random!r}: "
+            "give them in one place"
+        )
+    return fixed, random
+
+
 def mixed_model(
     fixed: str,
-    random: str,
-    data: pd.DataFrame,
-    family: str | Family,
+    random: str | None = None,
+    data: pd.DataFrame | None = None,
+    family: str | Family | None = None,
     *,
     n_agq: int | None = None,
     penalized: bool | dict = False,
@@ -118,10 +138,15 @@ def mixed_model(
         ``"y ~ terms"`` in R's formula syntax; ``offset(expr)`` terms are offsets. For
         successes out of trials write ``"p(successes, trials) ~ terms"`` (bambi) or
         ``"cbind(successes, failures) ~ terms"`` (R); for censored data
-        ``"cbind(y, indicator) ~ terms"``.
-    random : str
+        ``"cbind(y, indicator) ~ terms"``. Without ``random``, the formula holds the random
+        effects too, as bambi and lme4 write them: ``"y ~ x + (1 | g)"``, ``"y ~ x + (x | g)"``
+        or ``"y ~ x + (x || g)"`` (one term, one grouping column; see
+        :func:`glmm_ppl.formula.split_bambi_formula`).
+    random : str, optional
         ``"~ 1 | g"`` (random intercepts), ``"~ x | g"`` (correlated intercepts and slopes, full
         ``D``) or ``"~ x || g"`` (independent, diagonal ``D``); ``g`` is a column of ``data``.
+        Leave it out when ``fixed`` has a ``(… | g)`` term. With ``random`` left out the data
+        and family may follow the formula positionally: ``mixed_model(formula, df, family)``.
     data : pandas.DataFrame
     family : str or Family
         A name (``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gamma"``…; see
@@ -172,7 +197,19 @@ def mixed_model(
     >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, family="binomial")
     >>> round(fm1.loglik, 3)
     -374.52
+    >>> same = gp.mixed_model("y ~ sex * time + (1 | id)", data=df, family="bernoulli")
+    >>> round(same.loglik, 3)
+    -374.52
     """
+    if isinstance(random, pd.DataFrame) and family is None:  # mixed_model(formula, df, family)
+        random, data, family = None, random, data
+    fixed, random = _formulas(fixed, random)
+    if data is None:
+        raise TypeError("mixed_model() needs data, a pandas DataFrame")
+    if family is None:
+        raise TypeError(
+            "mixed_model() needs a family, e.g. family='binomial' (see glmm_ppl.families)"
+        )
     family = get_family(family)
     control = Control.from_user(control)
     if n_agq is not None and (

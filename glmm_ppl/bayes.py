@@ -60,14 +60,22 @@ def to_pymc(fit, marginal: bool = True) -> pm.Model:
     fit : MixedModelFit
     marginal : bool
         ``True``: the random effects integrated out by the AGQ Op (only ``θ`` is sampled).
-        The latent model with every ``b_i`` explicit is not built here.
+        ``False``: the conventional latent model with every ``b_i`` explicit, non-centred:
+        ``b_i = L z_i`` with ``z_i ~ N(0, I)`` and ``L`` the Cholesky factor of ``D`` from the
+        same ``θ_D``, the likelihood ``Σ_ij log p(y_ij | x_ijᵀβ + z_ijᵀb_i + offset, φ)``.
+        The parameters, priors and penalty are those of the marginal model, so integrating
+        the latent model's density over the ``z_i`` gives the marginal model's density.
+        Group weights have no latent counterpart (a weight replicates a whole group, its
+        random effects included) and are refused.
 
     Returns
     -------
     pymc.Model
         Free variables ``beta`` (dims ``fixed``), ``gamma`` (``zero_part``, with a zero part),
         ``theta_D``, ``log_phi`` (``extra``); deterministics ``sd`` (``random``), ``corr``
-        and ``phi``; potentials for the log-likelihood, the priors and the penalty.
+        and ``phi``; potentials for the log-likelihood, the priors and the penalty. The latent
+        model adds the free variable ``z`` and the deterministic ``b`` (dims ``group``,
+        ``random``), starting at the fit's empirical Bayes modes.
 
     Examples
     --------
@@ -76,12 +84,11 @@ def to_pymc(fit, marginal: bool = True) -> pm.Model:
     >>> model = to_pymc(fm1)
     >>> sorted(v.name for v in model.free_RVs)
     ['beta', 'theta_D']
+    >>> sorted(v.name for v in to_pymc(fm1, marginal=False).free_RVs)
+    ['beta', 'theta_D', 'z']
     """
     if not marginal:
-        raise NotImplementedError(
-            "marginal=False (the latent model with every random effect explicit) is not "
-            "available yet; use marginal=True"
-        )
+        return _latent_model(fit)
     d = fit.design
     graph = MixedModelGraph(d, fit.family, fit.n_agq, fit.penalty, fit.priors)
     graph.engine.modes = fit.modes.copy()
@@ -119,6 +126,75 @@ def to_pymc(fit, marginal: bool = True) -> pm.Model:
             theta = pt.concatenate(pieces)
             pm.Potential("log_prior", fit.priors.log_prior(theta, jacobian=True))
     model._glmm_graph = graph  # the engine behind the Op (per-group log-likelihoods)
+    return model
+
+
+def _cholesky_pt(theta_D, q: int, diagonal: bool):
+    """The Cholesky factor ``L`` of ``D = L Lᵀ`` from ``θ_D`` (see :mod:`glmm_ppl.covariance`)."""
+    if diagonal:
+        return pt.diag(pt.exp(theta_D))
+    rows, cols = np.tril_indices(q)
+    L = pt.set_subtensor(pt.zeros((q, q))[rows, cols], theta_D)
+    idx = np.arange(q)
+    return pt.set_subtensor(L[idx, idx], pt.exp(L[idx, idx]))
+
+
+def _latent_model(fit) -> pm.Model:
+    """:func:`to_pymc` with ``marginal=False``: every group's random effects explicit."""
+    d, family = fit.design, fit.family
+    if d.weights is not None:
+        raise NotImplementedError(
+            "the latent model (marginal=False) has no group weights: a weight replicates a "
+            "group's marginal likelihood, random effects included; use marginal=True"
+        )
+    graph = MixedModelGraph(d, family, fit.n_agq, fit.penalty, fit.priors)
+    graph.engine.modes = fit.modes.copy()
+    parts = graph.split(fit.theta)
+    L0 = np.linalg.cholesky(theta_to_D(parts["theta_D"], d.q, d.diagonal))
+    z0 = np.linalg.solve(L0, np.asarray(fit.modes, dtype=float).T).T
+    group = np.repeat(np.arange(d.n_groups), np.diff(d.starts))
+    offset = d.offset if d.offset is not None else np.zeros((d.nobs, d.n_eta))
+    with pm.Model(coords=_coords(fit)) as model:
+        beta = pm.Flat("beta", dims="fixed", initval=parts["beta"])
+        pieces = [beta]
+        eta = pt.dot(pt.constant(d.X), beta) + offset[:, 0]
+        if d.X_zi is not None:
+            gamma = pm.Flat("gamma", dims="zero_part", initval=parts["gamma"])
+            pieces.append(gamma)
+            eta_zi = pt.dot(pt.constant(d.X_zi), gamma) + offset[:, 1]
+        theta_D = pm.Flat("theta_D", dims="D_parameter", initval=parts["theta_D"])
+        pieces.append(theta_D)
+        L = _cholesky_pt(theta_D, d.q, d.diagonal)
+        D = L @ L.T
+        z = pm.Normal("z", 0.0, 1.0, dims=("group", "random"), initval=z0)
+        b = pm.Deterministic("b", pt.dot(z, L.T), dims=("group", "random"))
+        b_rows = b[group]  # (N, q): each row's group
+        eta = eta + pt.sum(pt.constant(d.Z) * b_rows[:, : d.q_main], axis=1)
+        if fit.family.n_phis:
+            log_phi = pm.Flat("log_phi", dims="extra", initval=parts["log_phis"])
+            pieces.append(log_phi)
+            phis = pt.exp(log_phi)
+            pm.Deterministic("phi", phis, dims="extra")
+        else:
+            phis = pt.zeros(0)
+        data = {name: pt.constant(d.aux[:, k]) for k, name in enumerate(family.aux_names)}
+        if family.zero_part:
+            if d.Z_zi is not None:
+                eta_zi = eta_zi + pt.sum(pt.constant(d.Z_zi) * b_rows[:, d.q_main :], axis=1)
+            data["eta_zi"] = eta_zi
+        logp = family.logp(pt.constant(d.y), eta, [phis[m] for m in range(family.n_phis)], **data)
+        pm.Potential("loglik", pt.sum(logp))
+        sd = pt.sqrt(pt.diag(D))
+        pm.Deterministic("sd", sd, dims="random")
+        if not d.diagonal and d.q > 1:
+            pm.Deterministic("corr", D / pt.outer(sd, sd), dims=("random", "random_"))
+        if fit.penalty is not None:
+            mu, sigma, df = fit.penalty.values()
+            pm.Potential("penalty", student_t_kernel_logp(beta, mu, sigma, df))
+        if fit.priors is not None:
+            theta = pt.concatenate(pieces)
+            pm.Potential("log_prior", fit.priors.log_prior(theta, jacobian=True))
+    model._glmm_graph = graph  # the marginal engine (per-group log-likelihoods of θ draws)
     return model
 
 
@@ -196,7 +272,9 @@ def sample(
     if fit.priors is not None:
         fn = fit.priors.compiled()
         lp = np.apply_along_axis(lambda t: fn(t)[0], -1, theta)
-        idata.add_groups(log_prior={"theta": lp}, coords=coords, dims={"theta": []})
+        with warnings.catch_warnings():  # ArviZ notes that it adds the chain and draw dims
+            warnings.simplefilter("ignore", UserWarning)
+            idata.add_groups(log_prior={"theta": lp}, coords=coords)
     idata.add_groups(observed_data={"y": fit.design.y})
     idata.attrs["source"] = "glmm_ppl: NUTS on the AGQ marginal likelihood"
     return idata

@@ -152,6 +152,21 @@ class PriorSpec:
         return self._fn
 
 
+_NARROW = ("float16", "float32", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+
+
+def _float64(dist):
+    """``dist`` with its parameters in double precision: PyTensor stores Python numbers in the
+    narrowest exact type (``2.5`` as float32, ``200`` as int16), which would compute the log
+    density in single precision."""
+    op = dist.owner.op
+    if not isinstance(op, RandomVariable):
+        return dist
+    rng, size, *params = dist.owner.inputs
+    params = [pt.cast(p, "float64") if p.dtype in _NARROW else p for p in params]
+    return op.make_node(rng, size, *params).default_output()
+
+
 def _name(dist) -> str:
     op = dist.owner.op
     name = getattr(op, "name", None) or type(op).__name__
@@ -224,4 +239,5 @@ def make_priors(priors, layout: Layout, penalized: bool) -> PriorSpec | None:
             "penalized=True is a Student-t prior on the fixed effects: give either penalized or "
             "priors on the fixed effects, not both"
         )
+    priors = {k: v if k == "corr" else _float64(v) for k, v in priors.items()}
     return PriorSpec(priors, layout) if priors else None
