@@ -27,6 +27,7 @@ from .inference import anova  # noqa: E402
 from .marginal import marginal_coefs  # noqa: E402
 from .ordinal import cr_marg_probs, cr_setup  # noqa: E402
 from .quadcheck import check_quadrature  # noqa: E402
+from .random_effects import sample_random_effects  # noqa: E402
 from .results import MixedModelFit  # noqa: E402
 from .scoring import scoring_rules  # noqa: E402
 from .sensitivity import plot_prior_sensitivity, prior_sensitivity, psens  # noqa: E402
@@ -59,6 +60,7 @@ __all__ = [
     "prior_sensitivity",
     "plot_prior_sensitivity",
     "psens",
+    "sample_random_effects",
     "MixedModelFit",
     "GLMFit",
     "Control",

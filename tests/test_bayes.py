@@ -143,3 +143,19 @@ def test_compare_map_mcmc_table(short_chain, map_fit):
     np.testing.assert_allclose(table["MAP"].to_numpy()[:4], map_fit.fixef().to_numpy())
     np.testing.assert_allclose(table["z"], (table["mean"] - table["MAP"]) / table["sd"])
     assert np.all(table["MAP_se"] > 0)
+
+
+def test_random_effects_posterior_centres_on_the_modes(fm1):
+    from glmm_ppl.random_effects import sample_random_effects
+
+    idata = sample_random_effects(fm1, to_inference_data(fm1, draws=400, seed=4), seed=5)
+    b = idata.posterior["b"]
+    assert b.dims == ("chain", "draw", "group", "random")
+    assert list(b.coords["random"].values) == ["(Intercept)"]
+    mean = b.mean(("chain", "draw")).to_numpy()[:, 0]
+    modes = fm1.ranef()["(Intercept)"].to_numpy()
+    assert np.corrcoef(mean, modes)[0, 1] > 0.99
+    # posterior SDs of b exceed the conditional ones (θ uncertainty adds to them)
+    sd = b.std(("chain", "draw")).to_numpy()[:, 0]
+    cond = np.sqrt(fm1.ranef(post_vars=True)["var.(Intercept)"].to_numpy())
+    assert np.median(sd / cond) > 0.95
