@@ -18,7 +18,14 @@ _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
 from . import families  # noqa: E402
 from .api import SingularFitWarning, mixed_model  # noqa: E402
-from .bayes import compare_map_mcmc, plot_compare, sample, to_inference_data, to_pymc  # noqa: E402
+from .bayes import (  # noqa: E402
+    compare_map_mcmc,
+    compare_with_bambi,
+    plot_compare,
+    sample,
+    to_inference_data,
+    to_pymc,
+)
 from .datasets import load_vignette  # noqa: E402
 from .effects import effect_plot_data, plot_effects  # noqa: E402
 from .fit import Control, ConvergenceWarning, OptSummary  # noqa: E402
@@ -56,6 +63,7 @@ __all__ = [
     "sample",
     "to_inference_data",
     "compare_map_mcmc",
+    "compare_with_bambi",
     "plot_compare",
     "prior_sensitivity",
     "plot_prior_sensitivity",
