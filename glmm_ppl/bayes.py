@@ -123,18 +123,25 @@ def to_pymc(fit, marginal: bool = True) -> pm.Model:
             phis = pt.zeros(0)
         op = AGQLogLik(graph.engine)
         pm.Potential("loglik", op(eta0, D, phis)[0])
-        sd = pt.sqrt(pt.diag(D))
-        pm.Deterministic("sd", sd, dims="random")
-        if not d.diagonal and d.q > 1:
-            pm.Deterministic("corr", D / pt.outer(sd, sd), dims=("random", "random_"))
-        if fit.penalty is not None:
-            mu, sigma, df = fit.penalty.values()
-            pm.Potential("penalty", student_t_kernel_logp(beta, mu, sigma, df))
-        if fit.priors is not None:
-            theta = pt.concatenate(pieces)
-            pm.Potential("log_prior", fit.priors.log_prior(theta, jacobian=True))
+        _variance_and_priors(fit, D, beta, pieces)
     model._glmm_graph = graph  # the engine behind the Op (per-group log-likelihoods)
     return model
+
+
+def _variance_and_priors(fit, D, beta, pieces) -> None:
+    """The parts both models share (inside their ``with model:``): the deterministic standard
+    deviations and correlations, the penalty, and the priors with their Jacobian."""
+    d = fit.design
+    sd = pt.sqrt(pt.diag(D))
+    pm.Deterministic("sd", sd, dims="random")
+    if not d.diagonal and d.q > 1:
+        pm.Deterministic("corr", D / pt.outer(sd, sd), dims=("random", "random_"))
+    if fit.penalty is not None:
+        mu, sigma, df = fit.penalty.values()
+        pm.Potential("penalty", student_t_kernel_logp(beta, mu, sigma, df))
+    if fit.priors is not None:
+        theta = pt.concatenate(pieces)
+        pm.Potential("log_prior", fit.priors.log_prior(theta, jacobian=True))
 
 
 def _cholesky_pt(theta_D, q: int, diagonal: bool):
@@ -192,16 +199,7 @@ def _latent_model(fit) -> pm.Model:
             data["eta_zi"] = eta_zi
         logp = family.logp(pt.constant(d.y), eta, [phis[m] for m in range(family.n_phis)], **data)
         pm.Potential("loglik", pt.sum(logp))
-        sd = pt.sqrt(pt.diag(D))
-        pm.Deterministic("sd", sd, dims="random")
-        if not d.diagonal and d.q > 1:
-            pm.Deterministic("corr", D / pt.outer(sd, sd), dims=("random", "random_"))
-        if fit.penalty is not None:
-            mu, sigma, df = fit.penalty.values()
-            pm.Potential("penalty", student_t_kernel_logp(beta, mu, sigma, df))
-        if fit.priors is not None:
-            theta = pt.concatenate(pieces)
-            pm.Potential("log_prior", fit.priors.log_prior(theta, jacobian=True))
+        _variance_and_priors(fit, D, beta, pieces)
     model._glmm_graph = graph  # the marginal engine (per-group log-likelihoods of θ draws)
     return model
 
