@@ -36,6 +36,18 @@ def _min_ess(posterior, names: list[str]) -> float:
     return float(min(np.min(ess[n].to_numpy()) for n in names))
 
 
+def _result(idata, start: float, names: list[str]) -> dict:
+    """Wall time since ``start``, sampling time, smallest bulk ESS and divergences of a run."""
+    wall = time.perf_counter() - start
+    post = idata.posterior
+    return {
+        "wall": wall,
+        "sampling": float(post.attrs["sampling_time"]),
+        "ess": _min_ess(post, names),
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+    }
+
+
 def run_marginal(df, args) -> dict:
     import glmm_ppl as gp
 
@@ -49,14 +61,7 @@ def run_marginal(df, args) -> dict:
         random_seed=args.seed,
         progressbar=False,
     )
-    wall = time.perf_counter() - start
-    post = idata.posterior
-    return {
-        "wall": wall,
-        "sampling": float(post.attrs["sampling_time"]),
-        "ess": _min_ess(post, ["beta", "sd"]),
-        "divergences": int(idata.sample_stats["diverging"].sum()),
-    }
+    return _result(idata, start, ["beta", "sd"])
 
 
 def run_latent(df, args) -> dict:
@@ -73,14 +78,7 @@ def run_latent(df, args) -> dict:
             random_seed=args.seed,
             progressbar=False,
         )
-    wall = time.perf_counter() - start
-    post = idata.posterior
-    return {
-        "wall": wall,
-        "sampling": float(post.attrs["sampling_time"]),
-        "ess": _min_ess(post, ["beta", "sd"]),
-        "divergences": int(idata.sample_stats["diverging"].sum()),
-    }
+    return _result(idata, start, ["beta", "sd"])
 
 
 def run_bambi(df, args) -> dict | None:
@@ -102,15 +100,7 @@ def run_bambi(df, args) -> dict | None:
         random_seed=args.seed,
         progressbar=False,
     )
-    wall = time.perf_counter() - start
-    post = idata.posterior
-    return {
-        "wall": wall,
-        "sampling": float(post.attrs["sampling_time"]),
-        "ess": _min_ess(post, names["beta"] + names["sd"]),
-        "divergences": int(idata.sample_stats["diverging"].sum()),
-        "version": bambi.__version__,
-    }
+    return {**_result(idata, start, names["beta"] + names["sd"]), "version": bambi.__version__}
 
 
 def main(argv=None) -> None:
