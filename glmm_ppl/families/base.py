@@ -24,6 +24,10 @@ from .links import Link, get_link
 
 __all__ = ["Family"]
 
+#: Range of the starting values of dimensionless extra parameters (sizes, shapes, precisions)
+#: that the families' moment estimates are clipped to.
+_PHI_MIN, _PHI_MAX = 1e-3, 1e3
+
 
 class Family:
     """Base class of the distributions of ``y`` given the random effects.

@@ -16,13 +16,11 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 
-from .base import Family
+from .base import _PHI_MAX, _PHI_MIN, Family
 from .binomial import _success_failure, log_choose
 from .special import log_rising
 
 __all__ = ["beta_binomial"]
-
-_PHI_MIN, _PHI_MAX = 1e-3, 1e3
 
 
 def _log_rising(k, a, log_a):

@@ -20,12 +20,11 @@ import pandas as pd
 import pytensor.tensor as pt
 from scipy import special, stats
 
-from .base import Family
+from .base import _PHI_MAX, _PHI_MIN, Family
 from .links import _log_ndtr_pt
 
 __all__ = ["gaussian", "students_t", "gamma", "beta", "censored_normal"]
 
-_PHI_MIN, _PHI_MAX = 1e-3, 1e3
 _SCALE_MIN, _SCALE_MAX = 1e-8, 1e8
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 

@@ -17,11 +17,9 @@ import pandas as pd
 import pytensor.tensor as pt
 from scipy import special
 
-from .base import Family
+from .base import _PHI_MAX, _PHI_MIN, Family
 from .negative_binomial import nb_logpmf
 from .zero_inflated import (
-    _PHI_MAX,
-    _PHI_MIN,
     _log_main_part,
     _log_zero_part,
     _nb_log_p0,

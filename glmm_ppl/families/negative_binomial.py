@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 
-from .base import Family
+from .base import _PHI_MAX, _PHI_MIN, Family
 from .special import log_rising
 
 __all__ = ["negative_binomial", "nb_logpmf"]
@@ -31,9 +31,6 @@ def nb_logpmf(y, eta, size):
         + y * x
         - (y + size) * pt.softplus(x)
     )
-
-
-_PHI_MIN, _PHI_MAX = 1e-3, 1e3
 
 
 class negative_binomial(Family):

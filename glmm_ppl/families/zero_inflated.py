@@ -15,13 +15,11 @@ import pandas as pd
 import pytensor.tensor as pt
 from scipy import optimize, special
 
-from .base import Family
+from .base import _PHI_MAX, _PHI_MIN, Family
 from .binomial import _success_failure, log_choose
 from .negative_binomial import nb_logpmf
 
 __all__ = ["zi_poisson", "zi_negative_binomial", "zi_binomial"]
-
-_PHI_MIN, _PHI_MAX = 1e-3, 1e3
 
 
 # ---- PyTensor helpers (elementwise) -----------------------------------------------------------
