@@ -19,41 +19,20 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .families import (
-    beta_binomial,
-    binomial,
-    hurdle_negative_binomial,
-    hurdle_poisson,
-    negative_binomial,
-    poisson,
-    zi_binomial,
-    zi_negative_binomial,
-    zi_poisson,
-)
+from .families import FAMILIES, binomial, zi_binomial
 from .newdata import ModelArrays, model_arrays
 from .pointwise import pointwise_derivatives
 
 __all__ = ["scoring_rules"]
 
-_DISCRETE = (
-    binomial,
-    poisson,
-    negative_binomial,
-    zi_poisson,
-    zi_negative_binomial,
-    zi_binomial,
-    hurdle_poisson,
-    hurdle_negative_binomial,
-    beta_binomial,
-)
 _BINARY = (binomial, zi_binomial)  # 0/1 responses unless they count successes out of trials
 _TABLE_SIZE = 1 << 20  # rows × support points evaluated at once
 _MISSING_MASS = 1e-6  # probability beyond max_count that is reported
 
 
 def _check_discrete(family) -> None:
-    if not isinstance(family, _DISCRETE):
-        names = ", ".join(cls.name for cls in _DISCRETE)
+    if not family.discrete:
+        names = ", ".join(name for name, cls in FAMILIES.items() if cls.discrete)
         raise ValueError(
             f"scoring_rules: the {family.name} family is not discrete; scoring rules are for "
             f"discrete families ({names})"
@@ -155,8 +134,8 @@ def scoring_rules(fit, newdata: pd.DataFrame | None = None, max_count: int | Non
     ----------
     fit : MixedModelFit
         A fit of a discrete family: binomial, poisson, negative_binomial, zi_poisson,
-        zi_negative_binomial, zi_binomial, hurdle_poisson, hurdle_negative_binomial or
-        beta_binomial.
+        zi_negative_binomial, zi_binomial, hurdle_poisson, hurdle_negative_binomial,
+        beta_binomial, or a user-written family with ``discrete = True``.
     newdata : pandas.DataFrame, optional
         Data to score, with the response (and trials, for a count of successes); the fitted
         data by default.

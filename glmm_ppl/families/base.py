@@ -46,6 +46,9 @@ class Family:
         number of successes out of a ``trials`` column; ``logp`` then receives ``trials``.
     ``data_names``
         Other per-row columns ``logp`` receives by name (e.g. ``("censoring",)``).
+    ``discrete``
+        Whether the response takes integer values (counts, successes, 0/1): then its
+        predictive distribution can be tabulated, e.g. for scoring rules.
 
     Parameters
     ----------
@@ -69,6 +72,7 @@ class Family:
     zero_part: bool = False
     trials: str = "never"
     data_names: tuple[str, ...] = ()
+    discrete: bool = False
 
     def __init__(self, link: str | Link | None = None):
         self.link = get_link(self.links[0] if link is None else link, self.links)

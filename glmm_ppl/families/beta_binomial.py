@@ -65,6 +65,7 @@ class beta_binomial(Family):
     """
 
     name = "beta_binomial"
+    discrete = True
     links = ("logit", "probit", "cloglog")
     phi_names = ("precision",)
     trials = "required"

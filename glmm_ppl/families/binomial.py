@@ -56,6 +56,7 @@ class binomial(Family):
     """
 
     name = "binomial"
+    discrete = True
     links = ("logit", "probit", "cloglog")
     trials = "optional"
 

@@ -129,6 +129,7 @@ class hurdle_poisson(Family):
     """
 
     name = "hurdle_poisson"
+    discrete = True
     links = ("log",)
     zero_part = True
 
@@ -204,6 +205,7 @@ class hurdle_negative_binomial(Family):
     """
 
     name = "hurdle_negative_binomial"
+    discrete = True
     links = ("log",)
     phi_names = ("size",)
     zero_part = True

@@ -59,6 +59,7 @@ class negative_binomial(Family):
     """
 
     name = "negative_binomial"
+    discrete = True
     links = ("log",)
     phi_names = ("size",)
 

@@ -22,6 +22,7 @@ class poisson(Family):
     """
 
     name = "poisson"
+    discrete = True
     links = ("log",)
 
     def logp(self, y, eta, phis):

@@ -115,6 +115,7 @@ class zi_poisson(Family):
     """
 
     name = "zi_poisson"
+    discrete = True
     links = ("log",)
     zero_part = True
 
@@ -179,6 +180,7 @@ class zi_negative_binomial(Family):
     """
 
     name = "zi_negative_binomial"
+    discrete = True
     links = ("log",)
     phi_names = ("size",)
     zero_part = True
@@ -251,6 +253,7 @@ class zi_binomial(Family):
     """
 
     name = "zi_binomial"
+    discrete = True
     links = ("logit", "probit", "cloglog")
     trials = "optional"
     zero_part = True
