@@ -42,22 +42,18 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 _PARALLEL_WORK = 50_000  # rows × nodes above which the groups are split across threads
 
 
-def _inverse(D) -> np.ndarray | None:
-    """``D⁻¹``, or None when ``D`` is not safely positive definite.
+def _inverse(D) -> tuple[np.ndarray, float] | None:
+    """``(D⁻¹, log|D|)``, or None when ``D`` is not safely positive definite.
 
     Beyond a conditional standard deviation of 1e-5 times the marginal one (a correlation
     within 5e-11 of ±1) ``log|D|`` and ``bᵀD⁻¹b`` cancel catastrophically and the rule's value
     is meaningless (measured: 10 log-likelihood units too high at a correlation of 1 − 1e-15,
     whatever the number of points), so such a ``D`` counts as singular.
     """
-    D = np.atleast_2d(np.asarray(D, dtype=np.float64))
-    try:
-        L = np.linalg.cholesky(D)
-    except np.linalg.LinAlgError:
-        return None
-    if np.any(np.diag(L) < 1e-5 * np.sqrt(np.diag(D))):
-        return None
-    return np.linalg.inv(D)
+    D = np.ascontiguousarray(np.atleast_2d(D), dtype=np.float64)
+    Dinv = np.empty_like(D)
+    logdet = _inverse_kernel(D, Dinv)
+    return None if np.isnan(logdet) else (Dinv, logdet)
 
 
 @cache
@@ -143,6 +139,34 @@ def _pd_factor(A, L):
 
 
 @numba.njit(cache=True, nogil=True)
+def _inverse_kernel(D, Dinv):
+    """``D⁻¹`` into ``Dinv`` and ``log|D|``; NaN when ``D`` is not safely positive definite
+    (see :func:`_inverse`). A function of its own: NumPy's calls cost ~50 µs for a 1 × 1 ``D``."""
+    q = D.shape[0]
+    L = np.zeros((q, q))
+    for r in range(q):
+        for c in range(q):
+            if not np.isfinite(D[r, c]):
+                return np.nan
+    if not _cholesky(D, L):
+        return np.nan
+    logdet = 0.0
+    for r in range(q):
+        if L[r, r] < 1e-5 * np.sqrt(D[r, r]):
+            return np.nan
+        logdet += 2.0 * np.log(L[r, r])
+    e = np.zeros(q)
+    x = np.empty(q)
+    for c in range(q):
+        e[c] = 1.0
+        _chol_solve(L, e, x)
+        e[c] = 0.0
+        for r in range(q):
+            Dinv[r, c] = x[r]
+    return logdet
+
+
+@numba.njit(cache=True, nogil=True)
 def _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, want_derivs):
     """h_i(b); with ``want_derivs`` also its gradient and −Hessian."""
     E, q = Z.shape[1], Z.shape[2]
@@ -221,13 +245,21 @@ def _modes_kernel(
                 ok = False
                 break
             _chol_solve(L, grad, step)
+            size = 0.0
+            for r in range(q):
+                size = max(size, abs(step[r]))
+            if size < tol:  # converged: take the last (tiny) step without evaluating again
+                for r in range(q):
+                    b[r] += step[r]
+                break
+            # the trial points carry their derivatives: the accepted one needs them next
             t = 1.0
             rose = False
             for _ in range(40):
                 for r in range(q):
                     b_new[r] = b[r] + t * step[r]
                 h_new = _h_group(
-                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, False
+                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, True
                 )
                 if h_new >= h - 1e-10 * (1.0 + abs(h)):
                     rose = True
@@ -238,12 +270,10 @@ def _modes_kernel(
                     point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True
                 )
                 break
-            size = 0.0
             for r in range(q):
-                size = max(size, abs(t * step[r]))
                 b[r] = b_new[r]
-            h = _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True)
-            if size < tol:
+            h = h_new
+            if t * size < tol:
                 break
         if not (ok and np.isfinite(h) and _pd_factor(negH, L)):
             # the integrand is not finite here (extreme parameters): the group's likelihood
@@ -474,19 +504,21 @@ class AGQ:
 
         Returns the largest number of Newton iterations any group needed.
         """
-        Dinv = _inverse(D)
-        if Dinv is None:
+        inv = _inverse(D)
+        if inv is None:
             return 0
+        return self._recenter(self._eta0(eta0), inv[0], phis, tol, max_iter)
+
+    def _recenter(self, eta0, Dinv, phis, tol: float = 1e-9, max_iter: int = 100) -> int:
         modes = self.modes.copy()
-        phis = np.ascontiguousarray(phis, dtype=np.float64)
         self._run(
             _modes_kernel,
             self.Y,
-            self._eta0(eta0),
+            eta0,
             self.Z,
             self.starts,
             Dinv,
-            phis,
+            np.ascontiguousarray(phis, dtype=np.float64),
             modes,
             self.chol,
             self.log_det_chol,
@@ -512,9 +544,9 @@ class AGQ:
         eta0 = self._eta0(eta0)
         phis = np.ascontiguousarray(phis, dtype=np.float64)  # the kernels read it by pointer
         D = np.atleast_2d(np.asarray(D, dtype=np.float64))
-        Dinv = _inverse(D)
+        inv = _inverse(D)
         E, n_d2 = self.E, self.E * (self.E + 1) // 2
-        if Dinv is None:  # D is singular (a variance underflowed): the likelihood is 0 there
+        if inv is None:  # D is singular (a variance underflowed): the likelihood is 0 there
             return AGQResult(
                 loglik=-np.inf,
                 per_group=np.full(self.n, -np.inf),
@@ -526,9 +558,9 @@ class AGQ:
                 second_moment_groups=np.zeros((self.n, self.q, self.q)),
                 grad_phis_groups=np.zeros((self.n, len(phis))),
             )
+        Dinv, logdetD = inv
         if self.recenter:
-            self.update_modes(eta0, D, phis)
-        _, logdetD = np.linalg.slogdet(D)
+            self._recenter(eta0, Dinv, phis)
         n, q, n_phi = self.n, self.q, len(phis)
         want = grad or em
         per_group = np.empty(n)
