@@ -123,6 +123,16 @@ def test_sample_returns_inference_data(short_chain, map_fit):
     assert short_chain.attrs["source"].startswith("glmm_ppl")
 
 
+def test_map_covariance_as_mass_matrix_gives_near_independent_draws(map_fit):
+    """NUTS's mass matrix is the MAP fit's inverse negative Hessian: the correlated fixed
+    effects then mix as well as the rest. PyMC's default diagonal adaptation gives a bulk ESS
+    of 0.2-0.35 per draw for the fixed effects of this model; with the MAP metric about 1."""
+    idata = sample(map_fit, draws=200, tune=200, chains=1, random_seed=7, progressbar=False)
+    ess = az.ess(idata.posterior[["beta", "sd"]], method="bulk")
+    assert float(ess["beta"].min()) > 120 and float(ess["sd"].min()) > 120
+    assert float(idata.sample_stats["tree_depth"].mean()) < 3.0
+
+
 def test_sample_warns_without_sd_prior(fm1):
     with pytest.warns(UserWarning, match="^no prior on the random-effect standard deviations"):
         sample(fm1, draws=5, tune=5, chains=1, random_seed=1, progressbar=False)
