@@ -412,6 +412,17 @@ def plot_compare(fit, idata: az.InferenceData, var_names=("beta", "sd"), **kwarg
     """Forest plot of the MAP fit (asymptotic normal) beside the MCMC posterior.
 
     Returns the matplotlib axes of :func:`arviz.plot_forest`.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> idata = fm1.to_inference_data(draws=200, seed=1)  # or gp.sample(fm1)
+    >>> axes = plot_compare(fm1, idata)
+    >>> axes.shape
+    (1,)
     """
     map_idata = to_inference_data(fit, draws=4000, seed=0)
     var_names = [v for v in var_names if v in idata.posterior]
@@ -556,6 +567,14 @@ def compare_with_bambi(
         Without bambi (``pip install 'glmm_ppl[bambi]'``).
     NotImplementedError
         For a family bambi does not have here, or group weights.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> table = compare_with_bambi(fm1, draws=500, random_seed=1)  # doctest: +SKIP
+    >>> table.attrs["bambi_formula"]  # doctest: +SKIP
+    'y ~ 1 + time + (1 | id)'
     """
     model, names = _bambi_model(fit)
     d = fit.design
