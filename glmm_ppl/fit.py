@@ -13,6 +13,10 @@
    decrement) measures how far the optimum may still be, and decides convergence.
 5. With several random effects, one Newton step on the reported objective itself
    (:func:`_polish`).
+
+Rules of at most three points per dimension (``n_agq=1`` is the Laplace approximation) start
+from a fit with a 7-point rule and maximise their own reported objective (see
+:func:`fit_mixed`).
 """
 
 from __future__ import annotations
@@ -451,8 +455,87 @@ def _polish(graph: MixedModelGraph, theta: np.ndarray, obj: float, H: np.ndarray
     return (theta + delta, new) if new[0] > obj else (theta, None)
 
 
+#: Rules with at most this many points per dimension are "small": with the nodes held fixed,
+#: the gradient misses how the rule's scale moves with ``D``, which is most of the gradient of
+#: a one-point (Laplace) rule (the fixed-point estimate of fm1 with one point has ``D → 0``).
+_SMALL_RULE = 3
+_PILOT_POINTS = 7
+
+
+def _fit_small_rule(graph: MixedModelGraph, control: Control, initial_values):
+    """A fit with a small rule: a pilot fit with a 7-point rule, then L-BFGS on the reported
+    objective of the small rule with central-difference gradients, and its Hessian by central
+    differences of those gradients."""
+    t0 = time.perf_counter()
+    pilot = MixedModelGraph(graph.design, graph.family, _PILOT_POINTS, graph.penalty, graph.priors)
+    theta, _, _, _, pilot_opt = fit_mixed(pilot, control, initial_values)
+    n = _n_effective(graph.design)
+    counter = {"n": 0}
+
+    def objective(th):
+        counter["n"] += 1
+        obj = graph(th)[0]
+        return obj if np.isfinite(obj) else -np.inf
+
+    def gradient(th):
+        return central_differences(objective, th, 1e-6)
+
+    res = optimize.minimize(
+        lambda th: -objective(th) / n,
+        theta,
+        jac=lambda th: -gradient(th) / n,
+        method="L-BFGS-B",
+        options={"maxiter": control.max_iter, "gtol": control.gtol, "ftol": 1e-15, "maxcor": 20},
+    )
+    theta = res.x
+    evaluations = counter["n"]
+    H = central_differences(gradient, theta, control.hessian_step)
+    H = 0.5 * (H + H.T)
+    obj, ll, _ = graph(theta)
+    grad = gradient(theta)
+    pd_hessian = bool(np.all(np.isfinite(H))) and bool(np.all(np.linalg.eigvalsh(-H) > 0))
+    try:
+        decrement = 0.5 * float(grad @ np.linalg.solve(-H, grad)) if pd_hessian else np.inf
+    except np.linalg.LinAlgError:
+        decrement = np.inf
+    converged = pd_hessian and decrement < control.converge_tol
+    problem = ""
+    if not converged:
+        problem = "the fit did not converge: " + (
+            "the Hessian is not negative definite at the estimates"
+            if not pd_hessian
+            else f"the estimated distance to the optimum (Newton decrement) is {decrement:.3g} "
+            "log-likelihood units"
+        )
+    opt = OptSummary(
+        optimizer=f"{_PILOT_POINTS}-point pilot fit + L-BFGS-B on the {graph.engine.n_agq}-point "
+        "log-likelihood (central-difference gradients)",
+        n_agq=graph.engine.n_agq,
+        control=control,
+        initial=pilot_opt.initial,
+        em_iterations=pilot_opt.em_iterations,
+        scoring_iterations=pilot_opt.scoring_iterations,
+        qn_iterations=int(res.nit),
+        evaluations=pilot_opt.evaluations + evaluations,
+        hessian_evaluations=counter["n"] - evaluations,
+        newton_decrement=float(decrement),
+        max_abs_gradient=float(np.max(np.abs(grad))),
+        newton_iterations=0,
+        message=str(res.message),
+        converged=converged,
+        problem=problem,
+        time_s=time.perf_counter() - t0,
+        em_loglik=pilot_opt.em_loglik,
+    )
+    return theta, obj, ll, H, opt
+
+
 def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
     """Run the whole fit.
+
+    With a rule of at most three points per dimension the estimate maximises the rule's
+    reported log-likelihood (:func:`_fit_small_rule`) rather than solving the fixed-node
+    equations, which are biased for such rules.
 
     Returns
     -------
@@ -464,6 +547,8 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
         Of the objective at ``theta``.
     opt : OptSummary
     """
+    if graph.engine.n_agq <= _SMALL_RULE:
+        return _fit_small_rule(graph, control, initial_values)
     t0 = time.perf_counter()
     theta0 = _initial(graph, initial_values)
     theta, em_history = _em(graph, theta0, control)
