@@ -25,6 +25,7 @@ import pandas as pd
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
+import xarray as xr
 from pymc.step_methods.hmc.quadpotential import QuadPotentialFull
 
 from .covariance import theta_names, theta_to_D, theta_to_D_pt
@@ -296,18 +297,19 @@ def sample(
     theta = _theta_draws(idata.posterior, fit)
     ll = _per_group_loglik(fit, graph, theta)
     coords = {"chain": idata.posterior.chain, "draw": idata.posterior.draw}
-    idata.add_groups(
-        log_likelihood={"y": ll},
-        coords={**coords, "group": _coords(fit)["group"]},
-        dims={"y": ["group"]},
-    )
-    if fit.priors is not None:
-        fn = fit.priors.compiled()
-        lp = np.apply_along_axis(lambda t: fn(t)[0], -1, theta)
-        with warnings.catch_warnings():  # ArviZ notes that it adds the chain and draw dims
-            warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings():  # ArviZ notes that it adds the chain and draw dims
+        warnings.simplefilter("ignore", UserWarning)
+        idata.add_groups(
+            log_likelihood={"y": ll},
+            coords={**coords, "group": _coords(fit)["group"]},
+            dims={"y": ["group"]},
+        )
+        if fit.priors is not None:
+            fn = fit.priors.compiled()
+            lp = np.apply_along_axis(lambda t: fn(t)[0], -1, theta)
             idata.add_groups(log_prior={"theta": lp}, coords=coords)
-    idata.add_groups(observed_data={"y": fit.design.y})
+    # a Dataset, not a dict: ArviZ would take the rows of a dict's array for chain × draw
+    idata.add_groups(observed_data=xr.Dataset({"y": ("obs_id", np.asarray(fit.design.y))}))
     idata.attrs["source"] = "glmm_ppl: NUTS on the " + (
         "AGQ marginal likelihood" if marginal else "latent model (every random effect sampled)"
     )

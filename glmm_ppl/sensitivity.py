@@ -9,7 +9,7 @@ estimates of the previous grid point. :func:`plot_prior_sensitivity` draws the t
 panel per parameter.
 
 :func:`psens` is the MCMC counterpart: the power-scaling sensitivity of Kallioinen et al.
-(ArviZ's ``psens``) on the ``InferenceData`` of :func:`glmm_ppl.bayes.sample`, which
+(ArviZ's ``psens``) on the ``InferenceData`` of :func:`glmm_ppl.sample`, which
 reweights the draws instead of refitting.
 """
 
@@ -166,7 +166,7 @@ def prior_sensitivity(fit, prior, grid: dict, key: str = "fixed", control=None) 
     ValueError
         For an empty grid, grid names the prior callable does not accept (or arguments it
         needs that the grid lacks), non-numeric values, a prior that ignores a grid name, an
-        unknown ``key`` (from :func:`glmm_ppl.prior_spec.make_priors`), or a prior on
+        unknown ``key`` (as ``mixed_model(priors=...)`` reports it), or a prior on
         the fixed effects of a penalized fit.
     TypeError
         If ``prior`` is not callable or does not return a PyMC distribution.
@@ -360,7 +360,7 @@ def plot_prior_sensitivity(table: pd.DataFrame, x: str, parameters=None, by: str
 
 def psens(idata, component: str = "prior", *, var_names=None, delta: float = 0.01):
     """Power-scaling sensitivity (ArviZ's ``psens``) of the posterior from
-    :func:`glmm_ppl.bayes.sample`, one row per parameter.
+    :func:`glmm_ppl.sample`, one row per parameter.
 
     The prior (``log_prior`` group) or the likelihood (``log_likelihood``: the per-group
     values, summed) is raised to the powers ``1/(1 + delta)`` and ``1 + delta``, the draws
@@ -372,7 +372,7 @@ def psens(idata, component: str = "prior", *, var_names=None, delta: float = 0.0
     Parameters
     ----------
     idata : arviz.InferenceData
-        From :func:`glmm_ppl.bayes.sample` on a fit with priors (for ``component="prior"``).
+        From :func:`glmm_ppl.sample` on a fit with priors (for ``component="prior"``).
     component : {"prior", "likelihood"}
     var_names : list of str, optional
         Posterior variables; by default those of ``beta``, ``gamma``, ``sd``, ``corr`` and

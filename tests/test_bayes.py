@@ -120,6 +120,10 @@ def test_sample_returns_inference_data(short_chain, map_fit):
     theta = np.r_[post["beta"][0, 5].to_numpy(), post["theta_D"][0, 5].to_numpy()]
     assert float(ll[0, 5].sum()) == pytest.approx(graph(theta)[1], abs=1e-6)
     assert "log_prior" in short_chain.groups()
+    assert short_chain.log_prior["theta"].dims == ("chain", "draw")
+    obs = short_chain.observed_data["y"]  # one value per row, not chain × draw
+    assert obs.dims == ("obs_id",)
+    np.testing.assert_array_equal(obs.to_numpy(), map_fit.design.y)
     assert short_chain.attrs["source"].startswith("glmm_ppl")
 
 
