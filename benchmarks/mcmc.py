@@ -16,6 +16,7 @@ over the parameters the three share: the fixed effects and the random-intercept 
 deviation. Run from the repository root::
 
     python benchmarks/mcmc.py [--draws 1000] [--tune 1000] [--chains 2] [--seed 1]
+    python benchmarks/mcmc.py --write-docs  # and write the table to docs/performance_mcmc.md
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from pathlib import Path
 
 import arviz as az
 import numpy as np
 import pymc as pm
 
 FIXED, RANDOM = "y ~ sex * time", "~ 1 | id"
+DOCS_TABLE = Path(__file__).resolve().parents[1] / "docs" / "performance_mcmc.md"
 
 
 def _min_ess(posterior, names: list[str]) -> float:
@@ -109,6 +112,7 @@ def main(argv=None) -> None:
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS_TABLE.name}")
     args = parser.parse_args(argv)
 
     import glmm_ppl as gp
@@ -119,22 +123,25 @@ def main(argv=None) -> None:
     bambi_result = run_bambi(df, args)
     if bambi_result is not None:
         results[f"bambi {bambi_result['version']}"] = bambi_result
-    print(
+    title = (
         f"fm1, {args.chains} chains x {args.draws} draws ({args.tune} tune), 1 core; "
         "min bulk ESS over the fixed effects and the sd"
     )
-    header = (
-        f"{'model':<14}{'wall s':>9}{'sampling s':>12}{'min ESS':>10}"
-        f"{'ESS/s wall':>12}{'ESS/s sampling':>16}{'divergent':>11}"
-    )
-    print(header)
-    for name, r in results.items():
-        print(
-            f"{name:<14}{r['wall']:>9.1f}{r['sampling']:>12.1f}{r['ess']:>10.0f}"
-            f"{r['ess'] / r['wall']:>12.1f}{r['ess'] / r['sampling']:>16.1f}"
-            f"{r['divergences']:>11d}"
-        )
     base = results["marginal"]
+    lines = [
+        "| model | wall s | sampling s | min bulk ESS | ESS/s (wall) | ESS/s (sampling) "
+        "| ESS/s vs marginal (wall) | divergent |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in results.items():
+        ratio = (r["ess"] / r["wall"]) / (base["ess"] / base["wall"])
+        lines.append(
+            f"| {name} | {r['wall']:.1f} | {r['sampling']:.1f} | {r['ess']:.0f} "
+            f"| {r['ess'] / r['wall']:.1f} | {r['ess'] / r['sampling']:.1f} "
+            f"| {ratio:.2f} | {r['divergences']} |"
+        )
+    print(title)
+    print("\n".join(lines))
     for name, r in results.items():
         if name == "marginal":
             continue
@@ -143,6 +150,14 @@ def main(argv=None) -> None:
             f"{(base['ess'] / base['wall']) / (r['ess'] / r['wall']):.1f}x (wall), "
             f"{(base['ess'] / base['sampling']) / (r['ess'] / r['sampling']):.1f}x (sampling)"
         )
+    if args.write_docs:
+        stamp = time.strftime("%Y-%m-%d")
+        DOCS_TABLE.write_text(
+            f"One run of `python benchmarks/mcmc.py --write-docs` on {stamp}: {title}.\n\n"
+            + "\n".join(lines)
+            + "\n"
+        )
+        print(f"wrote {DOCS_TABLE}")
 
 
 if __name__ == "__main__":
