@@ -140,8 +140,7 @@ def mixed_model(
         ``"cbind(successes, failures) ~ terms"`` (R); for censored data
         ``"cbind(y, indicator) ~ terms"``. Without ``random``, the formula holds the random
         effects too, as bambi and lme4 write them: ``"y ~ x + (1 | g)"``, ``"y ~ x + (x | g)"``
-        or ``"y ~ x + (x || g)"`` (one term, one grouping column; see
-        :func:`glmm_ppl.formula.split_bambi_formula`).
+        or ``"y ~ x + (x || g)"`` (one such term, one grouping column).
     random : str, optional
         ``"~ 1 | g"`` (random intercepts), ``"~ x | g"`` (correlated intercepts and slopes, full
         ``D``) or ``"~ x || g"`` (independent, diagonal ``D``); ``g`` is a column of ``data``.
@@ -180,7 +179,10 @@ def mixed_model(
         PyMC distributions (``pm.Normal.dist(0, 2.5)``) by parameter: ``"fixed"`` or a
         fixed-effect name, ``"zero_part"``/``"zi_<name>"``, ``"sd"``/``"sd_<name>"`` (random-effect
         standard deviations), ``"corr"`` (LKJ shape), or an extra parameter's name; the fit is
-        then a MAP fit (log-likelihood + log prior). See :mod:`glmm_ppl.prior_spec`.
+        then a MAP fit (log-likelihood + log prior). Parameters without a prior have a flat
+        one on their unconstrained scale; the MAP maximizes the density of a standard
+        deviation or extra parameter on its natural scale, without the log-Jacobian, as
+        PyMC's ``find_MAP`` does (:func:`glmm_ppl.sample` adds it).
     initial_values : dict, optional
         Keys ``betas``, ``gammas`` (zero part), ``D``, ``phis`` override the starting values.
     control : dict or Control, optional

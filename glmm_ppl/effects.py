@@ -2,7 +2,7 @@
 
 :func:`effect_plot_data` is GLMMadaptive's ``effectPlotData``: the linear predictor
 ``x_iᵀβ`` of each row of new data (random effects at zero), or its marginal version
-``x_iᵀβ_M`` (:func:`glmm_ppl.marginal.marginal_coefs`), with a confidence band; the band is
+``x_iᵀβ_M`` (:func:`glmm_ppl.marginal_coefs`), with a confidence band; the band is
 mapped to the response scale through the inverse link. :func:`plot_effects` draws it.
 """
 
@@ -32,7 +32,7 @@ def effect_plot_data(
       group whose random effects are zero, with variance ``x_iᵀ V_β x_i``
       (``V_β = fit.vcov("fixed-effects")``);
     - marginal (``marginal=True``): ``pred = x_iᵀβ_M + o_i`` with the population-averaged
-      coefficients ``β_M`` of :func:`~glmm_ppl.marginal.marginal_coefs` and the variance
+      coefficients ``β_M`` of :func:`~glmm_ppl.marginal_coefs` and the variance
       ``x_iᵀ V_M x_i`` from its delta-method covariance matrix.
 
     The band is ``pred ± z σ_i`` with ``z`` the ``(1 + level)/2`` quantile of the standard

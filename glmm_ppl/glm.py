@@ -195,10 +195,20 @@ class GLMFit:
 
     Attributes
     ----------
-    loglik, aic, bic : float
-        ``bic`` uses the number of observations, as R's ``glm``.
+    coef, se : pandas.Series
+        Estimates and standard errors, named by the design columns.
+    phis : ndarray
+        The family's extra parameters (natural scale); empty when it has none.
+    loglik : float
+        Log-likelihood at the estimates.
     df : int
         Number of estimated parameters.
+    nobs : int
+        Number of observations used.
+    family : Family
+        The family of the response.
+    fixed : str
+        The formula.
     """
 
     coef: pd.Series
@@ -215,18 +225,56 @@ class GLMFit:
 
     @property
     def aic(self) -> float:
+        """Akaike's information criterion ``−2 log L + 2 df``.
+
+        Examples
+        --------
+        >>> import glmm_ppl as gp
+        >>> round(gp.glm("y ~ sex * time", gp.load_vignette("binary"), "binomial").aic, 2)
+        919.11
+        """
         return -2.0 * self.loglik + 2.0 * self.df
 
     @property
     def bic(self) -> float:
+        """Bayesian information criterion ``−2 log L + df log n`` with ``n`` the number of
+        observations, as R's ``glm`` (mixed models use the number of groups).
+
+        Examples
+        --------
+        >>> import glmm_ppl as gp
+        >>> m0 = gp.glm("y ~ sex * time", gp.load_vignette("binary"), "binomial")
+        >>> round(float(m0.bic), 2)
+        937.85
+        """
         return -2.0 * self.loglik + np.log(self.nobs) * self.df
 
     def fixef(self) -> pd.Series:
-        """Estimated coefficients."""
+        """Estimated coefficients, named by the design columns.
+
+        Examples
+        --------
+        >>> import glmm_ppl as gp
+        >>> m0 = gp.glm("y ~ sex * time", gp.load_vignette("binary"), "binomial")
+        >>> m0.fixef().round(3).tolist()
+        [-1.439, -1.102, 0.159, 0.052]
+        """
         return self.coef
 
     def summary(self) -> pd.DataFrame:
-        """Coefficient table: estimate, standard error, z value and p-value."""
+        """Coefficient table: estimate, standard error, z value and p-value.
+
+        Examples
+        --------
+        >>> import glmm_ppl as gp
+        >>> m0 = gp.glm("y ~ sex * time", gp.load_vignette("binary"), "binomial")
+        >>> m0.summary().round(3)
+                        Estimate  Std.Err  z-value  p-value
+        (Intercept)       -1.439    0.201   -7.155    0.000
+        sexfemale         -1.102    0.343   -3.216    0.001
+        time               0.159    0.024    6.557    0.000
+        sexfemale:time     0.052    0.037    1.386    0.166
+        """
         return wald_table(self.coef, self.se.to_numpy())
 
 

@@ -95,21 +95,34 @@ def anova(
     m0, m1=None, names: tuple[str, str] = ("m0", "m1"), *, L=None, rhs=None, sandwich=False
 ) -> pd.DataFrame:
     """Likelihood-ratio test of two nested fits of the same data, or with ``L`` a Wald test of
-    linear hypotheses ``Lβ = rhs`` on one fit's fixed effects
-    (:func:`glmm_ppl.wald.wald_test`; ``sandwich=True`` uses the robust covariance).
+    linear hypotheses ``Lβ = rhs`` on one fit's fixed effects.
 
     Parameters
     ----------
     m0, m1 : MixedModelFit or GLMFit
         The smaller and the larger model (they are ordered by their number of parameters if
         given the other way round). A :class:`GLMFit` serves as a model without random effects.
+        For a Wald test, ``m0`` alone.
     names : tuple of str
         Row labels.
+    L : array-like, pandas.DataFrame, pandas.Series or dict, optional
+        Wald test of ``m0``'s fixed effects: the linear combinations, one per row. A 2-D array
+        with one column per fixed effect (in the order of ``fixef()``), a 1-D array for a
+        single row, or a DataFrame (or Series, or dict of name → value or list of values)
+        whose columns are fixed-effect names; effects it does not name get 0.
+    rhs : float or array-like, optional
+        The hypothesised values of the Wald test, one per row of ``L`` (a scalar is
+        repeated); 0 by default.
+    sandwich : bool
+        Wald test with the robust covariance (``vcov(sandwich=True)``) instead of
+        ``vcov()``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``AIC``, ``BIC``, ``log.Lik``, ``LRT``, ``df``, ``p.value``; one row per model.
+        Likelihood-ratio test: columns ``AIC``, ``BIC``, ``log.Lik``, ``LRT``, ``df``,
+        ``p.value``; one row per model. Wald test: one row (``"L"``) with ``Chisq``, ``df``
+        (the rank of ``L``) and ``Pr(>|Chi|)``.
 
     Raises
     ------
@@ -127,6 +140,9 @@ def anova(
     >>> table = gp.anova(gp.glm("y ~ sex * time", df, "binomial"), fm1, names=("glm", "fm1"))
     >>> round(float(table.loc["fm1", "LRT"]), 2)
     162.07
+    >>> gp.anova(fm1, L={"sexfemale": [1, 0], "sexfemale:time": [0, 1]}).round(4)
+        Chisq  df  Pr(>|Chi|)
+    L  5.0085   2      0.0817
     """
     if L is not None:
         if m1 is not None:

@@ -1,6 +1,6 @@
 """The random effects' posterior after sampling the marginal model.
 
-NUTS on the marginal model (:func:`glmm_ppl.bayes.sample`) draws ``θ`` only. For each draw
+NUTS on the marginal model (:func:`glmm_ppl.sample`) draws ``θ`` only. For each draw
 ``θ_s`` the groups' random effects follow ``p(b_i | y_i, θ_s)``; this module draws ``b_i`` from
 its normal approximation ``N(b̂_i(θ_s), C_i(θ_s) C_i(θ_s)ᵀ)`` — the mode and inverse curvature
 the quadrature is built on (exact for Gaussian responses, a close approximation otherwise) —
@@ -25,7 +25,7 @@ def sample_random_effects(fit, idata: az.InferenceData, seed=None) -> az.Inferen
     fit : MixedModelFit
         The fit ``idata`` was sampled from.
     idata : arviz.InferenceData
-        From :func:`glmm_ppl.bayes.sample` (marginal model).
+        From :func:`glmm_ppl.sample` (marginal model).
     seed : int, optional
 
     Returns

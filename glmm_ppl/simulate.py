@@ -148,11 +148,12 @@ def scaled_residuals(
     nsim : int
         Number of simulated data sets (the residuals' resolution is ``1/nsim``).
     seed : int, numpy.random.Generator or None
-        As in :func:`simulate`; the tie-breaking uniforms come from the same stream.
+        As in :meth:`MixedModelFit.simulate`; the tie-breaking uniforms come from the same
+        stream.
     new_random_effects : bool
-        As in :func:`simulate`; True (DHARMa's default) compares each observation with the
-        model's marginal distribution over the random effects. Censored observations are
-        compared with uncensored draws, so their residuals are not uniform.
+        As in :meth:`MixedModelFit.simulate`; True (DHARMa's default) compares each
+        observation with the model's marginal distribution over the random effects. Censored
+        observations are compared with uncensored draws, so their residuals are not uniform.
 
     Returns
     -------

@@ -60,6 +60,16 @@ FAMILIES: dict[str, type[Family]] = {
         censored_normal,
     )
 }
+"""The built-in families by name: the names that ``family=`` accepts, mapped to their classes.
+
+Examples
+--------
+>>> from glmm_ppl.families import FAMILIES
+>>> FAMILIES["negative_binomial"]()
+negative_binomial(link='log')
+>>> len(FAMILIES)
+16
+"""
 
 __all__ = ["Family", "Link", "custom_family", "get_family", "FAMILIES", *FAMILIES]
 

@@ -33,8 +33,8 @@ class Family:
     """Base class of the distributions of ``y`` given the random effects.
 
     Subclasses set ``name``, ``links`` (the allowed link names) and ``phi_names`` (names of the
-    extra parameters, empty for none), and implement :meth:`logp`, :meth:`check_response` and
-    :meth:`simulate`. :meth:`initial_phis` may be overridden for better starting values.
+    extra parameters, empty for none), and implement ``logp``, ``check_response`` and
+    ``simulate``. ``initial_phis`` may be overridden for better starting values.
 
     Class attributes that describe the data a family reads:
 
