@@ -462,6 +462,20 @@ _SMALL_RULE = 3
 _PILOT_POINTS = 7
 
 
+def _verdict(H: np.ndarray, decrement: float, control: Control) -> tuple[bool, str]:
+    """Whether the fit converged (negative definite Hessian, Newton decrement below
+    ``control.converge_tol``) and, if not, why."""
+    pd_hessian = bool(np.all(np.isfinite(H))) and bool(np.all(np.linalg.eigvalsh(-H) > 0))
+    if pd_hessian and decrement < control.converge_tol:
+        return True, ""
+    return False, "the fit did not converge: " + (
+        "the Hessian is not negative definite at the estimates"
+        if not pd_hessian
+        else f"the estimated distance to the optimum (Newton decrement) is {decrement:.3g} "
+        "log-likelihood units"
+    )
+
+
 def _fit_small_rule(graph: MixedModelGraph, control: Control, initial_values):
     """A fit with a small rule: a pilot fit with a 7-point rule, then L-BFGS on the reported
     objective of the small rule with central-difference gradients, and its Hessian by central
@@ -493,20 +507,11 @@ def _fit_small_rule(graph: MixedModelGraph, control: Control, initial_values):
     H = 0.5 * (H + H.T)
     obj, ll, _ = graph(theta)
     grad = gradient(theta)
-    pd_hessian = bool(np.all(np.isfinite(H))) and bool(np.all(np.linalg.eigvalsh(-H) > 0))
     try:
-        decrement = 0.5 * float(grad @ np.linalg.solve(-H, grad)) if pd_hessian else np.inf
+        decrement = 0.5 * float(grad @ np.linalg.solve(-H, grad))
     except np.linalg.LinAlgError:
         decrement = np.inf
-    converged = pd_hessian and decrement < control.converge_tol
-    problem = ""
-    if not converged:
-        problem = "the fit did not converge: " + (
-            "the Hessian is not negative definite at the estimates"
-            if not pd_hessian
-            else f"the estimated distance to the optimum (Newton decrement) is {decrement:.3g} "
-            "log-likelihood units"
-        )
+    converged, problem = _verdict(H, decrement, control)
     opt = OptSummary(
         optimizer=f"{_PILOT_POINTS}-point pilot fit + L-BFGS-B on the {graph.engine.n_agq}-point "
         "log-likelihood (central-difference gradients)",
@@ -578,16 +583,7 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
         )
         theta, qn_its = res.x, int(res.nit)
     theta, obj, ll, grad, H, decrement, newton_its, hess_evals = _refine(graph, theta, control)
-    pd_hessian = bool(np.all(np.isfinite(H))) and bool(np.all(np.linalg.eigvalsh(-H) > 0))
-    converged = pd_hessian and decrement < control.converge_tol
-    problem = ""
-    if not converged:
-        problem = "the fit did not converge: " + (
-            "the Hessian is not negative definite at the estimates"
-            if not pd_hessian
-            else f"the estimated distance to the optimum (Newton decrement) is {decrement:.3g} "
-            "log-likelihood units"
-        )
+    converged, problem = _verdict(H, decrement, control)
     opt = OptSummary(
         optimizer="EM + scoring + " + ("L-BFGS-B + " if not reached else "") + "Newton",
         n_agq=graph.engine.n_agq,
