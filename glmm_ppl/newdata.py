@@ -9,7 +9,7 @@ each row knows its group and whether the fit saw that group.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,10 @@ class ModelArrays:
         Response and per-row data, when the data have them.
     rows : pandas.Index
         The data's index.
+    aux : dict
+        The per-row data (``trials``, ``censoring``) the data have, with or without the
+        response; ``missing`` names the columns of those they lack.
+    missing : dict
     """
 
     X: np.ndarray
@@ -52,6 +56,8 @@ class ModelArrays:
     index: np.ndarray
     y: np.ndarray | None
     rows: pd.Index
+    aux: dict = field(default_factory=dict)
+    missing: dict = field(default_factory=dict)
 
     def fixed_part(self, beta: np.ndarray, gamma: np.ndarray | None) -> np.ndarray:
         """``η⁰`` (N, E)."""
@@ -107,6 +113,7 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
             index=index,
             y=design.response_data(),
             rows=pd.Index(design.rows),
+            aux={n: design.aux[:, k] for k, n in enumerate(design.family.aux_names)},
         )
     if not isinstance(newdata, pd.DataFrame):
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
@@ -159,7 +166,25 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         index=index,
         y=_response(design, newdata),
         rows=newdata.index,
+        **_aux(design, newdata),
     )
+
+
+def _aux(design: Design, newdata: pd.DataFrame) -> dict:
+    """The per-row data ``newdata`` has (``aux``), and the columns it lacks for the others
+    (``missing``): a response mean needs the trials but not the response."""
+    response, aux_columns = design.specs.get("response", (design.response_name, {}))
+    from .design import _aux_values
+
+    aux, missing = {}, {}
+    for name, (column, form) in aux_columns.items():
+        needed = [response, column] if form == "cbind" else [column]
+        absent = [c for c in needed if c not in newdata.columns or newdata[c].isna().any()]
+        if absent:
+            missing[name] = absent
+        else:
+            aux.update(_aux_values({name: (column, form)}, newdata, response))
+    return {"aux": aux, "missing": missing}
 
 
 def _response(design: Design, newdata: pd.DataFrame) -> np.ndarray | None:

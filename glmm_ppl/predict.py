@@ -61,24 +61,24 @@ def _params(fit, theta: np.ndarray):
 
 
 def _data(family: Family, arrays: ModelArrays, eta: np.ndarray, need: bool) -> dict:
-    """Keyword data of the family's response mean: ``eta_zi`` and the per-row columns."""
+    """Keyword data of the family's response mean and variance: ``eta_zi`` and the per-row
+    columns other than the censoring (which neither reads)."""
     data = {"eta_zi": eta[:, 1]} if family.zero_part else {}
-    if family.aux_names:
-        if arrays.y is None:
-            if need:
-                raise ValueError(
-                    f"response-scale predictions of the {family.name} family need its "
-                    f"{', '.join(family.aux_names)} column(s) in newdata"
-                )
+    names = [n for n in family.aux_names if n != "censoring"]
+    absent = [c for n in names if n in arrays.missing for c in arrays.missing[n]]
+    if absent:
+        if not need:
             return data
-        for k, name in enumerate(family.aux_names):
-            data[name] = arrays.y[:, 1 + k]
+        raise ValueError(
+            f"response-scale predictions of the {family.name} family need the column(s) "
+            f"{', '.join(repr(c) for c in absent)} in newdata (the number of trials of each row)"
+        )
+    data.update({n: arrays.aux[n] for n in names})
     return data
 
 
 def _response(family: Family, arrays: ModelArrays, eta: np.ndarray, phis) -> np.ndarray:
     data = _data(family, arrays, eta, need=True)
-    data.pop("censoring", None)
     return family.response_mean(eta[:, 0], phis, **data)
 
 
@@ -304,8 +304,8 @@ def _delta(fit, arrays, theta, V, what, type_pred, pred, z):
         return se_scale, stats.logistic.cdf(low), stats.logistic.cdf(upp)
     # response scale through the link: h = n g⁻¹(η); se by the delta method
     n = 1.0
-    if family.with_trials and arrays.y is not None:
-        n = arrays.y[:, 1 + family.aux_names.index("trials")]
+    if family.with_trials and "trials" in arrays.aux:
+        n = arrays.aux["trials"]
     dh = n * (family.mean(center + 1e-6) - family.mean(center - 1e-6)) / 2e-6
     return np.abs(dh) * se_scale, n * family.mean(low), n * family.mean(upp)
 
@@ -353,7 +353,6 @@ def _variance(fit, arrays, what, mean) -> np.ndarray:
 
     def var_at(eta):
         data = _data(family, arrays, eta, need=True)
-        data.pop("censoring", None)
         return family.response_variance(eta[:, 0], phis, **data)
 
     if what == "mean_subject":

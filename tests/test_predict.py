@@ -374,3 +374,30 @@ def test_predictions_keep_the_newdata_index(fm1):
     for kind in ("mean_subject", "marginal"):
         assert fm1.predict(nd, type=kind).index.equals(nd.index)
         assert fm1.predict(nd, type=kind, se_fit=True).index.equals(nd.index)
+
+
+def test_response_predictions_need_the_trials_not_the_response():
+    """Binomial with trials: new data need each row's number of trials, not the successes
+    (a mean is a prediction of them); without the trials column the error names it."""
+    rng = np.random.default_rng(1)
+    n = 60
+    df = pd.DataFrame({"id": np.repeat(np.arange(n), 5), "x": rng.normal(size=n * 5)})
+    b = rng.normal(0.0, 0.7, n)
+    df["n"] = rng.integers(1, 12, len(df))
+    df["s"] = rng.binomial(df["n"], 1 / (1 + np.exp(-(0.3 + 0.5 * df.x + b[df.id]))))
+    fit = gp.mixed_model("p(s, n) ~ x", "~ 1 | id", df, "binomial")
+    with_y = fit.predict(df.head(4), type_pred="response", type="marginal")
+    without_y = fit.predict(df[["id", "x", "n"]].head(4), type_pred="response", type="marginal")
+    np.testing.assert_allclose(without_y, with_y, rtol=1e-12)
+    eta = fit.predict(df[["id", "x"]].head(4))  # link scale: no trials needed
+    np.testing.assert_allclose(
+        fit.predict(df[["id", "x", "n"]].head(4), type_pred="response"),
+        df["n"].head(4) / (1 + np.exp(-eta)),
+        rtol=1e-12,
+    )
+    with pytest.raises(ValueError) as err:
+        fit.predict(df[["id", "x"]].head(4), type_pred="response")
+    assert str(err.value) == (
+        "response-scale predictions of the binomial family need the column(s) 'n' in newdata "
+        "(the number of trials of each row)"
+    )
