@@ -80,6 +80,7 @@ _NESTED_FAMILIES = {
     ("zi_poisson", "zi_negative_binomial"),
     ("hurdle_poisson", "hurdle_negative_binomial"),
     ("binomial", "zi_binomial"),
+    ("binomial", "beta_binomial"),
 }
 
 

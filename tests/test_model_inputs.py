@@ -473,6 +473,24 @@ def test_anova_poisson_within_negative_binomial(poisson_data):
     assert m1.loglik >= m0.loglik - 1e-6  # the larger model contains the smaller one
 
 
+def test_anova_binomial_within_beta_binomial():
+    """The binomial is the beta-binomial at precision → ∞: overdispersed proportions are
+    tested against it, with the boundary said."""
+    rng = np.random.default_rng(3)
+    n = 80
+    df = pd.DataFrame({"g": np.repeat(np.arange(n), 5), "x": rng.normal(size=n * 5)})
+    df["n"] = rng.integers(5, 15, len(df))
+    p = rng.beta(4.0, 4.0 * np.exp(-(0.2 + 0.5 * df["x"])))  # beta-distributed success rates
+    df["s"] = rng.binomial(df["n"], p)
+    m0 = gp.mixed_model("p(s, n) ~ x", "~ 1 | g", df, "binomial")
+    m1 = gp.mixed_model("p(s, n) ~ x", "~ 1 | g", df, "beta_binomial")
+    with pytest.warns(UserWarning, match="binomial is beta_binomial with a parameter at the"):
+        table = gp.anova(m0, m1)
+    assert table["df"].iloc[1] == 1
+    assert table["LRT"].iloc[1] == pytest.approx(2 * (m1.loglik - m0.loglik))
+    assert table["p.value"].iloc[1] < 1e-3  # the data are overdispersed
+
+
 def test_anova_refuses_families_that_do_not_nest(poisson_data):
     m0 = _fit("y ~ x", poisson_data, "poisson")
     data = poisson_data.assign(y=poisson_data["y"] + 0.5)
