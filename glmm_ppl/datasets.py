@@ -14,7 +14,7 @@ _FILES = {"binary": "vignette_binary.csv", "poisson": "vignette_poisson.csv"}
 def load_vignette(kind: str = "binary") -> pd.DataFrame:
     """The simulated longitudinal data of GLMMadaptive's basics vignette.
 
-    100 subjects with 8 visits each: ``id``, ``time`` (0–10), ``sex`` (categorical, levels
+    100 subjects with 8 visits each: ``id``, ``time`` (0 to 15), ``sex`` (categorical, levels
     ``male``, ``female``; male is the reference) and ``y`` (binary or a count).
 
     Parameters
