@@ -192,6 +192,8 @@ class GLMFit:
     >>> m0 = gp.glm("y ~ time", gp.load_vignette("binary"), family="binomial")
     >>> m0.df, m0.summary().columns.tolist()
     (2, ['Estimate', 'Std.Err', 'z-value', 'p-value'])
+    >>> m0
+    <GLMFit y ~ time, binomial(link='logit'): logLik -465.6662, 800 observations>
 
     Attributes
     ----------
@@ -223,6 +225,12 @@ class GLMFit:
     rows: np.ndarray
     offset: np.ndarray | None = None
 
+    def __repr__(self) -> str:
+        return (
+            f"<GLMFit {self.fixed}, {self.family!r}: logLik {self.loglik:.4f}, "
+            f"{self.nobs} observations>"
+        )
+
     @property
     def aic(self) -> float:
         """Akaike's information criterion ``−2 log L + 2 df``.
@@ -247,7 +255,7 @@ class GLMFit:
         >>> round(float(m0.bic), 2)
         937.85
         """
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
+        return float(-2.0 * self.loglik + np.log(self.nobs) * self.df)
 
     def fixef(self) -> pd.Series:
         """Estimated coefficients, named by the design columns.

@@ -170,7 +170,7 @@ class MixedModelFit:
         >>> round(float(gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial").bic), 2)
         772.07
         """
-        return -2.0 * self.loglik + np.log(self.n_groups) * self.n_params
+        return float(-2.0 * self.loglik + np.log(self.n_groups) * self.n_params)
 
     # ---- estimates -----------------------------------------------------------------------
     def _blocks(self) -> dict[str, slice]:
