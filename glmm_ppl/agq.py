@@ -225,17 +225,21 @@ def _modes_kernel(
     point, n_out, g0, g1, Y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det, iters, tol, max_iter
 ):
     q = b_all.shape[1]
+    # work space of one group, reused by all (an allocation per group costs as much as a row)
+    buf = np.empty(n_out)
+    yb = np.empty(Y.shape[1])
+    eb = np.empty(Z.shape[1])
+    grad = np.empty(q)
+    negH = np.empty((q, q))
+    L = np.zeros((q, q))
+    Linv = np.empty((q, q))
+    step = np.empty(q)
+    b = np.empty(q)
+    b_new = np.empty(q)
     for i in range(g0, g1):
         j0, j1 = starts[i], starts[i + 1]
-        buf = np.empty(n_out)
-        yb = np.empty(Y.shape[1])
-        eb = np.empty(Z.shape[1])
-        grad = np.empty(q)
-        negH = np.empty((q, q))
-        L = np.zeros((q, q))
-        step = np.empty(q)
-        b = b_all[i].copy()
-        b_new = np.empty(q)
+        for r in range(q):
+            b[r] = b_all[i, r]
         h = _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True)
         it = 0
         ok = True
@@ -285,7 +289,7 @@ def _modes_kernel(
             iters[i] = -1
             continue
         # C = L⁻ᵀ (so C Cᵀ = (−∇²h)⁻¹), log|C| = −Σ log L_rr
-        Linv = np.zeros((q, q))
+        Linv[:] = 0.0
         for c in range(q):
             for r in range(c, q):
                 s = 1.0 if r == c else 0.0
@@ -334,18 +338,22 @@ def _nodes_kernel(
     K = znodes.shape[0]
     n_phi = phis.shape[0]
     o_phi = 1 + E + n_d2
+    # work space of one group, reused by all (an allocation per group costs as much as a row)
+    m_max = 0
+    for i in range(g0, g1):
+        m_max = max(m_max, starts[i + 1] - starts[i])
+    buf = np.empty(n_out)
+    yb = np.empty(Y.shape[1])
+    eb = np.empty(E)
+    a = np.empty(K)
+    B = np.empty((K, q))
+    d1 = np.empty((m_max, K, E))
+    d2 = np.empty((m_max, K, n_d2)) if want_em else np.empty((0, 0, 0))
+    dphi = np.empty((K, n_phi))
+    phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
     for i in range(g0, g1):
         j0, j1 = starts[i], starts[i + 1]
-        m = j1 - j0
-        buf = np.empty(n_out)
-        yb = np.empty(Y.shape[1])
-        eb = np.empty(E)
-        a = np.empty(K)
-        B = np.empty((K, q))
-        d1 = np.empty((m, K, E))
-        d2 = np.empty((m, K, n_d2)) if want_em else np.empty((0, 0, 0))
-        dphi = np.zeros((K, n_phi))
-        phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
+        dphi[:] = 0.0
         for k in range(K):
             quad = 0.0
             for r in range(q):
