@@ -15,8 +15,8 @@
    (:func:`_polish`).
 
 Rules of at most three points per dimension (``n_agq=1`` is the Laplace approximation) start
-from a fit with a 7-point rule and maximise their own reported objective (see
-:func:`fit_mixed`).
+from a fit with a finer rule (7 points, 4 beyond two random effects) and maximise their own
+reported objective (see :func:`fit_mixed`).
 """
 
 from __future__ import annotations
@@ -459,7 +459,6 @@ def _polish(graph: MixedModelGraph, theta: np.ndarray, obj: float, H: np.ndarray
 #: the gradient misses how the rule's scale moves with ``D``, which is most of the gradient of
 #: a one-point (Laplace) rule (the fixed-point estimate of fm1 with one point has ``D → 0``).
 _SMALL_RULE = 3
-_PILOT_POINTS = 7
 
 
 def _verdict(H: np.ndarray, decrement: float, control: Control) -> tuple[bool, str]:
@@ -476,12 +475,19 @@ def _verdict(H: np.ndarray, decrement: float, control: Control) -> tuple[bool, s
     )
 
 
+def _pilot_points(q: int) -> int:
+    """Points per dimension of the pilot fit of a small rule: 7 up to two random effects, 4
+    beyond (4**q nodes per group: a start, not an estimate)."""
+    return 7 if q <= 2 else 4
+
+
 def _fit_small_rule(graph: MixedModelGraph, control: Control, initial_values):
-    """A fit with a small rule: a pilot fit with a 7-point rule, then L-BFGS on the reported
-    objective of the small rule with central-difference gradients, and its Hessian by central
-    differences of those gradients."""
+    """A fit with a small rule: a pilot fit with a finer rule, then L-BFGS on the reported
+    objective of the small rule with central-difference gradients, its Hessian by central
+    differences of those gradients, and a last Newton step kept if the objective rises."""
     t0 = time.perf_counter()
-    pilot = MixedModelGraph(graph.design, graph.family, _PILOT_POINTS, graph.penalty, graph.priors)
+    k = _pilot_points(graph.q)
+    pilot = MixedModelGraph(graph.design, graph.family, k, graph.penalty, graph.priors)
     theta, _, _, _, pilot_opt = fit_mixed(pilot, control, initial_values)
     n = _n_effective(graph.design)
     counter = {"n": 0}
@@ -501,36 +507,43 @@ def _fit_small_rule(graph: MixedModelGraph, control: Control, initial_values):
         method="L-BFGS-B",
         options={"maxiter": control.max_iter, "gtol": control.gtol, "ftol": 1e-15, "maxcor": 20},
     )
-    theta = res.x
+    theta, obj = res.x, -res.fun * n
     evaluations = counter["n"]
     H = central_differences(gradient, theta, control.hessian_step)
     H = 0.5 * (H + H.T)
-    obj, ll, _ = graph(theta)
+    hess_evals = counter["n"] - evaluations
     grad = gradient(theta)
+    newton = 0
     try:
-        decrement = 0.5 * float(grad @ np.linalg.solve(-H, grad))
+        step = np.linalg.solve(-H, grad)
+        decrement = 0.5 * float(grad @ step)
     except np.linalg.LinAlgError:
-        decrement = np.inf
+        step, decrement = None, np.inf
+    if step is not None and np.all(np.isfinite(step)) and objective(theta + step) > obj:
+        theta, newton = theta + step, 1
+        grad = gradient(theta)
+        decrement = 0.5 * float(grad @ np.linalg.solve(-H, grad))
+    obj, ll, _ = graph(theta)  # last: the engine's modes are those at the estimates
     converged, problem = _verdict(H, decrement, control)
     opt = OptSummary(
-        optimizer=f"{_PILOT_POINTS}-point pilot fit + L-BFGS-B on the {graph.engine.n_agq}-point "
-        "log-likelihood (central-difference gradients)",
+        optimizer=f"{k}-point pilot fit + L-BFGS-B on the {graph.engine.n_agq}-point "
+        "log-likelihood (central-difference gradients) + Newton",
         n_agq=graph.engine.n_agq,
         control=control,
         initial=pilot_opt.initial,
         em_iterations=pilot_opt.em_iterations,
         scoring_iterations=pilot_opt.scoring_iterations,
         qn_iterations=int(res.nit),
-        evaluations=pilot_opt.evaluations + evaluations,
-        hessian_evaluations=counter["n"] - evaluations,
+        evaluations=pilot_opt.evaluations + counter["n"] - hess_evals,
+        hessian_evaluations=hess_evals,
         newton_decrement=float(decrement),
         max_abs_gradient=float(np.max(np.abs(grad))),
-        newton_iterations=0,
+        newton_iterations=newton,
         message=str(res.message),
         converged=converged,
         problem=problem,
         time_s=time.perf_counter() - t0,
-        em_loglik=pilot_opt.em_loglik,
+        em_loglik=pilot_opt.em_loglik,  # the pilot's (its rule is finer)
     )
     return theta, obj, ll, H, opt
 
