@@ -26,7 +26,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import xarray as xr
-from pymc.step_methods.hmc.quadpotential import QuadPotentialFull
+from pymc.step_methods.hmc.quadpotential import QuadPotentialFull, QuadPotentialFullAdapt
 
 from .covariance import theta_names, theta_to_D, theta_to_D_pt
 from .model import MixedModelGraph
@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run")
+_ADAPT_TUNE = 500  # tuning steps from which the MAP mass matrix is adapted
 
 
 def _coords(fit) -> dict:
@@ -244,15 +245,17 @@ def sample(
 ) -> az.InferenceData:
     """NUTS on the fit's model (:func:`to_pymc`), returned as ``InferenceData``.
 
-    Chains start at the MAP estimates. With ``marginal=True`` NUTS's mass matrix is the MAP
-    fit's asymptotic covariance of ``θ`` (the inverse negative Hessian): the posterior is then
-    close to isotropic for the sampler from the first step, and the fixed effects, strongly
+    Chains start at the MAP estimates. With ``marginal=True`` NUTS's mass matrix starts as the
+    MAP fit's asymptotic covariance of ``θ`` (the inverse negative Hessian), which the tuning
+    draws update from 500 tuning steps on (weighting it as 100 draws): the posterior is close
+    to isotropic for the sampler from the first step, and the fixed effects, strongly
     correlated among themselves, cost no longer trajectories than the rest (pass ``step=`` to
-    choose otherwise; ``target_accept`` and ``max_treedepth`` are passed to NUTS). The
-    result holds ``posterior`` (named coordinates:
-    fixed-effect and random-effect names), ``sample_stats``, ``log_likelihood`` (``y``: one
-    value per group and draw, for ``az.loo``/``az.waic``), ``log_prior`` (when priors are set)
-    and ``observed_data``; its attributes say it came from glmm_ppl.
+    choose otherwise; ``target_accept`` and ``max_treedepth`` are passed to NUTS). The result
+    holds ``posterior`` (named coordinates: fixed-effect and random-effect names),
+    ``sample_stats``, ``log_likelihood`` (``y``: one value per group and draw, for
+    ``az.loo``/``az.waic``), ``log_prior`` (when priors are set) and ``observed_data`` (the
+    response, one value per row, labelled by the data's row labels); its attributes say it
+    came from glmm_ppl.
 
     Examples
     --------
@@ -281,9 +284,16 @@ def sample(
         cov = _map_covariance(fit) if marginal and "step" not in kwargs else None
         if cov is not None:
             nuts = {k: kwargs.pop(k) for k in ("target_accept", "max_treedepth") if k in kwargs}
-            kwargs["step"] = pm.NUTS(
-                potential=QuadPotentialFull(cov), compile_kwargs=compile_kwargs, **nuts
+            # with enough tuning, the tuning draws update the MAP covariance (weighted as 100
+            # draws); short tuning leaves it as it is (measured on fm1: bulk ESS of the fixed
+            # effects 900 -> 1,240 of 1,000 draws after 1,000 tuning steps, but 170 -> 85 of 200
+            # after 200)
+            potential = (
+                QuadPotentialFullAdapt(len(cov), fit.theta, cov, initial_weight=100)
+                if tune >= _ADAPT_TUNE
+                else QuadPotentialFull(cov)
             )
+            kwargs["step"] = pm.NUTS(potential=potential, compile_kwargs=compile_kwargs, **nuts)
         idata = pm.sample(
             draws=draws,
             tune=tune,
@@ -309,7 +319,10 @@ def sample(
             lp = np.apply_along_axis(lambda t: fn(t)[0], -1, theta)
             idata.add_groups(log_prior={"theta": lp}, coords=coords)
     # a Dataset, not a dict: ArviZ would take the rows of a dict's array for chain × draw
-    idata.add_groups(observed_data=xr.Dataset({"y": ("obs_id", np.asarray(fit.design.y))}))
+    observed = xr.Dataset(
+        {"y": ("obs_id", np.asarray(fit.design.y))}, coords={"obs_id": np.asarray(fit.design.rows)}
+    )
+    idata.add_groups(observed_data=observed)
     idata.attrs["source"] = "glmm_ppl: NUTS on the " + (
         "AGQ marginal likelihood" if marginal else "latent model (every random effect sampled)"
     )

@@ -123,7 +123,9 @@ def test_sample_returns_inference_data(short_chain, map_fit):
     assert short_chain.log_prior["theta"].dims == ("chain", "draw")
     obs = short_chain.observed_data["y"]  # one value per row, not chain × draw
     assert obs.dims == ("obs_id",)
-    np.testing.assert_array_equal(obs.to_numpy(), map_fit.design.y)
+    np.testing.assert_array_equal(obs.to_numpy(), map_fit.design.y)  # grouped row order,
+    binary = gp.load_vignette("binary")  # labelled by the data's row labels
+    np.testing.assert_array_equal(obs.to_numpy(), binary.loc[obs["obs_id"].to_numpy(), "y"])
     assert short_chain.attrs["source"].startswith("glmm_ppl")
 
 
