@@ -20,12 +20,14 @@ from .summary import format_pvalue
 __all__ = ["anova", "format_anova"]
 
 
-def _by_row(offset, rows) -> np.ndarray | None:
-    """The main predictor's offset in the order of the data's row labels (None: no offset)."""
-    if offset is None:
+def _by_row(values, rows, all_columns: bool = False) -> np.ndarray | None:
+    """Per-row values (the main predictor's offset, or every column with ``all_columns``) in
+    the order of the data's row labels (None stays None)."""
+    if values is None:
         return None
-    offset = np.asarray(offset, dtype=float).reshape(len(rows), -1)[:, 0]
-    return offset[np.argsort(rows, kind="stable")]
+    values = np.asarray(values, dtype=float).reshape(len(rows), -1)
+    values = values if all_columns else values[:, 0]
+    return values[np.argsort(rows, kind="stable")]
 
 
 def _same(a, b) -> bool:
@@ -48,6 +50,7 @@ def _describe(m) -> dict:
             "penalized": m.penalty is not None,
             "offset": _by_row(m.design.offset, m.design.rows),
             "weights": m.design.weights,
+            "aux": _by_row(m.design.aux, m.design.rows, all_columns=True),
             "converged": m.converged,
         }
     if isinstance(m, GLMFit):
@@ -63,6 +66,7 @@ def _describe(m) -> dict:
             "penalized": False,
             "offset": _by_row(m.offset, m.rows),
             "weights": None,
+            "aux": None,  # a GLM keeps no trials: not compared
             "converged": True,
         }
     raise TypeError(
@@ -170,6 +174,11 @@ def anova(
         raise ValueError("the models were fitted to different rows of the data")
     if not _same(a["offset"], b["offset"]):
         raise ValueError("the models use different offsets: they are not nested")
+    if a["aux"] is not None and b["aux"] is not None and not _same(a["aux"], b["aux"]):
+        raise ValueError(
+            "the models use different per-row data (trials or censoring), so their "
+            "log-likelihoods are not comparable"
+        )
     if not _same(a["weights"], b["weights"]):
         raise ValueError(
             "the models use different group weights, so their log-likelihoods are not comparable"

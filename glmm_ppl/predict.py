@@ -60,25 +60,24 @@ def _params(fit, theta: np.ndarray):
     )
 
 
-def _data(family: Family, arrays: ModelArrays, eta: np.ndarray, need: bool) -> dict:
+def _data(family: Family, arrays: ModelArrays, eta: np.ndarray) -> dict:
     """Keyword data of the family's response mean and variance: ``eta_zi`` and the per-row
     columns other than the censoring (which neither reads)."""
     data = {"eta_zi": eta[:, 1]} if family.zero_part else {}
     names = [n for n in family.aux_names if n != "censoring"]
     absent = [c for n in names if n in arrays.missing for c in arrays.missing[n]]
     if absent:
-        if not need:
-            return data
         raise ValueError(
             f"response-scale predictions of the {family.name} family need the column(s) "
-            f"{', '.join(repr(c) for c in absent)} in newdata (the number of trials of each row)"
+            f"{', '.join(repr(c) for c in absent)} in newdata (they give the number of trials "
+            "of each row)"
         )
     data.update({n: arrays.aux[n] for n in names})
     return data
 
 
 def _response(family: Family, arrays: ModelArrays, eta: np.ndarray, phis) -> np.ndarray:
-    data = _data(family, arrays, eta, need=True)
+    data = _data(family, arrays, eta)
     return family.response_mean(eta[:, 0], phis, **data)
 
 
@@ -352,7 +351,7 @@ def _variance(fit, arrays, what, mean) -> np.ndarray:
     eta0 = arrays.fixed_part(beta, gamma)
 
     def var_at(eta):
-        data = _data(family, arrays, eta, need=True)
+        data = _data(family, arrays, eta)
         return family.response_variance(eta[:, 0], phis, **data)
 
     if what == "mean_subject":

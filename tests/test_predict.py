@@ -399,5 +399,5 @@ def test_response_predictions_need_the_trials_not_the_response():
         fit.predict(df[["id", "x"]].head(4), type_pred="response")
     assert str(err.value) == (
         "response-scale predictions of the binomial family need the column(s) 'n' in newdata "
-        "(the number of trials of each row)"
+        "(they give the number of trials of each row)"
     )
