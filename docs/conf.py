@@ -80,8 +80,9 @@ nb_execution_show_tb = True  # the traceback of a failing cell in the build log
 nb_merge_streams = True
 
 # ---- API reference ------------------------------------------------------------------------
-# stub pages in docs/generated/ (git-ignored), one per name, rewritten at every build; a stub
-# of a name that no longer exists stays behind and fails the build: delete docs/generated/
+# stub pages in docs/generated/ (git-ignored), one per name, written afresh at every build
+# (a stub of a name that no longer exists would otherwise stay behind and fail the build)
+shutil.rmtree(DOCS / "generated", ignore_errors=True)
 autosummary_generate = True
 autosummary_imported_members = False
 autodoc_typehints = "none"  # types are written in the numpydoc sections
