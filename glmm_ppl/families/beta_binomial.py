@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 
 from .base import _PHI_MAX, _PHI_MIN, Family
 from .binomial import _success_failure, log_choose
-from .special import log_rising
+from .special import beta_shapes, log_rising
 
 __all__ = ["beta_binomial"]
 
@@ -72,10 +72,7 @@ class beta_binomial(Family):
 
     def logp(self, y, eta, phis, trials):
         phi = phis[0]
-        log_phi = pt.log(phi)
-        log_a = log_phi + self.link.log_inverse_pt(eta)
-        log_b = log_phi + self.link.log1m_inverse_pt(eta)
-        a, b = pt.exp(log_a), pt.exp(log_b)
+        log_a, log_b, a, b = beta_shapes(self.link, eta, phi)
         return (
             log_choose(trials, y)
             + _log_rising(y, a, log_a)

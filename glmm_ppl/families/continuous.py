@@ -22,6 +22,7 @@ from scipy import special, stats
 
 from .base import _PHI_MAX, _PHI_MIN, Family
 from .links import _log_ndtr_pt
+from .special import beta_logpdf
 
 __all__ = ["gaussian", "students_t", "gamma", "beta", "censored_normal"]
 
@@ -284,20 +285,7 @@ class beta(Family):
     phi_names = ("precision",)
 
     def logp(self, y, eta, phis):
-        phi = phis[0]
-        log_phi = pt.log(phi)
-        log_a = log_phi + self.link.log_inverse_pt(eta)
-        log_b = log_phi + self.link.log1m_inverse_pt(eta)
-        a, b = pt.exp(log_a), pt.exp(log_b)
-        return (
-            pt.gammaln(phi)
-            + log_a
-            - pt.gammaln(1.0 + a)
-            + log_b
-            - pt.gammaln(1.0 + b)
-            + (a - 1.0) * pt.log(y)
-            + (b - 1.0) * pt.log1p(-y)
-        )
+        return beta_logpdf(y, self.link, eta, phis[0])
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         values = self._numeric(y, column)

@@ -19,6 +19,7 @@ from scipy import special
 
 from .base import _PHI_MAX, _PHI_MIN, Family
 from .negative_binomial import nb_logpmf
+from .special import beta_logpdf
 from .zero_inflated import (
     _log_main_part,
     _log_zero_part,
@@ -378,18 +379,8 @@ class hurdle_beta(Family):
     zero_part = True
 
     def logp(self, y, eta, phis, eta_zi):
-        phi = phis[0]
         y_pos = pt.switch(y > 0, y, 0.5)
-        a = pt.sigmoid(eta) * phi
-        b = pt.sigmoid(-eta) * phi
-        positive = (
-            _log_main_part(eta_zi)
-            + pt.gammaln(phi)
-            - pt.gammaln(a)
-            - pt.gammaln(b)
-            + (a - 1.0) * pt.log(y_pos)
-            + (b - 1.0) * pt.log1p(-y_pos)
-        )
+        positive = _log_main_part(eta_zi) + beta_logpdf(y_pos, self.link, eta, phis[0])
         return pt.switch(y > 0, positive, _log_zero_part(eta_zi))
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
