@@ -105,30 +105,37 @@ def to_pymc(fit, marginal: bool = True) -> pm.Model:
     graph.engine.modes = fit.modes.copy()
     parts = graph.split(fit.theta)
     with pm.Model(coords=_coords(fit)) as model:
-        beta = pm.Flat("beta", dims="fixed", initval=parts["beta"])
-        pieces = [beta]
+        beta, gamma, theta_D, phis, pieces = _parameters(fit, parts)
         eta0 = pt.dot(pt.constant(d.X), beta)[:, None]
-        if d.X_zi is not None:
-            gamma = pm.Flat("gamma", dims="zero_part", initval=parts["gamma"])
-            pieces.append(gamma)
+        if gamma is not None:
             eta0 = pt.concatenate([eta0, pt.dot(pt.constant(d.X_zi), gamma)[:, None]], axis=1)
         if d.offset is not None:
             eta0 = eta0 + pt.constant(d.offset)
-        theta_D = pm.Flat("theta_D", dims="D_parameter", initval=parts["theta_D"])
-        pieces.append(theta_D)
         D = theta_to_D_pt(theta_D, d.q, d.diagonal)
-        if fit.family.n_phis:
-            log_phi = pm.Flat("log_phi", dims="extra", initval=parts["log_phis"])
-            pieces.append(log_phi)
-            phis = pt.exp(log_phi)
-            pm.Deterministic("phi", phis, dims="extra")
-        else:
-            phis = pt.zeros(0)
         op = AGQLogLik(graph.engine)
         pm.Potential("loglik", op(eta0, D, phis)[0])
         _variance_and_priors(fit, D, beta, pieces)
     model._glmm_graph = graph  # the engine behind the Op (per-group log-likelihoods)
     return model
+
+
+def _parameters(fit, parts: dict):
+    """The parameters both models share (inside their ``with model:``), flat, starting at the
+    MAP: ``β``, ``γ`` (None without a zero part), ``θ_D`` and ``φ = exp(log φ)`` (with its
+    deterministic), and the free variables in the order of ``θ``."""
+    beta = pm.Flat("beta", dims="fixed", initval=parts["beta"])
+    gamma = None
+    if fit.design.X_zi is not None:
+        gamma = pm.Flat("gamma", dims="zero_part", initval=parts["gamma"])
+    theta_D = pm.Flat("theta_D", dims="D_parameter", initval=parts["theta_D"])
+    pieces = [v for v in (beta, gamma, theta_D) if v is not None]
+    phis = pt.zeros(0)
+    if fit.family.n_phis:
+        log_phi = pm.Flat("log_phi", dims="extra", initval=parts["log_phis"])
+        pieces.append(log_phi)
+        phis = pt.exp(log_phi)
+        pm.Deterministic("phi", phis, dims="extra")
+    return beta, gamma, theta_D, phis, pieces
 
 
 def _variance_and_priors(fit, D, beta, pieces) -> None:
@@ -173,28 +180,16 @@ def _latent_model(fit) -> pm.Model:
     group = np.repeat(np.arange(d.n_groups), np.diff(d.starts))
     offset = d.offset if d.offset is not None else np.zeros((d.nobs, d.n_eta))
     with pm.Model(coords=_coords(fit)) as model:
-        beta = pm.Flat("beta", dims="fixed", initval=parts["beta"])
-        pieces = [beta]
+        beta, gamma, theta_D, phis, pieces = _parameters(fit, parts)
         eta = pt.dot(pt.constant(d.X), beta) + offset[:, 0]
-        if d.X_zi is not None:
-            gamma = pm.Flat("gamma", dims="zero_part", initval=parts["gamma"])
-            pieces.append(gamma)
+        if gamma is not None:
             eta_zi = pt.dot(pt.constant(d.X_zi), gamma) + offset[:, 1]
-        theta_D = pm.Flat("theta_D", dims="D_parameter", initval=parts["theta_D"])
-        pieces.append(theta_D)
         L = _cholesky_pt(theta_D, d.q, d.diagonal)
         D = L @ L.T
         z = pm.Normal("z", 0.0, 1.0, dims=("group", "random"), initval=z0)
         b = pm.Deterministic("b", pt.dot(z, L.T), dims=("group", "random"))
         b_rows = b[group]  # (N, q): each row's group
         eta = eta + pt.sum(pt.constant(d.Z) * b_rows[:, : d.q_main], axis=1)
-        if fit.family.n_phis:
-            log_phi = pm.Flat("log_phi", dims="extra", initval=parts["log_phis"])
-            pieces.append(log_phi)
-            phis = pt.exp(log_phi)
-            pm.Deterministic("phi", phis, dims="extra")
-        else:
-            phis = pt.zeros(0)
         data = {name: pt.constant(d.aux[:, k]) for k, name in enumerate(family.aux_names)}
         if family.zero_part:
             if d.Z_zi is not None:
