@@ -461,6 +461,17 @@ def _polish(graph: MixedModelGraph, theta: np.ndarray, obj: float, H: np.ndarray
 _SMALL_RULE = 3
 
 
+def _lbfgs(fun, theta: np.ndarray, control: Control):
+    """scipy's L-BFGS-B on ``fun(θ) → (value, gradient)`` (a scaled negative objective)."""
+    return optimize.minimize(
+        fun,
+        theta,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": control.max_iter, "gtol": control.gtol, "ftol": 1e-15, "maxcor": 20},
+    )
+
+
 def _verdict(H: np.ndarray, decrement: float, control: Control) -> tuple[bool, str]:
     """Whether the fit converged (negative definite Hessian, Newton decrement below
     ``control.converge_tol``) and, if not, why."""
@@ -500,13 +511,7 @@ def _fit_small_rule(graph: MixedModelGraph, control: Control, initial_values):
     def gradient(th):
         return central_differences(objective, th, 1e-6)
 
-    res = optimize.minimize(
-        lambda th: -objective(th) / n,
-        theta,
-        jac=lambda th: -gradient(th) / n,
-        method="L-BFGS-B",
-        options={"maxiter": control.max_iter, "gtol": control.gtol, "ftol": 1e-15, "maxcor": 20},
-    )
+    res = _lbfgs(lambda th: (-objective(th) / n, -gradient(th) / n), theta, control)
     theta, obj = res.x, -res.fun * n
     evaluations = counter["n"]
     H = central_differences(gradient, theta, control.hessian_step)
@@ -582,18 +587,7 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
                 return np.inf, np.zeros_like(th)
             return -obj / n, -grad / n
 
-        res = optimize.minimize(
-            fun,
-            theta,
-            jac=True,
-            method="L-BFGS-B",
-            options={
-                "maxiter": control.max_iter,
-                "gtol": control.gtol,
-                "ftol": 1e-15,
-                "maxcor": 20,
-            },
-        )
+        res = _lbfgs(fun, theta, control)
         theta, qn_its = res.x, int(res.nit)
     theta, obj, ll, grad, H, decrement, newton_its, hess_evals = _refine(graph, theta, control)
     converged, problem = _verdict(H, decrement, control)
