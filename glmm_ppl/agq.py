@@ -24,6 +24,7 @@ blocks of groups run on several threads. Memory is ``O(N + n K)`` whatever the n
 
 from __future__ import annotations
 
+import copy
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -487,6 +488,15 @@ class AGQ:
         self.newton_iterations = np.zeros(self.n, dtype=np.int64)
         self.recenter = True
         self.threads = max(1, min(len(os.sched_getaffinity(0)), 8))
+
+    def copy(self) -> AGQ:
+        """An engine on the same data with its own modes and factors (the data are shared):
+        one per thread, when several evaluate at once."""
+        new = copy.copy(self)
+        new.modes, new.chol = self.modes.copy(), self.chol.copy()
+        new.log_det_chol = self.log_det_chol.copy()
+        new.newton_iterations = self.newton_iterations.copy()
+        return new
 
     def _run(self, kernel, *args) -> None:
         """Run a kernel over all groups: in blocks on several threads when the work is large

@@ -15,7 +15,14 @@ from functools import cache
 import numpy as np
 import pytensor.tensor as pt
 
-__all__ = ["n_theta", "theta_names", "theta_to_D", "theta_to_D_pt", "D_to_theta"]
+__all__ = [
+    "n_theta",
+    "theta_names",
+    "theta_to_D",
+    "theta_to_D_pt",
+    "theta_to_D_vjp",
+    "D_to_theta",
+]
 
 
 @cache
@@ -71,6 +78,30 @@ def theta_to_D_pt(theta, q: int, diagonal: bool):
     idx = np.arange(q)
     L = pt.set_subtensor(L[idx, idx], pt.exp(L[idx, idx]))
     return L @ L.T
+
+
+def theta_to_D_vjp(theta: np.ndarray, grad_D: np.ndarray, q: int, diagonal: bool) -> np.ndarray:
+    """``∂f/∂θ`` from ``G = ∂f/∂D`` (the chain rule through :func:`theta_to_D`, numpy).
+
+    ``G`` is the gradient with the entries of ``D`` taken as free (so symmetric when ``f`` is
+    a function of a symmetric matrix): ``∂f/∂L = (G + Gᵀ) L``, then the log-scale diagonal.
+
+    Examples
+    --------
+    >>> theta_to_D_vjp(np.array([0.0, 0.5, 0.0]), np.eye(2), 2, diagonal=False)
+    array([2., 1., 2.])
+    """
+    theta = np.asarray(theta, dtype=float)
+    G = np.asarray(grad_D, dtype=float)
+    if diagonal:
+        return 2.0 * np.diag(G) * np.exp(2.0 * theta)
+    L = np.zeros((q, q))
+    L[_tril(q)] = theta
+    diag = np.exp(np.diag(L))
+    L[np.diag_indices(q)] = diag
+    gL = (G + G.T) @ L
+    gL[np.diag_indices(q)] *= diag
+    return gL[_tril(q)]
 
 
 def D_to_theta(D: np.ndarray, diagonal: bool) -> np.ndarray:

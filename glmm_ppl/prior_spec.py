@@ -82,7 +82,7 @@ class PriorSpec:
 
     def __init__(self, priors: dict, layout: Layout):
         self.priors, self.layout = dict(priors), layout
-        self._fn = None
+        self._fns = {}  # jacobian -> compiled (log prior, gradient)
 
     def __repr__(self) -> str:
         return f"PriorSpec({', '.join(self.priors)})"
@@ -139,17 +139,19 @@ class PriorSpec:
         total = total + pm.logp(lkj, packed)
         return total + (pt.sum(theta_D[diag]) if jacobian else 0.0)
 
-    def compiled(self):
-        """``θ ↦ (log prior, ∂/∂θ)`` in NumPy (no Jacobian), compiled once."""
-        if self._fn is None:
+    def compiled(self, jacobian: bool = False):
+        """``θ ↦ (log prior, ∂/∂θ)`` in NumPy, compiled once (``jacobian``: with the Jacobian
+        of the log-scale parameters, the density of ``θ`` that MCMC samples). One compiled
+        function is not safe to call from several threads at once: give each its ``copy()``."""
+        if jacobian not in self._fns:
             theta = pt.dvector("theta")
-            lp = self.log_prior(theta, jacobian=False)
-            self._fn = pytensor.function(
+            lp = self.log_prior(theta, jacobian=jacobian)
+            self._fns[jacobian] = pytensor.function(
                 [theta],
                 [lp, pytensor.grad(lp, theta, disconnected_inputs="ignore")],
                 mode=pytensor.compile.mode.Mode(linker="py"),
             )
-        return self._fn
+        return self._fns[jacobian]
 
 
 _NARROW = ("float16", "float32", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
