@@ -17,6 +17,7 @@ but give ``priors={"sd": ...}`` for a proper posterior — :func:`sample` warns 
 from __future__ import annotations
 
 import re
+import time
 import warnings
 
 import arviz as az
@@ -30,6 +31,7 @@ from pymc.step_methods.hmc.quadpotential import QuadPotentialFull, QuadPotential
 
 from .covariance import theta_names, theta_to_D, theta_to_D_pt
 from .model import MixedModelGraph
+from .nuts import sample_marginal
 from .ops import AGQLogLik
 from .priors import student_t_kernel_logp
 
@@ -228,50 +230,10 @@ def _map_covariance(fit) -> np.ndarray | None:
     return cov if np.all(np.isfinite(cov)) else None
 
 
-def sample(
-    fit,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 2,
-    marginal: bool = True,
-    random_seed=None,
-    progressbar: bool = True,
-    **kwargs,
-) -> az.InferenceData:
-    """NUTS on the fit's model (:func:`to_pymc`), returned as ``InferenceData``.
-
-    Chains start at the MAP estimates. With ``marginal=True`` NUTS's mass matrix starts as the
-    MAP fit's asymptotic covariance of ``θ`` (the inverse negative Hessian), which the tuning
-    draws update from 500 tuning steps on (weighting it as 100 draws): the posterior is close
-    to isotropic for the sampler from the first step, and the fixed effects, strongly
-    correlated among themselves, cost no longer trajectories than the rest (pass ``step=`` to
-    choose otherwise; ``target_accept`` and ``max_treedepth`` are passed to NUTS). The result
-    holds ``posterior`` (named coordinates: fixed-effect and random-effect names),
-    ``sample_stats``, ``log_likelihood`` (``y``: one value per group and draw, for
-    ``az.loo``/``az.waic``), ``log_prior`` (when priors are set) and ``observed_data`` (the
-    response, one value per row, labelled by the data's row labels); its attributes say it
-    came from glmm_ppl.
-
-    Examples
-    --------
-    >>> import glmm_ppl as gp
-    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
-    >>> idata = sample(fm1, draws=20, tune=20, chains=1, random_seed=1, progressbar=False)
-    >>> dict(idata.posterior.sizes)["fixed"], idata.log_likelihood["y"].shape
-    (2, (1, 20, 100))
-    """
-    has_sd_prior = fit.priors is not None and any(
-        k == "sd" or k.startswith("sd_") for k in fit.priors.priors
-    )
-    if not has_sd_prior:
-        warnings.warn(
-            "no prior on the random-effect standard deviations: they are flat on the log scale, "
-            "an improper posterior in principle; give priors={'sd': ...} for a proper one",
-            UserWarning,
-            stacklevel=2,
-        )
+def _sample_pymc(fit, draws, tune, chains, marginal, random_seed, progressbar, kwargs):
+    """:func:`sample` with ``nuts_sampler="pymc"``: the posterior and the per-group
+    log-likelihood of its draws."""
     model = to_pymc(fit, marginal=marginal)
-    graph = model._glmm_graph
     # the marginal model's cost is the Op: NumPy glue compiles instantly; the latent model is
     # many small operations, which PyMC's default compilation runs faster
     compile_kwargs = {"mode": _MODE} if marginal else {}
@@ -300,7 +262,104 @@ def sample(
             **kwargs,
         )
     theta = _theta_draws(idata.posterior, fit)
-    ll = _per_group_loglik(fit, graph, theta)
+    return idata, _per_group_loglik(fit, model._glmm_graph, theta)
+
+
+def sample(
+    fit,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    marginal: bool = True,
+    random_seed=None,
+    progressbar: bool = True,
+    nuts_sampler: str | None = None,
+    cores: int | None = None,
+    **kwargs,
+) -> az.InferenceData:
+    """NUTS on the fit's model (:func:`to_pymc`), returned as ``InferenceData``.
+
+    Chains start at the MAP estimates. With ``marginal=True`` the sampler's metric starts as
+    the MAP fit's asymptotic covariance of ``θ`` (the inverse negative Hessian): the posterior
+    is close to isotropic for the sampler from the first step, and the fixed effects, strongly
+    correlated among themselves, cost no longer trajectories than the rest.
+
+    Two NUTS implementations run the same density:
+
+    * ``nuts_sampler="nutpie"`` (the default for the marginal model): nutpie's sampler, the
+      chains in parallel threads (``cores`` of them; default one per chain, up to the CPUs
+      available), each with its own quadrature modes; it moves in coordinates whitened by
+      the MAP covariance and adapts a diagonal metric on top. ``target_accept`` and
+      ``max_treedepth`` are passed on, as are nutpie's own keywords.
+    * ``nuts_sampler="pymc"`` (the only one for ``marginal=False``): ``pm.sample`` on
+      :func:`to_pymc`'s model, one chain after another. For the marginal model its mass
+      matrix is the MAP covariance, which the tuning draws update from 500 tuning steps on
+      (weighted as 100 draws); pass ``step=`` to choose otherwise. Other keywords go to
+      ``pm.sample``.
+
+    The result holds ``posterior`` (named coordinates: fixed-effect and random-effect names),
+    ``sample_stats``, ``log_likelihood`` (``y``: one value per group and draw, for
+    ``az.loo``/``az.waic``), ``log_prior`` (when priors are set) and ``observed_data`` (the
+    response, one value per row, labelled by the data's row labels); its attributes say it
+    came from glmm_ppl, and ``posterior.attrs["sampling_time"]`` holds the sampler's time.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``nuts_sampler``, nutpie with ``marginal=False``, or PyMC's ``step=``
+        with nutpie.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> idata = sample(fm1, draws=20, tune=20, chains=1, random_seed=1, progressbar=False)
+    >>> dict(idata.posterior.sizes)["fixed"], idata.log_likelihood["y"].shape
+    (2, (1, 20, 100))
+    """
+    sampler = nuts_sampler or ("nutpie" if marginal else "pymc")
+    if sampler not in ("nutpie", "pymc"):
+        raise ValueError(f"nuts_sampler must be 'nutpie' or 'pymc', got {nuts_sampler!r}")
+    if sampler == "nutpie" and not marginal:
+        raise ValueError(
+            "nuts_sampler='nutpie' samples the marginal model only; the latent model "
+            "(marginal=False) runs on nuts_sampler='pymc'"
+        )
+    if sampler == "nutpie" and "step" in kwargs:
+        raise ValueError("step= is a PyMC step method: pass nuts_sampler='pymc' with it")
+    has_sd_prior = fit.priors is not None and any(
+        k == "sd" or k.startswith("sd_") for k in fit.priors.priors
+    )
+    if not has_sd_prior:
+        warnings.warn(
+            "no prior on the random-effect standard deviations: they are flat on the log scale, "
+            "an improper posterior in principle; give priors={'sd': ...} for a proper one",
+            UserWarning,
+            stacklevel=2,
+        )
+    if sampler == "nutpie":
+        cov = _map_covariance(fit)
+        start = time.perf_counter()
+        idata = sample_marginal(
+            fit,
+            _coords(fit),
+            None if cov is None else np.linalg.cholesky(cov),
+            draws,
+            tune,
+            chains,
+            cores,
+            random_seed,
+            progressbar,
+            **kwargs,
+        )
+        idata.posterior.attrs["sampling_time"] = time.perf_counter() - start
+        ll = idata.posterior["loglik_group"].to_numpy()
+        idata.posterior = idata.posterior.drop_vars(["loglik_group", "group"])
+    else:
+        idata, ll = _sample_pymc(
+            fit, draws, tune, chains, marginal, random_seed, progressbar, kwargs
+        )
+    theta = _theta_draws(idata.posterior, fit)
     coords = {"chain": idata.posterior.chain, "draw": idata.posterior.draw}
     with warnings.catch_warnings():  # ArviZ notes that it adds the chain and draw dims
         warnings.simplefilter("ignore", UserWarning)
@@ -318,7 +377,7 @@ def sample(
         {"y": ("obs_id", np.asarray(fit.design.y))}, coords={"obs_id": np.asarray(fit.design.rows)}
     )
     idata.add_groups(observed_data=observed)
-    idata.attrs["source"] = "glmm_ppl: NUTS on the " + (
+    idata.attrs["source"] = f"glmm_ppl: NUTS ({sampler}) on the " + (
         "AGQ marginal likelihood" if marginal else "latent model (every random effect sampled)"
     )
     return idata

@@ -1,0 +1,170 @@
+"""NUTS by nutpie on the marginal model: its density is the PyMC model's, its draws agree with
+PyMC's sampler, and its output has the layout of :func:`glmm_ppl.sample`."""
+
+import threading
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytest
+
+import glmm_ppl as gp
+from glmm_ppl.bayes import sample, to_pymc
+from glmm_ppl.covariance import theta_to_D, theta_to_D_vjp
+from glmm_ppl.log_density import LogDensity
+from glmm_ppl.model import MixedModelGraph
+
+FIXED = "y ~ sex * time"
+
+
+def _graph(fit) -> MixedModelGraph:
+    return MixedModelGraph(fit.design, fit.family, fit.n_agq, fit.penalty, fit.priors)
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_theta_to_D_vjp_matches_central_differences(diagonal):
+    rng = np.random.default_rng(2)
+    q = 3
+    theta = rng.normal(scale=0.5, size=q if diagonal else 6)
+    A = rng.normal(size=(q, q))
+
+    def f(t):  # a scalar function of D with a non-symmetric coefficient matrix
+        D = theta_to_D(t, q, diagonal)
+        return float(np.sum(A * D) + np.log(np.linalg.det(D)))
+
+    D = theta_to_D(theta, q, diagonal)
+    G = A + np.linalg.inv(D).T  # ∂f/∂D with the entries of D free
+    h = 1e-6
+    numeric = [(f(theta + h * e) - f(theta - h * e)) / (2 * h) for e in np.eye(len(theta))]
+    np.testing.assert_allclose(theta_to_D_vjp(theta, G, q, diagonal), numeric, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def models(binary, poisson):
+    """Fits covering every block of θ: correlated random effects with sd and LKJ priors; a
+    hurdle part with its own fixed effects, an extra parameter with a prior, and the penalty."""
+    corr = gp.mixed_model(
+        FIXED,
+        "~ time | id",
+        binary,
+        "binomial",
+        priors={"sd": pm.HalfNormal.dist(3.0), "corr": 2.0, "time": pm.Normal.dist(0, 1)},
+    )
+    zero = gp.mixed_model(
+        FIXED,
+        "~ 1 | id",
+        poisson,
+        "hurdle_negative_binomial",
+        zi_fixed="~ sex",
+        penalized=True,
+        priors={"size": pm.Gamma.dist(2.0, 0.5)},
+        n_agq=7,
+    )
+    return {"corr": corr, "zero": zero}
+
+
+@pytest.mark.parametrize("name", ["corr", "zero"])
+def test_log_density_is_the_pymc_models_density(models, name):
+    """Value and gradient against PyTensor's compilation of :func:`to_pymc`'s model (its
+    gradient by automatic differentiation), at points away from the estimates."""
+    fit = models[name]
+    graph = _graph(fit)
+    density = LogDensity(graph, fit.modes)
+    model = to_pymc(fit)
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    names = {"beta": "beta", "gamma": "gamma", "theta_D": "theta_D", "log_phis": "log_phi"}
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        theta = fit.theta + 0.1 * rng.normal(size=len(fit.theta))
+        point = {names[k]: v for k, v in graph.split(theta).items() if v.size}
+        value, grad, per_group = density(theta)
+        assert value == pytest.approx(float(logp(point)), abs=1e-8)
+        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-6, atol=1e-5)
+        assert per_group.sum() == pytest.approx(graph(theta)[1], abs=1e-7)
+
+
+def test_log_densities_in_threads_agree_with_one_alone(models):
+    """Each LogDensity has its own modes: evaluated from two threads at once, each gives what
+    it gives alone."""
+    fit = models["corr"]
+    graph = _graph(fit)
+    rng = np.random.default_rng(8)
+    points = [fit.theta + 0.2 * rng.normal(size=len(fit.theta)) for _ in range(2)]
+    alone = [LogDensity(graph, fit.modes)(t)[0] for t in points]
+    results = [[], []]
+
+    def run(k):
+        density = LogDensity(graph, fit.modes)
+        for _ in range(20):
+            results[k].append(density(points[k])[0])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(2):
+        np.testing.assert_allclose(results[k], alone[k], rtol=0, atol=1e-9)
+    assert np.array_equal(graph.engine.modes, np.zeros_like(graph.engine.modes))
+
+
+@pytest.fixture(scope="module")
+def fm1_prior(binary):
+    return gp.mixed_model(
+        FIXED, "~ 1 | id", binary, "binomial", priors={"sd": pm.HalfNormal.dist(3)}
+    )
+
+
+def test_nutpie_and_pymc_sample_the_same_posterior(fm1_prior):
+    """Posterior means of the two samplers differ by less than 4 Monte Carlo SEs."""
+    draws = {
+        sampler: sample(
+            fm1_prior,
+            draws=500,
+            tune=300,
+            chains=2,
+            random_seed=4,
+            progressbar=False,
+            nuts_sampler=sampler,
+        )
+        for sampler in ("nutpie", "pymc")
+    }
+    summaries = {
+        k: az.summary(v, var_names=["beta", "sd"], kind="all", round_to="none")
+        for k, v in draws.items()
+    }
+    a, b = summaries["nutpie"], summaries["pymc"]
+    z = (a["mean"] - b["mean"]) / np.sqrt(a["mcse_mean"] ** 2 + b["mcse_mean"] ** 2)
+    assert np.abs(z).max() < 4, z
+    np.testing.assert_allclose(a["sd"], b["sd"], rtol=0.15)
+    assert draws["nutpie"].attrs["source"].startswith("glmm_ppl: NUTS (nutpie)")
+    assert float(draws["nutpie"].posterior.attrs["sampling_time"]) > 0
+
+
+def test_nutpie_output_layout_and_seed(fm1_prior):
+    """The same seed gives the same draws; the per-group log-likelihoods are those of each
+    draw, and the posterior holds the PyMC model's variables only."""
+    one, two = (
+        sample(fm1_prior, draws=30, tune=30, chains=2, random_seed=9, progressbar=False)
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(one.posterior["beta"], two.posterior["beta"])
+    assert sorted(one.posterior.data_vars) == ["beta", "sd", "theta_D"]
+    assert "group" not in one.posterior.coords
+    graph = _graph(fm1_prior)
+    post = one.posterior
+    for chain, draw in [(0, 0), (1, 29)]:
+        theta = np.r_[post["beta"][chain, draw], post["theta_D"][chain, draw]]
+        expected = LogDensity(graph, fm1_prior.modes)(theta)[2]
+        got = one.log_likelihood["y"][chain, draw].to_numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-7)
+
+
+def test_sample_refuses_what_nutpie_cannot_do(fm1_prior):
+    kw = {"draws": 5, "tune": 5, "chains": 1, "progressbar": False}
+    with pytest.raises(ValueError, match=r"^nuts_sampler must be 'nutpie' or 'pymc', got 'stan'$"):
+        sample(fm1_prior, nuts_sampler="stan", **kw)
+    with pytest.raises(ValueError, match=r"samples the marginal model only; the latent model"):
+        sample(fm1_prior, nuts_sampler="nutpie", marginal=False, **kw)
+    with pytest.raises(ValueError, match=r"^step= is a PyMC step method: pass nuts_sampler="):
+        sample(fm1_prior, step=object(), **kw)
