@@ -1,18 +1,22 @@
-"""NUTS on the marginal model (AGQ Op) beside latent models of the same data.
+"""NUTS on the marginal model (AGQ) beside latent models of the same data.
 
 The vignette model fm1 (``y ~ sex * time``, random intercepts by ``id``, binomial; 100
-groups, 800 rows), sampled with 2 chains × 1,000 draws after 1,000 tuning steps, one core:
+groups, 800 rows), sampled with 2 chains × 1,000 draws after 1,000 tuning steps:
 
-* ``marginal``: :func:`glmm_ppl.sample` (NUTS over ``θ`` only; the random effects integrated
-  out by adaptive Gauss–Hermite quadrature); the wall time includes the MAP fit it starts from;
+* ``marginal``: :func:`glmm_ppl.sample` as it runs by default (nutpie's NUTS over ``θ`` only,
+  the random effects integrated out by adaptive Gauss–Hermite quadrature, the two chains in
+  two threads); the wall time includes the MAP fit it starts from;
+* ``marginal, PyMC NUTS``: the same with ``nuts_sampler="pymc"`` (PyMC's sampler on
+  :func:`glmm_ppl.to_pymc`'s model, one chain after the other);
 * ``latent``: ``glmm_ppl.to_pymc(fit, marginal=False)`` under ``pm.sample`` (every random
-  effect sampled, non-centred), PyMC's default compilation;
+  effect sampled, non-centred), one core;
 * ``bambi``: bambi's latent model of the same design (its default priors), when bambi is
-  installed. Reference: bambi 0.17 took 40 s wall (11 s sampling) on this machine.
+  installed: on one core, and with its default of one process per chain. Reference: bambi
+  0.17 took 40 s wall (11 s sampling) on this machine.
 
 Wall time is from the start of model building (or fitting) to the returned draws; sampling
-time is PyMC's own (``posterior.attrs["sampling_time"]``). ESS is ArviZ's bulk ESS, the minimum
-over the parameters the three share: the fixed effects and the random-intercept standard
+time is the sampler's own (``posterior.attrs["sampling_time"]``). ESS is ArviZ's bulk ESS, the
+minimum over the parameters all share: the fixed effects and the random-intercept standard
 deviation. Run from the repository root::
 
     python benchmarks/mcmc.py [--draws 1000] [--tune 1000] [--chains 2] [--seed 1]
@@ -22,6 +26,7 @@ deviation. Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from pathlib import Path
@@ -51,7 +56,7 @@ def _result(idata, start: float, names: list[str]) -> dict:
     }
 
 
-def run_marginal(df, args) -> dict:
+def run_marginal(df, args, sampler: str) -> dict:
     import glmm_ppl as gp
 
     start = time.perf_counter()
@@ -63,8 +68,10 @@ def run_marginal(df, args) -> dict:
         chains=args.chains,
         random_seed=args.seed,
         progressbar=False,
+        nuts_sampler=sampler,
     )
-    return _result(idata, start, ["beta", "sd"])
+    cores = min(args.chains, len(os.sched_getaffinity(0))) if sampler == "nutpie" else 1
+    return {**_result(idata, start, ["beta", "sd"]), "cores": cores}
 
 
 def run_latent(df, args) -> dict:
@@ -81,10 +88,11 @@ def run_latent(df, args) -> dict:
             random_seed=args.seed,
             progressbar=False,
         )
-    return _result(idata, start, ["beta", "sd"])
+    return {**_result(idata, start, ["beta", "sd"]), "cores": 1}
 
 
-def run_bambi(df, args) -> dict | None:
+def run_bambi(df, args, cores: int | None) -> dict | None:
+    """bambi's model of the data; ``cores=None`` is its default (a process per chain)."""
     try:
         import bambi  # noqa: F401
     except ImportError:
@@ -95,15 +103,18 @@ def run_bambi(df, args) -> dict | None:
     fit = gp.mixed_model(FIXED, RANDOM, df, "binomial")  # only its design; not timed
     start = time.perf_counter()
     model, names = _bambi_model(fit)
+    kwargs = {} if cores is None else {"cores": cores}
     idata = model.fit(
         draws=args.draws,
         tune=args.tune,
         chains=args.chains,
-        cores=1,
         random_seed=args.seed,
         progressbar=False,
+        **kwargs,
     )
-    return {**_result(idata, start, names["beta"] + names["sd"]), "version": bambi.__version__}
+    used = min(args.chains, len(os.sched_getaffinity(0))) if cores is None else cores
+    result = _result(idata, start, names["beta"] + names["sd"])
+    return {**result, "version": bambi.__version__, "cores": used}
 
 
 def main(argv=None) -> None:
@@ -119,24 +130,30 @@ def main(argv=None) -> None:
 
     df = gp.load_vignette("binary")
     warnings.simplefilter("ignore")  # PyMC's few-chains notes, the flat-sd-prior note
-    results = {"marginal": run_marginal(df, args), "latent": run_latent(df, args)}
-    bambi_result = run_bambi(df, args)
-    if bambi_result is not None:
-        results[f"bambi {bambi_result['version']}"] = bambi_result
+    results = {
+        "marginal": run_marginal(df, args, "nutpie"),
+        "marginal, PyMC NUTS": run_marginal(df, args, "pymc"),
+        "latent": run_latent(df, args),
+    }
+    for cores in (1, None):
+        bambi_result = run_bambi(df, args, cores)
+        if bambi_result is not None:
+            name = f"bambi {bambi_result['version']}" + ("" if cores else ", default cores")
+            results[name] = bambi_result
     title = (
-        f"fm1, {args.chains} chains x {args.draws} draws ({args.tune} tune), 1 core; "
+        f"fm1, {args.chains} chains x {args.draws} draws ({args.tune} tune); "
         "min bulk ESS over the fixed effects and the sd"
     )
     base = results["marginal"]
     lines = [
-        "| model | wall s | sampling s | min bulk ESS | ESS/s (wall) | ESS/s (sampling) "
+        "| model | cores | wall s | sampling s | min bulk ESS | ESS/s (wall) | ESS/s (sampling) "
         "| ESS/s vs marginal (wall) | divergent |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in results.items():
         ratio = (r["ess"] / r["wall"]) / (base["ess"] / base["wall"])
         lines.append(
-            f"| {name} | {r['wall']:.1f} | {r['sampling']:.1f} | {r['ess']:.0f} "
+            f"| {name} | {r['cores']} | {r['wall']:.1f} | {r['sampling']:.1f} | {r['ess']:.0f} "
             f"| {r['ess'] / r['wall']:.1f} | {r['ess'] / r['sampling']:.1f} "
             f"| {ratio:.2f} | {r['divergences']} |"
         )
