@@ -306,8 +306,8 @@ def sample(
     Raises
     ------
     ValueError
-        For an unknown ``nuts_sampler``, nutpie with ``marginal=False``, or PyMC's ``step=``
-        with nutpie.
+        For an unknown ``nuts_sampler``, nutpie with ``marginal=False``, PyMC's ``step=``
+        with nutpie, or ``cores`` above 1 with PyMC's sampler.
 
     Examples
     --------
@@ -327,6 +327,11 @@ def sample(
         )
     if sampler == "nutpie" and "step" in kwargs:
         raise ValueError("step= is a PyMC step method: pass nuts_sampler='pymc' with it")
+    if sampler == "pymc" and cores not in (None, 1):
+        raise ValueError(
+            f"cores={cores!r}: nuts_sampler='pymc' runs the chains one after another on one "
+            "core; nuts_sampler='nutpie' runs them in parallel"
+        )
     has_sd_prior = fit.priors is not None and any(
         k == "sd" or k.startswith("sd_") for k in fit.priors.priors
     )

@@ -168,3 +168,5 @@ def test_sample_refuses_what_nutpie_cannot_do(fm1_prior):
         sample(fm1_prior, nuts_sampler="nutpie", marginal=False, **kw)
     with pytest.raises(ValueError, match=r"^step= is a PyMC step method: pass nuts_sampler="):
         sample(fm1_prior, step=object(), **kw)
+    with pytest.raises(ValueError, match=r"^cores=2: nuts_sampler='pymc' runs the chains one"):
+        sample(fm1_prior, nuts_sampler="pymc", cores=2, **kw)
