@@ -31,7 +31,6 @@ from pymc.step_methods.hmc.quadpotential import QuadPotentialFull, QuadPotential
 
 from .covariance import theta_names, theta_to_D, theta_to_D_pt
 from .model import MixedModelGraph
-from .nuts import sample_marginal
 from .ops import AGQLogLik
 from .priors import student_t_kernel_logp
 
@@ -343,6 +342,8 @@ def sample(
             stacklevel=2,
         )
     if sampler == "nutpie":
+        from .nuts import sample_marginal  # it builds on this module's posterior variables
+
         cov = _map_covariance(fit)
         start = time.perf_counter()
         idata = sample_marginal(

@@ -20,36 +20,13 @@ from collections import OrderedDict
 import arviz as az
 import numpy as np
 
+from .bayes import _dims, _natural
 from .log_density import LogDensity
 from .model import MixedModelGraph
 
 __all__ = ["sample_marginal"]
 
 _KEPT_VALUES = 2_000_000  # per-group log-likelihoods kept per chain for the draws, in floats
-
-
-def _natural(graph: MixedModelGraph, theta: np.ndarray) -> dict[str, np.ndarray]:
-    """The PyMC model's variables at ``θ`` (free variables, then deterministics)."""
-    parts = graph.split(theta)
-    _, D, phis = graph.unpack(theta)
-    out = {"beta": parts["beta"]}
-    if graph.p_zi:
-        out["gamma"] = parts["gamma"]
-    out["theta_D"] = parts["theta_D"]
-    sd = np.sqrt(np.diag(D))
-    if graph.n_phis:
-        out["log_phi"], out["phi"] = parts["log_phis"], phis
-    out["sd"] = sd
-    if not graph.design.diagonal and graph.q > 1:
-        out["corr"] = D / np.outer(sd, sd)
-    return {k: np.array(v, dtype=float) for k, v in out.items()}
-
-
-def _dims(graph: MixedModelGraph) -> dict[str, tuple[str, ...]]:
-    dims = {"beta": ("fixed",), "gamma": ("zero_part",), "theta_D": ("D_parameter",)}
-    dims |= {"log_phi": ("extra",), "phi": ("extra",), "sd": ("random",)}
-    dims |= {"corr": ("random", "random_"), "loglik_group": ("group",)}
-    return dims
 
 
 class _Chains:
@@ -93,7 +70,7 @@ class _Chains:
             per_group = state.recent.get(z.tobytes())
             if per_group is None:  # not among the chain's recent evaluations
                 per_group = state.density(theta)[2]
-            return {**_natural(self.graph, theta), "loglik_group": np.array(per_group)}
+            return {**_natural(self.fit, theta), "loglik_group": np.array(per_group)}
 
         return expand
 
@@ -132,9 +109,10 @@ def sample_marginal(
     k = len(fit.theta)
     scale = np.eye(k) if scale is None else np.asarray(scale, dtype=float)
     functions = _Chains(fit, graph, scale)
-    shapes = {name: value.shape for name, value in _natural(graph, fit.theta).items()}
+    shapes = {name: value.shape for name, value in _natural(fit, fit.theta).items()}
     shapes["loglik_group"] = (graph.design.n_groups,)
-    dims = {name: _dims(graph)[name] for name in shapes}
+    dims = {name: tuple(dim) for name, dim in _dims(fit).items()}
+    dims["loglik_group"] = ("group",)
     model = from_pyfunc(
         k,
         functions.make_logp,
