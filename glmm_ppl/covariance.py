@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import numba
 import numpy as np
 import pytensor.tensor as pt
 
@@ -20,7 +21,7 @@ __all__ = [
     "theta_names",
     "theta_to_D",
     "theta_to_D_pt",
-    "theta_to_D_vjp",
+    "theta_to_L",
     "D_to_theta",
 ]
 
@@ -50,6 +51,23 @@ def theta_names(q: int, diagonal: bool) -> list[str]:
     return [f"D_{c + 1}{r + 1}" for r, c in zip(rows, cols, strict=False)]
 
 
+@numba.njit(cache=True, nogil=True)
+def theta_to_L(theta: np.ndarray, q: int, diagonal: bool) -> np.ndarray:
+    """The factor ``L`` of ``D = L Lᵀ`` from ``θ`` (compiled: the density of ``θ`` that a
+    sampler evaluates builds it in its own kernel). ``θ`` must have :func:`n_theta` entries."""
+    L = np.zeros((q, q))
+    if diagonal:
+        for r in range(q):
+            L[r, r] = np.exp(theta[r])
+        return L
+    k = 0
+    for r in range(q):
+        for c in range(r + 1):
+            L[r, c] = np.exp(theta[k]) if r == c else theta[k]
+            k += 1
+    return L
+
+
 def theta_to_D(theta: np.ndarray, q: int, diagonal: bool) -> np.ndarray:
     """``D`` from ``θ`` (numpy).
 
@@ -59,12 +77,13 @@ def theta_to_D(theta: np.ndarray, q: int, diagonal: bool) -> np.ndarray:
     array([[1.  , 0.5 ],
            [0.5 , 4.25]])
     """
-    theta = np.asarray(theta, dtype=float)
-    if diagonal:
-        return np.diag(np.exp(2.0 * theta))
-    L = np.zeros((q, q))
-    L[_tril(q)] = theta
-    L[np.diag_indices(q)] = np.exp(np.diag(L))
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    if theta.shape != (n_theta(q, diagonal),):
+        raise ValueError(
+            f"a {q} x {q} {'diagonal ' if diagonal else ''}covariance matrix has "
+            f"{n_theta(q, diagonal)} parameters, got an array of shape {theta.shape}"
+        )
+    L = theta_to_L(theta, q, bool(diagonal))
     return L @ L.T
 
 
@@ -78,30 +97,6 @@ def theta_to_D_pt(theta, q: int, diagonal: bool):
     idx = np.arange(q)
     L = pt.set_subtensor(L[idx, idx], pt.exp(L[idx, idx]))
     return L @ L.T
-
-
-def theta_to_D_vjp(theta: np.ndarray, grad_D: np.ndarray, q: int, diagonal: bool) -> np.ndarray:
-    """``∂f/∂θ`` from ``G = ∂f/∂D`` (the chain rule through :func:`theta_to_D`, numpy).
-
-    ``G`` is the gradient with the entries of ``D`` taken as free (so symmetric when ``f`` is
-    a function of a symmetric matrix): ``∂f/∂L = (G + Gᵀ) L``, then the log-scale diagonal.
-
-    Examples
-    --------
-    >>> theta_to_D_vjp(np.array([0.0, 0.5, 0.0]), np.eye(2), 2, diagonal=False)
-    array([2., 1., 2.])
-    """
-    theta = np.asarray(theta, dtype=float)
-    G = np.asarray(grad_D, dtype=float)
-    if diagonal:
-        return 2.0 * np.diag(G) * np.exp(2.0 * theta)
-    L = np.zeros((q, q))
-    L[_tril(q)] = theta
-    diag = np.exp(np.diag(L))
-    L[np.diag_indices(q)] = diag
-    gL = (G + G.T) @ L
-    gL[np.diag_indices(q)] *= diag
-    return gL[_tril(q)]
 
 
 def D_to_theta(D: np.ndarray, diagonal: bool) -> np.ndarray:

@@ -93,3 +93,18 @@ def test_non_symmetric_raises():
     D = np.array([[1.0, 0.5], [0.9, 1.0]])
     with pytest.raises(ValueError, match="symmetric"):
         D_to_theta(D, diagonal=False)
+
+
+def test_wrong_number_of_parameters_raises():
+    with pytest.raises(
+        ValueError,
+        match=re.escape("a 2 x 2 covariance matrix has 3 parameters, got an array of shape (2,)"),
+    ):
+        theta_to_D(np.zeros(2), 2, diagonal=False)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "a 3 x 3 diagonal covariance matrix has 3 parameters, got an array of shape (6,)"
+        ),
+    ):
+        theta_to_D(np.zeros(6), 3, diagonal=True)
