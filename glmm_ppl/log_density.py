@@ -1,21 +1,108 @@
-"""The marginal model's log posterior density of ``θ`` and its gradient, in NumPy.
+"""The marginal model's log posterior density of ``θ`` and its gradient, in one compiled call.
 
 It is the density of :func:`glmm_ppl.to_pymc`'s marginal model: the AGQ log-likelihood, plus
 the penalty, plus the priors with the Jacobian of their log-scale parameters (flat where there
-is no prior). The chain rule through ``η⁰ = Xβ (+ X_zi γ)``, ``D(θ_D)`` and ``φ = exp(log φ)``
-is written out rather than compiled, and each :class:`LogDensity` holds its own engine (its
-own modes), so several can run at once, one per thread, as a sampler's chains do. The tests
-check it against PyTensor's gradient of the PyMC model.
+is no prior). A sampler calls it thousands of times, so everything but the penalty and the
+priors runs in one numba kernel that releases the GIL: ``η⁰ = Xβ (+ X_zi γ) + offset``, ``D(θ_D)``
+and ``φ = exp(log φ)``, the re-centring of the nodes, the quadrature, and the chain rule back
+to ``θ`` (``∂/∂β = Xᵀ ∂/∂η⁰``, ``∂/∂θ_D`` through the log-Cholesky factor, ``∂/∂ log φ =
+φ ∂/∂φ``). Each :class:`LogDensity` holds its own modes, so several can run at once, one per
+thread, as a sampler's chains do. The tests check it against PyTensor's gradient of the PyMC
+model.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from .covariance import theta_to_D_vjp
+from .agq import _inverse_kernel, _modes_kernel, _nodes_kernel
+from .covariance import theta_to_L
 from .model import MixedModelGraph
 
 __all__ = ["LogDensity"]
+
+_NEWTON_TOL, _NEWTON_MAX_ITER = 1e-9, 100  # as AGQ.evaluate's re-centring
+
+
+@numba.njit(cache=True, nogil=True)
+def _density_kernel(
+    point, n_out, theta, p, pz, diagonal, X, X_zi, offset, Y, Z, starts, weights, nodes, log_w,
+    modes, chol, log_det, iters, per_group, grad,
+):  # fmt: skip
+    """Log-likelihood at ``θ`` (−inf where it is not finite); its gradient into ``grad`` and
+    the groups' log-likelihoods into ``per_group``. ``modes``, ``chol``, ``log_det``, ``iters``
+    are the engine's state, updated in place."""
+    N, E, q = Z.shape
+    n = starts.shape[0] - 1
+    t = q if diagonal else q * (q + 1) // 2
+    n_phi = theta.shape[0] - p - pz - t
+    grad[:] = 0.0
+    L = theta_to_L(theta[p + pz : p + pz + t], q, diagonal)
+    D = L @ L.T
+    Dinv = np.empty((q, q))
+    logdetD = _inverse_kernel(D, Dinv)
+    if np.isnan(logdetD):  # D is singular (a variance underflowed): the likelihood is 0 there
+        per_group[:] = -np.inf
+        return -np.inf
+    phis = np.exp(theta[p + pz + t :])
+    eta0 = np.empty((N, E))
+    for j in range(N):
+        v = offset[j, 0]
+        for k in range(p):
+            v += X[j, k] * theta[k]
+        eta0[j, 0] = v
+        if E == 2:
+            v = offset[j, 1]
+            for k in range(pz):
+                v += X_zi[j, k] * theta[p + k]
+            eta0[j, 1] = v
+    _modes_kernel(
+        point, n_out, 0, n, Y, eta0, Z, starts, Dinv, phis, modes, chol, log_det, iters,
+        _NEWTON_TOL, _NEWTON_MAX_ITER,
+    )  # fmt: skip
+    g_eta = np.empty((N, E))
+    S_g = np.empty((n, q, q))
+    gphi_g = np.empty((n, n_phi))
+    _nodes_kernel(
+        point, n_out, 0, n, Y, eta0, Z, starts, modes, chol, log_det, nodes, log_w, Dinv,
+        logdetD, phis, True, False, per_group, g_eta, S_g, gphi_g, np.empty((0, 1)),
+    )  # fmt: skip
+    loglik = 0.0
+    for i in range(n):
+        loglik += weights[i] * per_group[i]
+    if not np.isfinite(loglik):
+        return -np.inf
+    # ∂/∂β = Xᵀ ∂/∂η⁰ (and the zero part's), ∂/∂φ, S = Σ w_i S_i
+    S = np.zeros((q, q))
+    n_eff = 0.0
+    for i in range(n):
+        w = weights[i]
+        n_eff += w
+        for j in range(starts[i], starts[i + 1]):
+            for k in range(p):
+                grad[k] += w * g_eta[j, 0] * X[j, k]
+            if E == 2:
+                for k in range(pz):
+                    grad[p + k] += w * g_eta[j, 1] * X_zi[j, k]
+        for r in range(q):
+            for c in range(q):
+                S[r, c] += w * S_g[i, r, c]
+        for m in range(n_phi):
+            grad[p + pz + t + m] += w * gphi_g[i, m] * phis[m]
+    # ∂/∂D = ½ D⁻¹ S D⁻¹ − (n/2) D⁻¹, then ∂/∂L = (G + Gᵀ) L and the log-scale diagonal
+    G = 0.5 * (Dinv @ S @ Dinv) - 0.5 * n_eff * Dinv
+    gL = (G + G.T) @ L
+    if diagonal:
+        for r in range(q):
+            grad[p + pz + r] = gL[r, r] * L[r, r]
+    else:
+        k = 0
+        for r in range(q):
+            for c in range(r + 1):
+                grad[p + pz + k] = gL[r, c] * L[r, c] if r == c else gL[r, c]
+                k += 1
+    return loglik
 
 
 class LogDensity:
@@ -41,32 +128,43 @@ class LogDensity:
 
     def __init__(self, graph: MixedModelGraph, modes=None):
         self.graph = graph
-        self.engine = graph.engine.copy()
+        self.engine = engine = graph.engine.copy()
         if modes is not None:
-            self.engine.modes = np.array(modes, dtype=float).reshape(self.engine.modes.shape)
-        self._designs = graph.fixed_designs()
+            engine.modes = np.array(modes, dtype=float).reshape(engine.modes.shape)
+        weights = np.ones(engine.n) if engine.weights is None else engine.weights
+        offset = np.broadcast_to(graph._offset, (engine.N, engine.E))
+        self._data = (
+            graph.p,
+            graph.p_zi,
+            graph.design.diagonal,
+            graph._X,
+            graph._X_zi,
+            np.ascontiguousarray(offset),
+            engine.Y,
+            engine.Z,
+            engine.starts,
+            np.ascontiguousarray(weights, dtype=np.float64),
+            engine.nodes,
+            engine.log_w,
+        )
         self._priors = None if graph.priors is None else graph.priors.compiled(True).copy()
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        g = self.graph
-        theta = np.asarray(theta, dtype=float)
-        parts = g.split(theta)
-        fixed, D, phis = g.unpack(theta)
-        res = self.engine.evaluate(g.fixed_part(fixed), D, phis)
-        grad = np.zeros(len(theta))
-        if not np.isfinite(res.loglik):
-            return -np.inf, grad, res.per_group
-        grad_eta = np.reshape(res.grad_eta, (g.design.nobs, -1))
-        fixed_grad = [X.T @ grad_eta[:, e] for e, X in enumerate(self._designs)]
-        p, t = g.p + g.p_zi, g.n_theta
-        grad[:p] = np.concatenate(fixed_grad)
-        grad[p : p + t] = theta_to_D_vjp(parts["theta_D"], res.grad_D, g.q, g.design.diagonal)
-        grad[p + t :] = res.grad_phis * phis
-        value = res.loglik
+        g, e = self.graph, self.engine
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        grad = np.empty(len(theta))
+        per_group = np.empty(e.n)
+        value = _density_kernel(
+            e._point, e._n_out, theta, *self._data, e.modes, e.chol, e.log_det_chol,
+            e.newton_iterations, per_group, grad,
+        )  # fmt: skip
+        if not np.isfinite(value):
+            return -np.inf, np.zeros(len(theta)), per_group
         if g.penalty is not None:
-            value += g.penalty.logp_numpy(parts["beta"])
-            grad[: g.p] += g.penalty.grad_numpy(parts["beta"])
+            beta = theta[: g.p]
+            value += g.penalty.logp_numpy(beta)
+            grad[: g.p] += g.penalty.grad_numpy(beta)
         if self._priors is not None:
             lp, g_prior = self._priors(theta)
             value, grad = value + float(lp), grad + g_prior
-        return float(value), grad, res.per_group
+        return float(value), grad, per_group

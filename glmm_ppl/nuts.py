@@ -2,13 +2,14 @@
 
 nutpie's sampler runs the chains in threads. Each chain evaluates its own
 :class:`~glmm_ppl.log_density.LogDensity` (the density of :func:`glmm_ppl.to_pymc`'s
-marginal model, with the chain's own quadrature modes), and the kernels release the GIL, so
-two chains keep two cores busy. The sampler moves in ``z`` with ``θ = θ̂ + C z``, ``C`` the
+marginal model, with the chain's own quadrature modes): one compiled call that releases the
+GIL, so two chains keep two cores busy. The sampler moves in ``z`` with ``θ = θ̂ + C z``, ``C`` the
 Cholesky factor of the MAP fit's asymptotic covariance: the posterior is then close to
 isotropic from the first step, and nutpie's diagonal mass-matrix adaptation has little left
 to learn. Draws are mapped back to the variables of the PyMC model (``beta``, ``theta_D``,
 ``sd``, ``corr``, ``phi``…); the per-group log-likelihood of each draw is kept from the
-gradient evaluation at that point rather than computed again.
+gradient evaluation at that point rather than computed again (nutpie expands a draw in
+another thread than its chain's, so the recent evaluations are kept for all chains).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .model import MixedModelGraph
 
 __all__ = ["sample_marginal"]
 
-_KEPT_VALUES = 2_000_000  # per-group log-likelihoods kept per chain for the draws, in floats
+_KEPT_VALUES = 2_000_000  # per-group log-likelihoods kept for the draws, in floats
 
 
 class _Chains:
@@ -39,37 +40,38 @@ class _Chains:
         self.local = threading.local()
         # PyTensor's compilation (and a compiled function's copy) changes global settings
         # while it runs: never in two threads at once
-        self.lock = threading.Lock()
+        self.compile_lock = threading.Lock()
         if graph.priors is not None:
             graph.priors.compiled(True)
-        self.kept = int(np.clip(_KEPT_VALUES // max(graph.design.n_groups, 1), 16, 4096))
+        self.recent = OrderedDict()  # z bytes -> per-group log-likelihoods, all chains
+        self.recent_lock = threading.Lock()
+        self.kept = int(np.clip(_KEPT_VALUES // max(graph.design.n_groups, 1), 64, 8192))
 
-    def _state(self):
+    def _density(self) -> LogDensity:
         state = self.local
         if not hasattr(state, "density"):
-            with self.lock:
+            with self.compile_lock:
                 state.density = LogDensity(self.graph, self.fit.modes)
-            state.recent = OrderedDict()  # z bytes -> per-group log-likelihood
-        return state
+        return state.density
 
     def make_logp(self):
         def logp(z):
-            state = self._state()
-            value, grad, per_group = state.density(self.center + self.scale @ z)
-            state.recent[z.tobytes()] = per_group
-            if len(state.recent) > self.kept:
-                state.recent.popitem(last=False)
+            value, grad, per_group = self._density()(self.center + self.scale @ z)
+            with self.recent_lock:
+                self.recent[z.tobytes()] = per_group
+                if len(self.recent) > self.kept:
+                    self.recent.popitem(last=False)
             return value, self.scale.T @ grad
 
         return logp
 
     def make_expand(self, seed1, seed2, chain):
         def expand(z):
-            state = self._state()
             theta = self.center + self.scale @ z
-            per_group = state.recent.get(z.tobytes())
-            if per_group is None:  # not among the chain's recent evaluations
-                per_group = state.density(theta)[2]
+            with self.recent_lock:
+                per_group = self.recent.get(z.tobytes())
+            if per_group is None:  # no longer among the recent evaluations
+                per_group = self._density()(theta)[2]
             return {**_natural(self.fit, theta), "loglik_group": np.array(per_group)}
 
         return expand

@@ -10,7 +10,6 @@ import pytest
 
 import glmm_ppl as gp
 from glmm_ppl.bayes import sample, to_pymc
-from glmm_ppl.covariance import theta_to_D, theta_to_D_vjp
 from glmm_ppl.log_density import LogDensity
 from glmm_ppl.model import MixedModelGraph
 
@@ -21,28 +20,11 @@ def _graph(fit) -> MixedModelGraph:
     return MixedModelGraph(fit.design, fit.family, fit.n_agq, fit.penalty, fit.priors)
 
 
-@pytest.mark.parametrize("diagonal", [False, True])
-def test_theta_to_D_vjp_matches_central_differences(diagonal):
-    rng = np.random.default_rng(2)
-    q = 3
-    theta = rng.normal(scale=0.5, size=q if diagonal else 6)
-    A = rng.normal(size=(q, q))
-
-    def f(t):  # a scalar function of D with a non-symmetric coefficient matrix
-        D = theta_to_D(t, q, diagonal)
-        return float(np.sum(A * D) + np.log(np.linalg.det(D)))
-
-    D = theta_to_D(theta, q, diagonal)
-    G = A + np.linalg.inv(D).T  # ∂f/∂D with the entries of D free
-    h = 1e-6
-    numeric = [(f(theta + h * e) - f(theta - h * e)) / (2 * h) for e in np.eye(len(theta))]
-    np.testing.assert_allclose(theta_to_D_vjp(theta, G, q, diagonal), numeric, rtol=1e-6)
-
-
 @pytest.fixture(scope="module")
 def models(binary, poisson):
     """Fits covering every block of θ: correlated random effects with sd and LKJ priors; a
-    hurdle part with its own fixed effects, an extra parameter with a prior, and the penalty."""
+    hurdle part with its own fixed effects, an extra parameter with a prior, and the penalty;
+    a diagonal ``D`` with an offset and group weights."""
     corr = gp.mixed_model(
         FIXED,
         "~ time | id",
@@ -60,10 +42,19 @@ def models(binary, poisson):
         priors={"size": pm.Gamma.dist(2.0, 0.5)},
         n_agq=7,
     )
-    return {"corr": corr, "zero": zero}
+    groups = np.sort(poisson["id"].unique())
+    diag = gp.mixed_model(
+        "y ~ sex + time",
+        "~ time || id",
+        poisson,
+        "negative_binomial",
+        offset=0.1 * poisson["time"].to_numpy(),
+        weights=1.0 + (np.arange(len(groups)) % 3),
+    )
+    return {"corr": corr, "zero": zero, "diag": diag}
 
 
-@pytest.mark.parametrize("name", ["corr", "zero"])
+@pytest.mark.parametrize("name", ["corr", "zero", "diag"])
 def test_log_density_is_the_pymc_models_density(models, name):
     """Value and gradient against PyTensor's compilation of :func:`to_pymc`'s model (its
     gradient by automatic differentiation), at points away from the estimates."""
@@ -80,7 +71,9 @@ def test_log_density_is_the_pymc_models_density(models, name):
         value, grad, per_group = density(theta)
         assert value == pytest.approx(float(logp(point)), abs=1e-8)
         np.testing.assert_allclose(grad, dlogp(point), rtol=1e-6, atol=1e-5)
-        assert per_group.sum() == pytest.approx(graph(theta)[1], abs=1e-7)
+        weights = graph.engine.weights
+        total = per_group.sum() if weights is None else per_group @ weights
+        assert total == pytest.approx(graph(theta)[1], abs=1e-7)
 
 
 def test_log_densities_in_threads_agree_with_one_alone(models):
@@ -170,3 +163,34 @@ def test_sample_refuses_what_nutpie_cannot_do(fm1_prior):
         sample(fm1_prior, step=object(), **kw)
     with pytest.raises(ValueError, match=r"^cores=2: nuts_sampler='pymc' runs the chains one"):
         sample(fm1_prior, nuts_sampler="pymc", cores=2, **kw)
+
+
+def test_log_density_is_minus_infinity_where_D_is_singular(models):
+    """A correlation within rounding of 1 makes ``D`` singular: the likelihood is 0 there,
+    with a zero gradient, rather than a value the rule cannot give."""
+    fit = models["corr"]
+    graph = _graph(fit)
+    theta = fit.theta.copy()
+    theta[graph.p : graph.p + graph.n_theta] = [0.0, 1e6, -20.0]  # L = [[1, 0], [1e6, e⁻²⁰]]
+    value, grad, per_group = LogDensity(graph, fit.modes)(theta)
+    assert value == -np.inf
+    assert np.array_equal(grad, np.zeros(len(theta)))
+    assert np.all(per_group == -np.inf)
+
+
+def test_draws_reuse_the_log_likelihoods_of_their_evaluation(fm1_prior, monkeypatch):
+    """The per-group log-likelihoods stored with a draw are those computed with its gradient,
+    although nutpie stores the draws from other threads than the chains': a point evaluated
+    again for each of the 120 draws (warm-up included) would make 120 repeats; nutpie itself
+    repeats a few (its starting points)."""
+    points = []
+    call = LogDensity.__call__
+
+    def counted(self, theta):
+        points.append(np.asarray(theta).tobytes())
+        return call(self, theta)
+
+    monkeypatch.setattr(LogDensity, "__call__", counted)
+    sample(fm1_prior, draws=40, tune=20, chains=2, random_seed=3, progressbar=False)
+    assert len(points) > 2 * 60
+    assert len(points) - len(set(points)) < 40
