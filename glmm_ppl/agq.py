@@ -41,6 +41,7 @@ __all__ = ["AGQ", "AGQResult"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _PARALLEL_WORK = 50_000  # rows × nodes above which the groups are split across threads
+_NEWTON_TOL, _NEWTON_MAX_ITER = 1e-9, 100  # re-centring: step size at convergence, steps
 
 
 def _inverse(D) -> tuple[np.ndarray, float] | None:
@@ -517,7 +518,9 @@ class AGQ:
         """The fixed part as an ``(N, E)`` array (a vector is accepted for one predictor)."""
         return np.ascontiguousarray(np.asarray(eta0, dtype=np.float64).reshape(self.N, self.E))
 
-    def update_modes(self, eta0, D, phis, tol: float = 1e-9, max_iter: int = 100) -> int:
+    def update_modes(
+        self, eta0, D, phis, tol: float = _NEWTON_TOL, max_iter: int = _NEWTON_MAX_ITER
+    ) -> int:
         """Move the modes ``b̂_i`` and factors ``C_i`` to the current parameters.
 
         Returns the largest number of Newton iterations any group needed.
@@ -527,7 +530,9 @@ class AGQ:
             return 0
         return self._recenter(self._eta0(eta0), inv[0], phis, tol, max_iter)
 
-    def _recenter(self, eta0, Dinv, phis, tol: float = 1e-9, max_iter: int = 100) -> int:
+    def _recenter(
+        self, eta0, Dinv, phis, tol: float = _NEWTON_TOL, max_iter: int = _NEWTON_MAX_ITER
+    ) -> int:
         modes = self.modes.copy()
         self._run(
             _modes_kernel,

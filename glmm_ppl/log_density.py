@@ -3,12 +3,12 @@
 It is the density of :func:`glmm_ppl.to_pymc`'s marginal model: the AGQ log-likelihood, plus
 the penalty, plus the priors with the Jacobian of their log-scale parameters (flat where there
 is no prior). A sampler calls it thousands of times, so everything but the penalty and the
-priors runs in one numba kernel that releases the GIL: ``η⁰ = Xβ (+ X_zi γ) + offset``, ``D(θ_D)``
-and ``φ = exp(log φ)``, the re-centring of the nodes, the quadrature, and the chain rule back
-to ``θ`` (``∂/∂β = Xᵀ ∂/∂η⁰``, ``∂/∂θ_D`` through the log-Cholesky factor, ``∂/∂ log φ =
-φ ∂/∂φ``). Each :class:`LogDensity` holds its own modes, so several can run at once, one per
-thread, as a sampler's chains do. The tests check it against PyTensor's gradient of the PyMC
-model.
+priors runs in one numba kernel that releases the GIL: ``η⁰ = Xβ (+ X_zi γ) + offset``,
+``D(θ_D)`` and ``φ = exp(log φ)``, the re-centring of the nodes, the quadrature, and the chain
+rule back to ``θ`` (``∂/∂β = Xᵀ ∂/∂η⁰``, ``∂/∂θ_D`` through the log-Cholesky factor,
+``∂/∂ log φ = φ ∂/∂φ``). Each :class:`LogDensity` holds its own modes, so several can run at
+once, one per thread, as a sampler's chains do. The tests check it against PyTensor's gradient
+of the PyMC model.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .agq import _inverse_kernel, _modes_kernel, _nodes_kernel
+from .agq import _NEWTON_MAX_ITER, _NEWTON_TOL, _inverse_kernel, _modes_kernel, _nodes_kernel
 from .covariance import theta_to_L
 from .model import MixedModelGraph
 
 __all__ = ["LogDensity"]
-
-_NEWTON_TOL, _NEWTON_MAX_ITER = 1e-9, 100  # as AGQ.evaluate's re-centring
 
 
 @numba.njit(cache=True, nogil=True)

@@ -3,10 +3,10 @@
 nutpie's sampler runs the chains in threads. Each chain evaluates its own
 :class:`~glmm_ppl.log_density.LogDensity` (the density of :func:`glmm_ppl.to_pymc`'s
 marginal model, with the chain's own quadrature modes): one compiled call that releases the
-GIL, so two chains keep two cores busy. The sampler moves in ``z`` with ``θ = θ̂ + C z``, ``C`` the
-Cholesky factor of the MAP fit's asymptotic covariance: the posterior is then close to
-isotropic from the first step, and nutpie's diagonal mass-matrix adaptation has little left
-to learn. Draws are mapped back to the variables of the PyMC model (``beta``, ``theta_D``,
+GIL, so two chains keep two cores busy. The sampler moves in ``z`` with ``θ = θ̂ + C z``,
+``C`` the Cholesky factor of the MAP fit's asymptotic covariance: the posterior is then close
+to isotropic from the first step, and nutpie's diagonal mass-matrix adaptation has little
+left to learn. Draws are mapped back to the variables of the PyMC model (``beta``, ``theta_D``,
 ``sd``, ``corr``, ``phi``…); the per-group log-likelihood of each draw is kept from the
 gradient evaluation at that point rather than computed again (nutpie expands a draw in
 another thread than its chain's, so the recent evaluations are kept for all chains).
