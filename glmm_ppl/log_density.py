@@ -28,9 +28,9 @@ def _density_kernel(
     point, n_out, theta, p, pz, diagonal, X, X_zi, offset, Y, Z, starts, weights, nodes, log_w,
     modes, chol, log_det, iters, per_group, grad,
 ):  # fmt: skip
-    """Log-likelihood at ``θ`` (−inf where it is not finite); its gradient into ``grad`` and
-    the groups' log-likelihoods into ``per_group``. ``modes``, ``chol``, ``log_det``, ``iters``
-    are the engine's state, updated in place."""
+    """Log-likelihood at ``θ`` (−inf, with a zero gradient, where it is not finite); its
+    gradient into ``grad`` and the groups' log-likelihoods into ``per_group``. ``modes``,
+    ``chol``, ``log_det``, ``iters`` are the engine's state, updated in place."""
     N, E, q = Z.shape
     n = starts.shape[0] - 1
     t = q if diagonal else q * (q + 1) // 2
@@ -130,14 +130,13 @@ class LogDensity:
         if modes is not None:
             engine.modes = np.array(modes, dtype=float).reshape(engine.modes.shape)
         weights = np.ones(engine.n) if engine.weights is None else engine.weights
-        offset = np.broadcast_to(graph._offset, (engine.N, engine.E))
         self._data = (
             graph.p,
             graph.p_zi,
             graph.design.diagonal,
             graph._X,
             graph._X_zi,
-            np.ascontiguousarray(offset),
+            graph._offset,
             engine.Y,
             engine.Z,
             engine.starts,
@@ -157,7 +156,7 @@ class LogDensity:
             e.newton_iterations, per_group, grad,
         )  # fmt: skip
         if not np.isfinite(value):
-            return -np.inf, np.zeros(len(theta)), per_group
+            return -np.inf, grad, per_group
         if g.penalty is not None:
             beta = theta[: g.p]
             value += g.penalty.logp_numpy(beta)
