@@ -28,6 +28,7 @@ except ImportError:  # PyTensor before 2.32
 from pytensor.graph.rewriting.utils import rewrite_graph
 from pytensor.link.numba.dispatch import numba_funcify
 from pytensor.scalar.basic import Composite
+from pytensor.scalar.math import Sigmoid, Softplus
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
 
 from . import numba_scalars  # noqa: F401  (registers numba versions of scalar functions)
@@ -41,6 +42,19 @@ def layout(n_eta: int, n_phis: int) -> tuple[int, int, int]:
     the total is ``1 + E + E(E+1)/2 + n_phis`` for ``E`` linear predictors. Second derivatives
     are stored as the upper triangle, row by row (``(0,0), (0,1), (1,1)`` for two)."""
     return 1, 1 + n_eta, 1 + n_eta + n_eta * (n_eta + 1) // 2
+
+
+def _softplus_or_sigmoid(op, x, shared_exp: dict):
+    """``softplus(x) = max(x, 0) + log1p(e)`` or ``sigmoid(x) = (1 or e) / (1 + e)`` with
+    ``e = exp(−|x|)``, one ``e`` per ``x`` (accurate for every ``x``). The logit link's
+    density and its derivatives need both: one exponential instead of three."""
+    e = shared_exp.get(x)
+    if e is None:
+        e = shared_exp[x] = ps.exp(ps.neg(ps.abs(x)))
+    zero, one = ps.constant(0.0, dtype="float64"), ps.constant(1.0, dtype="float64")
+    if isinstance(op, Softplus):
+        return ps.add(ps.maximum(x, zero), ps.log1p(e))
+    return ps.true_div(ps.switch(ps.ge(x, zero), one, e), ps.add(one, e))
 
 
 def _scalar_graph(family: Family):
@@ -85,9 +99,15 @@ def _scalar_graph(family: Family):
             f"{', '.join(data) or 'no data'}): {v}"
         )
 
+    shared_exp: dict = {}
     for node in io_toposort(inputs, outputs):
         if isinstance(node.op, Elemwise):
-            outs = node.op.scalar_op.make_node(*[get(i) for i in node.inputs]).outputs
+            args = [get(i) for i in node.inputs]
+            op = node.op.scalar_op
+            if isinstance(op, Softplus | Sigmoid):
+                outs = [_softplus_or_sigmoid(op, args[0], shared_exp)]
+            else:
+                outs = op.make_node(*args).outputs
         elif isinstance(node.op, DimShuffle):
             outs = [get(node.inputs[0])]
         else:

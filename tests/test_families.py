@@ -127,6 +127,23 @@ def test_binomial_derivatives_finite_in_tails(link):
     assert np.all(d2 <= 1e-12)  # every link here gives a log-concave Bernoulli density
 
 
+def test_logit_kernel_accurate_far_in_tails():
+    # the compiled softplus and sigmoid share exp(−|η|): value and derivatives against closed
+    # forms out to where exp underflows
+    eta = np.concatenate([-np.logspace(3, -3, 40), [0.0], np.logspace(-3, 3, 40)])
+    y = np.array([0.0, 1.0])
+    lp, d1, d2 = kernel(binomial(), y, eta[None, :].repeat(2, axis=0))
+    p, log_p, log_q = special.expit(eta), special.log_expit(eta), special.log_expit(-eta)
+    eps = np.finfo(float).eps
+    # y·η − softplus(η) cancels for y = 1, η ≫ 0: an absolute error of a few ε·|η| there
+    lp_atol = 4 * eps * np.abs(eta)
+    assert np.all(np.abs(lp[0] - log_q) <= 1e-14 * np.abs(log_q) + lp_atol)
+    assert np.all(np.abs(lp[1] - log_p) <= 1e-14 * np.abs(log_p) + lp_atol)
+    # y − sigmoid(η) and 1 − sigmoid(η) cancel the same way: an absolute error of an ε
+    np.testing.assert_allclose(d1, [-p, special.expit(-eta)], rtol=1e-14, atol=2 * eps)
+    np.testing.assert_allclose(d2[0], -p * special.expit(-eta), rtol=1e-13, atol=2 * eps)
+
+
 # ---- response checks -------------------------------------------------------------------------
 def test_binomial_rejects_values_other_than_0_1():
     pattern = (
