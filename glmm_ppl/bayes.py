@@ -24,14 +24,13 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.step_methods.hmc.quadpotential import QuadPotentialFull, QuadPotentialFullAdapt
 
 from .covariance import theta_names, theta_to_D, theta_to_D_pt
 from .model import MixedModelGraph
-from .ops import AGQLogLik
+from .ops import NUMPY_MODE, AGQLogLik
 from .priors import student_t_kernel_logp
 
 __all__ = [
@@ -43,7 +42,6 @@ __all__ = [
     "plot_compare",
 ]
 
-_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run")
 _ADAPT_TUNE = 500  # tuning steps from which the MAP mass matrix is adapted
 
 
@@ -235,7 +233,7 @@ def _sample_pymc(fit, draws, tune, chains, marginal, random_seed, progressbar, k
     model = to_pymc(fit, marginal=marginal)
     # the marginal model's cost is the Op: NumPy glue compiles instantly; the latent model is
     # many small operations, which PyMC's default compilation runs faster
-    compile_kwargs = {"mode": _MODE} if marginal else {}
+    compile_kwargs = {"mode": NUMPY_MODE} if marginal else {}
     with model:
         cov = _map_covariance(fit) if marginal and "step" not in kwargs else None
         if cov is not None:

@@ -25,16 +25,11 @@ from .agq import AGQ
 from .covariance import D_to_theta, n_theta, theta_names, theta_to_D, theta_to_D_pt
 from .design import Design
 from .families import Family
-from .ops import AGQLogLik
+from .ops import NUMPY_MODE, AGQLogLik
 from .prior_spec import PriorSpec
 from .priors import StudentTPenalty, student_t_kernel_logp
 
 __all__ = ["MixedModelGraph"]
-
-
-# The graph around the Op is a few small operations: run them with NumPy (the "py" linker)
-# rather than compile C for each (20-30 s on an empty cache, for ~60 µs saved per call).
-_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run")
 
 
 @lru_cache(maxsize=64)
@@ -60,7 +55,7 @@ def _compiled(
         [theta, X, X_zi, offset, pen_mu, pen_sigma, pen_df],
         [objective, loglik, pytensor.grad(objective, theta)],
         on_unused_input="ignore",
-        mode=_MODE,
+        mode=NUMPY_MODE,
     )
     fn.trust_input = True
     return fn, op

@@ -36,6 +36,8 @@ from pymc.distributions.shape_utils import change_dist_size
 from pytensor.graph.basic import Variable
 from pytensor.tensor.random.op import RandomVariable
 
+from .ops import NUMPY_MODE
+
 __all__ = ["PriorSpec", "make_priors"]
 
 
@@ -149,7 +151,7 @@ class PriorSpec:
             self._fns[jacobian] = pytensor.function(
                 [theta],
                 [lp, pytensor.grad(lp, theta, disconnected_inputs="ignore")],
-                mode=pytensor.compile.mode.Mode(linker="py"),
+                mode=NUMPY_MODE,
             )
         return self._fns[jacobian]
 
