@@ -191,6 +191,14 @@ def _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, 
         h += buf[0]
         if not want_derivs:
             continue
+        if E == 1:  # one linear predictor: ∇ℓ = ℓ' z, ∇²ℓ = ℓ'' z zᵀ
+            d1, d2 = buf[1], buf[2]
+            for r in range(q):
+                z = Z[j, 0, r]
+                grad[r] += d1 * z
+                for c in range(r + 1):
+                    negH[r, c] -= d2 * z * Z[j, 0, c]
+            continue
         for r in range(q):
             g = 0.0
             for e in range(E):
@@ -340,6 +348,9 @@ def _nodes_kernel(
     K = znodes.shape[0]
     n_phi = phis.shape[0]
     o_phi = 1 + E + n_d2
+    # one linear predictor and nothing but ℓ and ∂ℓ/∂η wanted: a loop with nothing else in it
+    # (a quarter faster than the general one)
+    simple = E == 1 and n_phi == 0 and not want_em
     # work space of one group, reused by all (an allocation per group costs as much as a row)
     m_max = 0
     for i in range(g0, g1):
@@ -349,6 +360,7 @@ def _nodes_kernel(
     eb = np.empty(E)
     a = np.empty(K)
     B = np.empty((K, q))
+    eta = np.empty((K, E))
     d1 = np.empty((m_max, K, E))
     d2 = np.empty((m_max, K, n_d2)) if want_em else np.empty((0, 0, 0))
     dphi = np.empty((K, n_phi))
@@ -369,17 +381,29 @@ def _nodes_kernel(
                     t += Dinv[r, c] * B[k, c]
                 quad += B[k, r] * t
             # log_w carries +q/2 log 2π (the rule's 1/φ(z)); N(b; 0, D) brings −q/2 log 2π
-            s = log_w[k] - 0.5 * (q * _LOG_2PI + logdetD + quad)
-            for j in range(j0, j1):
-                for c in range(Y.shape[1]):
-                    yb[c] = Y[j, c]
+            a[k] = log_w[k] - 0.5 * (q * _LOG_2PI + logdetD + quad)
+        for j in range(j0, j1):  # row by row: the row's data are read once for all nodes
+            for c in range(Y.shape[1]):
+                yb[c] = Y[j, c]
+            for e in range(E):
+                for k in range(K):
+                    eta[k, e] = eta0[j, e]
+                for r in range(q):
+                    z = Z[j, e, r]
+                    for k in range(K):
+                        eta[k, e] += z * B[k, r]
+            if simple:
+                for k in range(K):
+                    eb[0] = eta[k, 0]
+                    point(yb_p, eb_p, phis_p, buf_p)
+                    a[k] += buf[0]
+                    d1[j - j0, k, 0] = buf[1]
+                continue
+            for k in range(K):
                 for e in range(E):
-                    v = eta0[j, e]
-                    for r in range(q):
-                        v += Z[j, e, r] * B[k, r]
-                    eb[e] = v
+                    eb[e] = eta[k, e]
                 point(yb_p, eb_p, phis_p, buf_p)
-                s += buf[0]
+                a[k] += buf[0]
                 if want_grad:
                     for e in range(E):
                         d1[j - j0, k, e] = buf[1 + e]
@@ -388,7 +412,6 @@ def _nodes_kernel(
                 if want_em:
                     for e in range(n_d2):
                         d2[j - j0, k, e] = buf[1 + E + e]
-            a[k] = s
         amax = a.max()
         tot = 0.0
         for k in range(K):
