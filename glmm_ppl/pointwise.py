@@ -13,6 +13,7 @@ refused with a clear error.
 from __future__ import annotations
 
 from functools import lru_cache
+from hashlib import sha256
 
 import numba
 import numpy as np
@@ -26,7 +27,8 @@ try:
 except ImportError:  # PyTensor before 2.32
     from pytensor.graph.basic import io_toposort
 from pytensor.graph.rewriting.utils import rewrite_graph
-from pytensor.link.numba.dispatch import numba_funcify
+from pytensor.link.numba.cache import compile_numba_function_src
+from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
 from pytensor.scalar.basic import Composite
 from pytensor.scalar.math import Sigmoid, Softplus
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
@@ -133,21 +135,29 @@ POINT_SIGNATURE = numba.types.void(
 
 
 def _compile_point(family: Family):
+    """The point function and its number of outputs. It is cached on disk (in PyTensor's numba
+    cache) under PyTensor's key of the scalar graph and the wrapper's source: a new process
+    loads it instead of compiling it again (0.2 s)."""
     inputs, outputs = _scalar_graph(family)
     composite = Composite(inputs, outputs)
-    fn = numba_funcify(composite, node=composite.make_node(*[ps.float64() for _ in inputs]))
+    node = composite.make_node(*[ps.float64() for _ in inputs])
+    fn, graph_key = numba_funcify_and_cache_key(composite, node=node)
     n_out = len(outputs)
     args = (
         [f"yr[{k}]" for k in range(1 + len(family.aux_names))]
         + [f"er[{k}]" for k in range(family.n_eta)]
         + [f"phis[{m}]" for m in range(family.n_phis)]
     )
+    # the arity depends on the family's data and extra parameters
     src = f"def point(yr, er, phis, out):\n    r = fn({', '.join(args)})\n" + "".join(
         f"    out[{k}] = r[{k}]\n" for k in range(n_out)
     )
-    namespace = {"fn": fn}
-    exec(src, namespace)  # the arity depends on the family's data and extra parameters
-    return numba.cfunc(POINT_SIGNATURE)(namespace["point"]), n_out
+    key = None
+    if graph_key is not None and pytensor.config.numba__cache:
+        key = sha256(f"glmm_ppl point function\n{graph_key}\n{src}".encode()).hexdigest()
+    env = {"__name__": __name__, "fn": fn}
+    point = compile_numba_function_src(src, "point", global_env=env, cache_key=key)
+    return numba.cfunc(POINT_SIGNATURE, cache=key is not None)(point), n_out
 
 
 @numba.njit(cache=True, nogil=True)

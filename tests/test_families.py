@@ -2,6 +2,8 @@
 response checks and name/link look-ups."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -142,6 +144,20 @@ def test_logit_kernel_accurate_far_in_tails():
     # y − sigmoid(η) and 1 − sigmoid(η) cancel the same way: an absolute error of an ε
     np.testing.assert_allclose(d1, [-p, special.expit(-eta)], rtol=1e-14, atol=2 * eps)
     np.testing.assert_allclose(d2[0], -p * special.expit(-eta), rtol=1e-13, atol=2 * eps)
+
+
+def test_point_function_is_loaded_from_disk_by_a_new_process():
+    code = (
+        "from glmm_ppl.families import binomial; from glmm_ppl.pointwise import _compile_point; "
+        "print(_compile_point(binomial())[0].cache_hits)"
+    )
+    hits = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+        for _ in range(2)
+    ]
+    assert hits[1] == "1"  # the first process compiled it (or found it), the second loaded it
 
 
 # ---- response checks -------------------------------------------------------------------------
