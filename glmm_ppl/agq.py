@@ -169,9 +169,11 @@ def _inverse_kernel(D, Dinv):
 
 
 @numba.njit(cache=True, nogil=True)
-def _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, want_derivs):
-    """h_i(b); with ``want_derivs`` also its gradient and −Hessian."""
+def _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, want_derivs, d2):
+    """h_i(b); with ``want_derivs`` also its gradient and −Hessian, and the rows' ``∂²ℓ/∂η²``
+    into ``d2`` (N, E(E+1)/2) unless it is empty."""
     E, q = Z.shape[1], Z.shape[2]
+    keep = d2.shape[0] > 0
     h = 0.0
     if want_derivs:
         for r in range(q):
@@ -191,13 +193,15 @@ def _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, 
         h += buf[0]
         if not want_derivs:
             continue
+        if keep:
+            for e in range(d2.shape[1]):
+                d2[j, e] = buf[1 + E + e]
         if E == 1:  # one linear predictor: ∇ℓ = ℓ' z, ∇²ℓ = ℓ'' z zᵀ
-            d1, d2 = buf[1], buf[2]
             for r in range(q):
                 z = Z[j, 0, r]
-                grad[r] += d1 * z
+                grad[r] += buf[1] * z
                 for c in range(r + 1):
-                    negH[r, c] -= d2 * z * Z[j, 0, c]
+                    negH[r, c] -= buf[2] * z * Z[j, 0, c]
             continue
         for r in range(q):
             g = 0.0
@@ -232,8 +236,11 @@ def _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, 
 
 @numba.njit(cache=True, nogil=True)
 def _modes_kernel(
-    point, n_out, g0, g1, Y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det, iters, tol, max_iter
-):
+    point, n_out, g0, g1, Y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det, iters, tol,
+    max_iter, d2,
+):  # fmt: skip
+    """Newton from ``b_all`` to the modes, per group; the factors ``C_i`` and ``log|C_i|``; the
+    rows' ``∂²ℓ/∂η²`` at the modes into ``d2`` unless it is empty."""
     q = b_all.shape[1]
     # work space of one group, reused by all (an allocation per group costs as much as a row)
     buf = np.empty(n_out)
@@ -250,7 +257,7 @@ def _modes_kernel(
         j0, j1 = starts[i], starts[i + 1]
         for r in range(q):
             b[r] = b_all[i, r]
-        h = _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True)
+        h = _h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True, d2)
         it = 0
         ok = True
         while it < max_iter:
@@ -273,7 +280,7 @@ def _modes_kernel(
                 for r in range(q):
                     b_new[r] = b[r] + t * step[r]
                 h_new = _h_group(
-                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, True
+                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, True, d2
                 )
                 if h_new >= h - 1e-10 * (1.0 + abs(h)):
                     rose = True
@@ -281,7 +288,7 @@ def _modes_kernel(
                 t *= 0.5
             if not rose:  # no step along the Newton direction helps: the mode is as good as
                 h = _h_group(  # floating point allows (grad and negH refreshed at b)
-                    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True
+                    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True, d2
                 )
                 break
             for r in range(q):
@@ -571,6 +578,7 @@ class AGQ:
             self.newton_iterations,
             tol,
             max_iter,
+            np.empty((0, 1)),
         )
         self.modes = modes
         return int(self.newton_iterations.max())

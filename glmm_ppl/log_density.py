@@ -24,13 +24,62 @@ __all__ = ["LogDensity"]
 
 
 @numba.njit(cache=True, nogil=True)
+def _predict_modes(eta0, last_eta0, Dinv, last_Dinv, Z, starts, d2, chol, modes, iters):
+    """Move the modes of the last point to first order towards those at ``(η⁰, D⁻¹)``: from
+    ``∇h_i(b̂_i) = 0``, ``δb̂_i = C_i C_iᵀ (Σ_j z_jᵀ ∇²ℓ_j δη⁰_j − δ(D⁻¹) b̂_i)`` (``d2``: the
+    rows' ``∇²ℓ`` at the last modes). The step is at most three posterior standard deviations
+    in each direction; groups whose last re-centring failed stay where they are."""
+    E, q = Z.shape[1], Z.shape[2]
+    r = np.empty(q)
+    w = np.empty(q)
+    u = np.empty(E)
+    for i in range(starts.shape[0] - 1):
+        if iters[i] < 0:
+            continue
+        for a in range(q):
+            t = 0.0
+            for c in range(q):
+                t -= (Dinv[a, c] - last_Dinv[a, c]) * modes[i, c]
+            r[a] = t
+        for j in range(starts[i], starts[i + 1]):
+            u[:] = 0.0
+            k = 0
+            for e in range(E):
+                for f in range(e, E):
+                    u[e] += d2[j, k] * (eta0[j, f] - last_eta0[j, f])
+                    if f != e:
+                        u[f] += d2[j, k] * (eta0[j, e] - last_eta0[j, e])
+                    k += 1
+            for a in range(q):
+                for e in range(E):
+                    r[a] += Z[j, e, a] * u[e]
+        size = 0.0  # the step in the posterior's standard units: w = Cᵀ r, δb = C w
+        for c in range(q):
+            t = 0.0
+            for a in range(q):
+                t += chol[i, a, c] * r[a]
+            w[c] = t
+            size = max(size, abs(t))
+        if not np.isfinite(size):
+            continue
+        shrink = 1.0 if size <= 3.0 else 3.0 / size
+        for a in range(q):
+            t = 0.0
+            for c in range(q):
+                t += chol[i, a, c] * w[c]
+            modes[i, a] += shrink * t
+
+
+@numba.njit(cache=True, nogil=True)
 def _density_kernel(
     point, n_out, theta, p, pz, diagonal, X, X_zi, offset, Y, Z, starts, weights, nodes, log_w,
-    modes, chol, log_det, iters, per_group, grad,
+    modes, chol, log_det, iters, last_eta0, last_Dinv, d2, per_group, grad,
 ):  # fmt: skip
     """Log-likelihood at ``θ`` (−inf, with a zero gradient, where it is not finite); its
     gradient into ``grad`` and the groups' log-likelihoods into ``per_group``. ``modes``,
-    ``chol``, ``log_det``, ``iters`` are the engine's state, updated in place."""
+    ``chol``, ``log_det``, ``iters`` are the engine's state, and ``last_eta0``, ``last_Dinv``
+    (NaN before the first point) and ``d2`` those of the last point; all are updated in
+    place."""
     N, E, q = Z.shape
     n = starts.shape[0] - 1
     t = q if diagonal else q * (q + 1) // 2
@@ -55,10 +104,14 @@ def _density_kernel(
             for k in range(pz):
                 v += X_zi[j, k] * theta[p + k]
             eta0[j, 1] = v
+    if np.isfinite(last_Dinv[0, 0]):
+        _predict_modes(eta0, last_eta0, Dinv, last_Dinv, Z, starts, d2, chol, modes, iters)
     _modes_kernel(
         point, n_out, 0, n, Y, eta0, Z, starts, Dinv, phis, modes, chol, log_det, iters,
-        _NEWTON_TOL, _NEWTON_MAX_ITER,
+        _NEWTON_TOL, _NEWTON_MAX_ITER, d2,
     )  # fmt: skip
+    last_eta0[:] = eta0
+    last_Dinv[:] = Dinv
     g_eta = np.empty((N, E))
     S_g = np.empty((n, q, q))
     gphi_g = np.empty((n, n_phi))
@@ -145,6 +198,12 @@ class LogDensity:
             engine.log_w,
         )
         self._priors = None if graph.priors is None else graph.priors.compiled(True).copy()
+        E, q = engine.E, engine.q
+        self._last = (  # η⁰, D⁻¹ and the rows' ∇²ℓ at the last point: where its modes move
+            np.zeros((engine.N, E)),
+            np.full((q, q), np.nan),
+            np.zeros((engine.N, E * (E + 1) // 2)),
+        )
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         g, e = self.graph, self.engine
@@ -153,7 +212,7 @@ class LogDensity:
         per_group = np.empty(e.n)
         value = _density_kernel(
             e._point, e._n_out, theta, *self._data, e.modes, e.chol, e.log_det_chol,
-            e.newton_iterations, per_group, grad,
+            e.newton_iterations, *self._last, per_group, grad,
         )  # fmt: skip
         if not np.isfinite(value):
             return -np.inf, grad, per_group

@@ -76,6 +76,29 @@ def test_log_density_is_the_pymc_models_density(models, name):
         assert total == pytest.approx(graph(theta)[1], abs=1e-7)
 
 
+@pytest.mark.parametrize("name", ["corr", "zero", "diag"])
+def test_modes_moved_from_the_last_point_save_newton_steps(models, name):
+    """Along a path of nearby points, as a sampler's, the quadrature starts from the last
+    point's modes moved to first order: the same density, with fewer Newton iterations than
+    from the last point's modes as they are."""
+    fit = models[name]
+    graph = _graph(fit)
+    rng = np.random.default_rng(3)
+    path = fit.theta + np.cumsum(0.03 * rng.normal(size=(20, len(fit.theta))), axis=0)
+    moved = LogDensity(graph, fit.modes)
+    iterations = {"moved": [], "as they are": []}
+    for theta in path:
+        as_they_are = LogDensity(graph, moved.engine.modes)
+        value, grad, _ = as_they_are(theta)
+        iterations["as they are"].append(as_they_are.engine.newton_iterations.mean())
+        value_moved, grad_moved, _ = moved(theta)
+        iterations["moved"].append(moved.engine.newton_iterations.mean())
+        assert value_moved == pytest.approx(value, abs=1e-9)
+        np.testing.assert_allclose(grad_moved, grad, rtol=1e-7, atol=1e-8)
+    mean = {k: np.mean(v[1:]) for k, v in iterations.items()}  # the first has no last point
+    assert mean["moved"] < mean["as they are"] - 0.5, mean
+
+
 def test_log_densities_in_threads_agree_with_one_alone(models):
     """Each LogDensity has its own modes: evaluated from two threads at once, each gives what
     it gives alone."""
