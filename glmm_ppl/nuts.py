@@ -8,8 +8,7 @@ GIL, so two chains keep two cores busy. The sampler moves in ``z`` with ``θ = �
 to isotropic from the first step, and nutpie's diagonal mass-matrix adaptation has little
 left to learn. Draws are mapped back to the variables of the PyMC model (``beta``, ``theta_D``,
 ``sd``, ``corr``, ``phi``…); the per-group log-likelihood of each draw is kept from the
-gradient evaluation at that point rather than computed again (nutpie expands a draw in
-another thread than its chain's, so the recent evaluations are kept for all chains).
+gradient evaluation at that point rather than computed again.
 """
 
 from __future__ import annotations
@@ -31,13 +30,17 @@ _KEPT_VALUES = 2_000_000  # per-group log-likelihoods kept for the draws, in flo
 
 
 class _Chains:
-    """Log density and expansion functions for nutpie, one set per chain thread."""
+    """Log density and expansion functions for nutpie, one set per chain.
+
+    nutpie asks for each chain's functions once, and calls them from threads whose Python
+    state (``threading.local``) does not outlive a call: each function holds its own
+    :class:`LogDensity`, so a chain's quadrature modes follow it from one point to the next.
+    """
 
     def __init__(self, fit, graph: MixedModelGraph, scale: np.ndarray):
         self.fit, self.graph = fit, graph
         self.center = np.asarray(fit.theta, dtype=float)
         self.scale = scale
-        self.local = threading.local()
         # PyTensor's compilation (and a compiled function's copy) changes global settings
         # while it runs: never in two threads at once
         self.compile_lock = threading.Lock()
@@ -48,15 +51,14 @@ class _Chains:
         self.kept = int(np.clip(_KEPT_VALUES // max(graph.design.n_groups, 1), 64, 8192))
 
     def _density(self) -> LogDensity:
-        state = self.local
-        if not hasattr(state, "density"):
-            with self.compile_lock:
-                state.density = LogDensity(self.graph, self.fit.modes)
-        return state.density
+        with self.compile_lock:
+            return LogDensity(self.graph, self.fit.modes)
 
     def make_logp(self):
+        density = self._density()
+
         def logp(z):
-            value, grad, per_group = self._density()(self.center + self.scale @ z)
+            value, grad, per_group = density(self.center + self.scale @ z)
             with self.recent_lock:
                 self.recent[z.tobytes()] = per_group
                 if len(self.recent) > self.kept:
@@ -66,12 +68,16 @@ class _Chains:
         return logp
 
     def make_expand(self, seed1, seed2, chain):
+        density = None
+
         def expand(z):
+            nonlocal density
             theta = self.center + self.scale @ z
             with self.recent_lock:
                 per_group = self.recent.get(z.tobytes())
             if per_group is None:  # no longer among the recent evaluations
-                per_group = self._density()(theta)[2]
+                density = density or self._density()
+                per_group = density(theta)[2]
             return {**_natural(self.fit, theta), "loglik_group": np.array(per_group)}
 
         return expand

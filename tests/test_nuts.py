@@ -202,18 +202,25 @@ def test_log_density_is_minus_infinity_where_D_is_singular(models):
 
 
 def test_draws_reuse_the_log_likelihoods_of_their_evaluation(fm1_prior, monkeypatch):
-    """The per-group log-likelihoods stored with a draw are those computed with its gradient,
-    although nutpie stores the draws from other threads than the chains': a point evaluated
-    again for each of the 120 draws (warm-up included) would make 120 repeats; nutpie itself
-    repeats a few (its starting points)."""
-    points = []
-    call = LogDensity.__call__
+    """The per-group log-likelihoods stored with a draw are those computed with its gradient:
+    a point evaluated again for each of the 120 draws (warm-up included) would make 120
+    repeats; nutpie itself repeats a few (its starting points). Each chain keeps one density
+    (its modes follow the chain), although nutpie's threads lose their Python thread state
+    between calls: thousands of evaluations, a few densities."""
+    points, densities = [], []
+    call, init = LogDensity.__call__, LogDensity.__init__
 
     def counted(self, theta):
         points.append(np.asarray(theta).tobytes())
         return call(self, theta)
 
+    def created(self, *args, **kwargs):
+        densities.append(self)
+        init(self, *args, **kwargs)
+
     monkeypatch.setattr(LogDensity, "__call__", counted)
+    monkeypatch.setattr(LogDensity, "__init__", created)
     sample(fm1_prior, draws=40, tune=20, chains=2, random_seed=3, progressbar=False)
     assert len(points) > 2 * 60
     assert len(points) - len(set(points)) < 40
+    assert len(densities) <= 2 * 2
