@@ -16,6 +16,8 @@ import warnings as _warnings
 # NumPy's own BLAS does them, so the import-time warning says nothing users can act on.
 _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
+# before any kernel is defined: the kernels' disk cache follows every module of the package
+from . import numba_cache  # noqa: E402, F401, I001
 from . import families  # noqa: E402
 from .api import SingularFitWarning, mixed_model  # noqa: E402
 from .bayes import (  # noqa: E402

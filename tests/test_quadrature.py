@@ -71,3 +71,13 @@ def test_gauss_hermite_rejects_non_positive_integers(bad):
     msg = f"the number of quadrature points must be a positive integer, got {bad!r}"
     with pytest.raises(ValueError, match=re.escape(msg)):
         gauss_hermite(bad)
+
+
+def test_kernels_disk_cache_is_renewed_by_a_change_to_any_module():
+    # numba's own stamp is the kernel's file alone: the density of θ (log_density.py) would
+    # keep the quadrature's old code (agq.py) after a change there
+    from glmm_ppl.log_density import _density_kernel
+
+    stamp = _density_kernel._cache._impl.locator.get_source_stamp()
+    names = {entry[0] for entry in stamp}
+    assert {"agq.py", "covariance.py", "log_density.py", "pointwise.py"} <= names
