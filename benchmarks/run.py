@@ -1,6 +1,6 @@
 """Benchmarks: glmm_ppl beside GLMMadaptive, lme4 and glmmTMB on the binary scaling data.
 
-Run from the repository root with ``../shared`` beside it::
+Run from the repository root::
 
     python benchmarks/run.py                 # warm fits, n = 100, 1,000, 10,000
     python benchmarks/run.py --cold --memory # also the demo's cold start and 100,000 groups
@@ -11,7 +11,7 @@ Run from the repository root with ``../shared`` beside it::
 
 Warm fits: one fit of each structure first (compilation and JIT), then the median of
 ``--repeat`` fits (one for the largest data). The reference times were measured on a machine of
-the same kind (``../shared/reference/README.md``); compare the ratios, which come from one run.
+the same kind (``tests/reference/README.md``); compare the ratios, which come from one run.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-REF = ROOT.parent / "shared" / "reference"
+REF = ROOT / "tests" / "reference"
 DOCS_TABLE = ROOT / "docs" / "performance_results.md"
 FORMULA = "y ~ sex * time"
 RANDOM = {"ri": "~ 1 | id", "corr": "~ time | id"}

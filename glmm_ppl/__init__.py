@@ -10,38 +10,85 @@ Examples
 
 from __future__ import annotations
 
+import gc as _gc
+import os as _os
 import warnings as _warnings
+from contextlib import contextmanager as _contextmanager
+from importlib import import_module as _import_module
 
 # A pip install of PyTensor has no BLAS to link against; the model's products are small and
 # NumPy's own BLAS does them, so the import-time warning says nothing users can act on.
 _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
-# before any kernel is defined: the kernels' disk cache follows every module of the package
-from . import numba_cache  # noqa: E402, F401, I001
-from . import families  # noqa: E402
-from .api import SingularFitWarning, mixed_model  # noqa: E402
-from .bayes import (  # noqa: E402
-    compare_map_mcmc,
-    compare_with_bambi,
-    plot_compare,
-    sample,
-    to_inference_data,
-    to_pymc,
-)
-from .datasets import load_vignette  # noqa: E402
-from .effects import effect_plot_data, plot_effects  # noqa: E402
-from .fit import Control, ConvergenceWarning, OptSummary  # noqa: E402
-from .glm import GLMFit, glm  # noqa: E402
-from .inference import anova  # noqa: E402
-from .marginal import marginal_coefs  # noqa: E402
-from .ordinal import cr_marg_probs, cr_setup  # noqa: E402
-from .quadcheck import check_quadrature  # noqa: E402
-from .random_effects import sample_random_effects  # noqa: E402
-from .results import MixedModelFit  # noqa: E402
-from .scoring import scoring_rules  # noqa: E402
-from .sensitivity import plot_prior_sensitivity, prior_sensitivity, psens  # noqa: E402
-from .simulate import scaled_residuals  # noqa: E402
-from .tidy import glance, tidy  # noqa: E402
+
+@_contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector: importing PyTensor, numba and SciPy creates some
+    200,000 long-lived objects and no garbage, which it would traverse again and again."""
+    was_enabled = _gc.isenabled()
+    _gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            _gc.enable()
+
+
+with _gc_paused():
+    # before any kernel is defined: the kernels' disk cache follows every module of the package
+    from . import numba_cache  # noqa: F401, I001
+    from . import families
+    from .api import SingularFitWarning, mixed_model
+    from .datasets import load_vignette
+    from .effects import effect_plot_data, plot_effects
+    from .fit import Control, ConvergenceWarning, OptSummary
+    from .glm import GLMFit, glm
+    from .inference import anova
+    from .marginal import marginal_coefs
+    from .ordinal import cr_marg_probs, cr_setup
+    from .quadcheck import check_quadrature
+    from .results import MixedModelFit
+    from .scoring import scoring_rules
+    from .simulate import scaled_residuals
+    from .tidy import glance, tidy
+
+# Those objects live as long as the process. Left to the collector, they are traversed at every
+# full collection and again at exit: half a second of a short script's run. As the Python docs
+# advise for long-lived objects, they are moved out of its reach (it also holds whatever existed
+# before this import, so that much memory stays until exit if it becomes cyclic garbage).
+# GLMM_PPL_GC_FREEZE=0 leaves the collector as it was.
+if _os.environ.get("GLMM_PPL_GC_FREEZE", "1") != "0":
+    _gc.freeze()
+
+# The Bayesian side needs PyMC, ArviZ and nutpie (seconds to import) and a MAP fit needs none of
+# them: its names are imported on first use.
+_LAZY = {
+    "compare_map_mcmc": "bayes",
+    "compare_with_bambi": "bayes",
+    "plot_compare": "bayes",
+    "sample": "bayes",
+    "to_inference_data": "bayes",
+    "to_pymc": "bayes",
+    "prior_sensitivity": "sensitivity",
+    "plot_prior_sensitivity": "sensitivity",
+    "psens": "sensitivity",
+    "sample_random_effects": "random_effects",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'glmm_ppl' has no attribute {name!r}")
+    with _gc_paused():
+        value = getattr(_import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

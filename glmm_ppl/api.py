@@ -14,7 +14,7 @@ from .families import Family, get_family
 from .fit import Control, ConvergenceWarning, fit_mixed
 from .formula import split_bambi_formula
 from .model import MixedModelGraph
-from .prior_spec import Layout, make_priors
+from .parameters import Layout
 from .priors import make_penalty
 from .results import MixedModelFit
 
@@ -242,7 +242,11 @@ def mixed_model(
             f"group (at most {_MAX_NODES:,}); use fewer points or fewer random effects"
         )
     penalty = make_penalty(penalized, design.X.shape[1])
-    prior_spec = make_priors(priors, layout(design, family), penalty is not None)
+    prior_spec = None
+    if priors is not None:  # PyMC is imported only for models with priors
+        from .prior_spec import make_priors
+
+        prior_spec = make_priors(priors, layout(design, family), penalty is not None)
     graph = MixedModelGraph(design, family, int(n_agq), penalty, prior_spec)
     # BLAS threads spinning beside the quadrature threads only slow the small algebra here
     with _blas().limit(limits=1, user_api="blas"):

@@ -16,6 +16,7 @@ new data set or a new penalty setting reuses the compiled graph.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytensor
@@ -26,8 +27,10 @@ from .covariance import D_to_theta, n_theta, theta_names, theta_to_D, theta_to_D
 from .design import Design
 from .families import Family
 from .ops import NUMPY_MODE, AGQLogLik
-from .prior_spec import PriorSpec
 from .priors import StudentTPenalty, student_t_kernel_logp
+
+if TYPE_CHECKING:  # PyMC is imported only for models with priors
+    from .prior_spec import PriorSpec
 
 __all__ = ["MixedModelGraph"]
 

@@ -26,8 +26,6 @@ alone leaves the standard deviations flat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pymc as pm
 import pytensor
@@ -37,6 +35,7 @@ from pytensor.graph.basic import Variable
 from pytensor.tensor.random.op import RandomVariable
 
 from .ops import NUMPY_MODE
+from .parameters import Layout
 
 __all__ = ["PriorSpec", "make_priors"]
 
@@ -48,30 +47,6 @@ def _is_distribution(value) -> bool:
     from pymc.distributions.distribution import SymbolicRandomVariable
 
     return isinstance(owner.op, (RandomVariable, SymbolicRandomVariable))
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the blocks of ``θ`` sit and what they are called."""
-
-    fixed_names: tuple[str, ...]
-    zi_names: tuple[str, ...]
-    random_names: tuple[str, ...]
-    diagonal: bool
-    phi_names: tuple[str, ...]
-
-    @property
-    def p(self) -> int:
-        return len(self.fixed_names)
-
-    @property
-    def q(self) -> int:
-        return len(self.random_names)
-
-    @property
-    def n_theta_D(self) -> int:
-        q = self.q
-        return q if self.diagonal else q * (q + 1) // 2
 
 
 class PriorSpec:

@@ -14,8 +14,9 @@ from scipy import integrate, optimize, special
 import glmm_ppl as gp
 from glmm_ppl.agq import AGQ
 
-# ../shared sits beside the checkout (as in CI)
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "vignette_reference.json"
+# reference data and values measured by other software (tests/reference/README.md)
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+REFERENCE = REFERENCE_DIR / "vignette_reference.json"
 FIXED = "y ~ sex * time"
 
 
