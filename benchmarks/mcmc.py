@@ -98,11 +98,11 @@ def run_bambi(df, args, cores: int | None) -> dict | None:
     except ImportError:
         return None
     import glmm_ppl as gp
-    from glmm_ppl.bayes import _bambi_model
+    from glmm_ppl.bayes.bambi_bridge import bambi_model
 
     fit = gp.mixed_model(FIXED, RANDOM, df, "binomial")  # only its design; not timed
     start = time.perf_counter()
-    model, names = _bambi_model(fit)
+    model, names = bambi_model(fit)
     kwargs = {} if cores is None else {"cores": cores}
     idata = model.fit(
         draws=args.draws,

@@ -35,22 +35,27 @@ def _gc_paused():
 
 
 with _gc_paused():
-    # before any kernel is defined: the kernels' disk cache follows every module of the package
-    from . import numba_cache  # noqa: F401, I001
+    # the kernels' disk cache (engine/numba_cache.py) is set up before any kernel is defined
+    from . import engine  # noqa: F401, I001
     from . import families
     from .api import SingularFitWarning, mixed_model
-    from .datasets import load_vignette
-    from .effects import effect_plot_data, plot_effects
-    from .fit import Control, ConvergenceWarning, OptSummary
-    from .glm import GLMFit, glm
-    from .inference import anova
-    from .marginal import marginal_coefs
-    from .ordinal import cr_marg_probs, cr_setup
-    from .quadcheck import check_quadrature
-    from .results import MixedModelFit
-    from .scoring import scoring_rules
-    from .simulate import scaled_residuals
-    from .tidy import glance, tidy
+    from .data import load_vignette
+    from .design import cr_marg_probs, cr_setup
+    from .fitting import Control, ConvergenceWarning, OptSummary
+    from .postfit import (
+        GLMFit,
+        MixedModelFit,
+        anova,
+        check_quadrature,
+        effect_plot_data,
+        glance,
+        glm,
+        marginal_coefs,
+        plot_effects,
+        scaled_residuals,
+        scoring_rules,
+        tidy,
+    )
 
 # Those objects live as long as the process. Left to the collector, they are traversed at every
 # full collection and again at exit: half a second of a short script's run. As the Python docs
@@ -62,26 +67,25 @@ if _os.environ.get("GLMM_PPL_GC_FREEZE", "1") != "0":
 
 # The Bayesian side needs PyMC, ArviZ and nutpie (seconds to import) and a MAP fit needs none of
 # them: its names are imported on first use.
-_LAZY = {
-    "compare_map_mcmc": "bayes",
-    "compare_with_bambi": "bayes",
-    "plot_compare": "bayes",
-    "sample": "bayes",
-    "to_inference_data": "bayes",
-    "to_pymc": "bayes",
-    "prior_sensitivity": "sensitivity",
-    "plot_prior_sensitivity": "sensitivity",
-    "psens": "sensitivity",
-    "sample_random_effects": "random_effects",
-}
+_LAZY = (
+    "compare_map_mcmc",
+    "compare_with_bambi",
+    "plot_compare",
+    "plot_prior_sensitivity",
+    "prior_sensitivity",
+    "psens",
+    "sample",
+    "sample_random_effects",
+    "to_inference_data",
+    "to_pymc",
+)
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in _LAZY:
         raise AttributeError(f"module 'glmm_ppl' has no attribute {name!r}")
     with _gc_paused():
-        value = getattr(_import_module(f".{module}", __name__), name)
+        value = getattr(_import_module(".bayes", __name__), name)
     globals()[name] = value
     return value
 

@@ -24,7 +24,7 @@ def _table(df: pd.DataFrame, digits: int = 4) -> str:
 def demo() -> None:
     """Fit the models of GLMMadaptive's basics vignette and print what it prints."""
     import glmm_ppl as gp
-    from glmm_ppl.inference import format_anova
+    from glmm_ppl.postfit.anova import format_anova
 
     t0 = time.perf_counter()
     binary = gp.load_vignette("binary")

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from .design import build_design, split_fixed
+from .design.formula import split_bambi_formula
+from .design.matrices import build_design, split_fixed
 from .families import Family, get_family
-from .fit import Control, ConvergenceWarning, fit_mixed
-from .formula import split_bambi_formula
-from .model import MixedModelGraph
-from .parameters import Layout
-from .priors import make_penalty
-from .results import MixedModelFit
+from .fitting.graph import MixedModelGraph
+from .fitting.optimize import Control, ConvergenceWarning, fit_mixed
+from .fitting.parameters import ParameterLayout
+from .fitting.penalty import make_penalty
+from .postfit.results import MixedModelFit
 
 __all__ = ["mixed_model", "SingularFitWarning"]
 
@@ -44,17 +44,6 @@ def _blas() -> ThreadpoolController:
 
 
 _MAX_NODES = 100_000
-
-
-def layout(design, family: Family) -> Layout:
-    """The names of the model's parameter blocks, for priors."""
-    return Layout(
-        fixed_names=tuple(design.fixed_names),
-        zi_names=tuple(design.zi_fixed_names),
-        random_names=tuple(design.random_names),
-        diagonal=design.diagonal,
-        phi_names=tuple(family.phi_names),
-    )
 
 
 def _extra_at_edge(log_phis: np.ndarray, family: Family) -> str | None:
@@ -244,9 +233,9 @@ def mixed_model(
     penalty = make_penalty(penalized, design.X.shape[1])
     prior_spec = None
     if priors is not None:  # PyMC is imported only for models with priors
-        from .prior_spec import make_priors
+        from .bayes.priors import make_priors
 
-        prior_spec = make_priors(priors, layout(design, family), penalty is not None)
+        prior_spec = make_priors(priors, ParameterLayout.of(design, family), penalty is not None)
     graph = MixedModelGraph(design, family, int(n_agq), penalty, prior_spec)
     # BLAS threads spinning beside the quadrature threads only slow the small algebra here
     with _blas().limit(limits=1, user_api="blas"):
@@ -268,7 +257,7 @@ def mixed_model(
         family=family,
         design=design,
         theta=theta,
-        names=graph.names,
+        layout=graph.layout,
         hessian=H,
         loglik=objective - log_prior,  # with a penalty included, as GLMMadaptive reports it
         log_prior=log_prior,

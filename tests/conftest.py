@@ -12,7 +12,7 @@ import pytest
 from scipy import integrate, optimize, special
 
 import glmm_ppl as gp
-from glmm_ppl.agq import AGQ
+from glmm_ppl.engine.agq import AGQ
 
 # reference data and values measured by other software (tests/reference/README.md)
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"

@@ -12,12 +12,12 @@ import pytest
 from scipy import special, stats
 
 import glmm_ppl as gp
-from glmm_ppl.model import MixedModelGraph
-from glmm_ppl.quadcheck import check_quadrature, quadrature_note
-from glmm_ppl.robust import group_scores, sandwich_vcov
-from glmm_ppl.simulate import scaled_residuals, simulate
-from glmm_ppl.tidy import glance, tidy
-from glmm_ppl.wald import wald_test
+from glmm_ppl.fitting.graph import MixedModelGraph
+from glmm_ppl.postfit.quadcheck import check_quadrature, quadrature_note
+from glmm_ppl.postfit.sandwich import group_scores, sandwich_vcov
+from glmm_ppl.postfit.simulate import scaled_residuals, simulate
+from glmm_ppl.postfit.tidy import glance, tidy
+from glmm_ppl.postfit.wald import wald_test
 
 FIXED = "y ~ sex * time"
 NAMES = ["(Intercept)", "sexfemale", "time", "sexfemale:time"]

@@ -34,9 +34,9 @@ def test_families_without_a_bambi_counterpart(poisson):
 
 def test_bambi_model_uses_the_fits_design(fm2):
     pytest.importorskip("bambi")
-    from glmm_ppl.bayes import _bambi_model
+    from glmm_ppl.bayes.bambi_bridge import bambi_model
 
-    model, names = _bambi_model(fm2)
+    model, names = bambi_model(fm2)
     assert model.formula.main == "y ~ 1 + sexfemale + time + sexfemale_time + (1 + time | id)"
     assert names == {
         "beta": ["Intercept", "sexfemale", "time", "sexfemale_time"],
@@ -51,7 +51,7 @@ def test_bambi_model_uses_the_fits_design(fm2):
 
 def test_bambi_binomial_with_trials_and_offset():
     pytest.importorskip("bambi")
-    from glmm_ppl.bayes import _bambi_model
+    from glmm_ppl.bayes.bambi_bridge import bambi_model
 
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"g": np.repeat(np.arange(10), 5), "x": rng.normal(size=50)})
@@ -60,7 +60,7 @@ def test_bambi_binomial_with_trials_and_offset():
     df["s"] = rng.binomial(df["n"], 1 / (1 + np.exp(-(df["x"] + b))))
     df["o"] = 0.1 * df["x"]
     fit = gp.mixed_model("p(s, n) ~ x + offset(o) + (1 | g)", data=df, family="binomial")
-    model, names = _bambi_model(fit)
+    model, names = bambi_model(fit)
     assert model.formula.main == "p(s, n) ~ 1 + x + offset(eta_offset) + (1 | g)"
     assert model.family.name == "binomial"
     np.testing.assert_allclose(model.data["eta_offset"], 0.1 * fit.design.X[:, 1])

@@ -24,7 +24,7 @@ def map_fit(binary):
 def test_map_maximises_loglik_plus_log_prior(map_fit, fm1):
     """The MAP estimate maximises log L(θ) + Σ log N(β; 0, 2) + log HalfNormal(sd; 3) — checked
     with scipy's optimizer on an independently written objective around it."""
-    graph = gp.model.MixedModelGraph(map_fit.design, map_fit.family, 11, None)
+    graph = gp.fitting.MixedModelGraph(map_fit.design, map_fit.family, 11, None)
 
     def objective(theta):
         ll = graph(theta)[1]
@@ -116,7 +116,7 @@ def test_sample_returns_inference_data(short_chain, map_fit):
     ll = short_chain.log_likelihood["y"]
     assert ll.shape == (1, 60, map_fit.n_groups)
     # the per-group values sum to the log-likelihood of that draw (engine re-evaluation)
-    graph = gp.model.MixedModelGraph(map_fit.design, map_fit.family, 11, None)
+    graph = gp.fitting.MixedModelGraph(map_fit.design, map_fit.family, 11, None)
     theta = np.r_[post["beta"][0, 5].to_numpy(), post["theta_D"][0, 5].to_numpy()]
     assert float(ll[0, 5].sum()) == pytest.approx(graph(theta)[1], abs=1e-6)
     assert "log_prior" in short_chain.groups()
@@ -177,7 +177,7 @@ def test_random_effects_draws_match_the_exact_conditional_posterior(fm1):
     approximation at the mode (method="normal") misses the skew of these binary groups."""
     from scipy import integrate
 
-    from glmm_ppl.random_effects import sample_random_effects
+    from glmm_ppl.bayes.random_effects import sample_random_effects
 
     S, p, d = 1000, 4, fm1.design
     theta = fm1.theta
@@ -208,7 +208,7 @@ def test_random_effects_draws_match_the_exact_conditional_posterior(fm1):
 
 
 def test_random_effects_posterior_centres_on_the_modes(fm1):
-    from glmm_ppl.random_effects import sample_random_effects
+    from glmm_ppl.bayes.random_effects import sample_random_effects
 
     idata = sample_random_effects(fm1, to_inference_data(fm1, draws=400, seed=4), seed=5)
     b = idata.posterior["b"]

@@ -1,4 +1,4 @@
-"""The log-Cholesky parametrisation of D (glmm_ppl.covariance)."""
+"""The log-Cholesky parametrisation of D (glmm_ppl.engine.covariance)."""
 
 import re
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytensor.tensor as pt
 import pytest
 
-from glmm_ppl.covariance import D_to_theta, n_theta, theta_names, theta_to_D, theta_to_D_pt
+from glmm_ppl.engine.covariance import D_to_theta, n_theta, theta_names, theta_to_D, theta_to_D_pt
 
 
 def random_spd(rng, q):

@@ -27,12 +27,12 @@ import pytest
 from scipy import optimize, stats
 
 import glmm_ppl as gp
-from glmm_ppl.agq import AGQ
+from glmm_ppl.engine.agq import AGQ
+from glmm_ppl.engine.ops import AGQLogLik
 from glmm_ppl.families import Family
-from glmm_ppl.ops import AGQLogLik
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-# NumPy linker: no C compilation for the few graph nodes around the Op (as glmm_ppl.model)
+# NumPy linker: no C compilation for the few graph nodes around the Op (as glmm_ppl.fitting.graph)
 _MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run")
 
 

@@ -11,8 +11,8 @@ import pytensor.tensor as pt
 import pytest
 from scipy import special, stats
 
+from glmm_ppl.engine.pointwise import pointwise_derivatives
 from glmm_ppl.families import binomial, get_family, poisson
-from glmm_ppl.pointwise import pointwise_derivatives
 
 LINKS = ["logit", "probit", "cloglog"]
 
@@ -148,7 +148,8 @@ def test_logit_kernel_accurate_far_in_tails():
 
 def test_point_function_is_loaded_from_disk_by_a_new_process():
     code = (
-        "from glmm_ppl.families import binomial; from glmm_ppl.pointwise import _compile_point; "
+        "from glmm_ppl.families import binomial; "
+        "from glmm_ppl.engine.pointwise import _compile_point; "
         "print(_compile_point(binomial())[0].cache_hits)"
     )
     hits = [

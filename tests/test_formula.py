@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import glmm_ppl as gp
-from glmm_ppl.formula import split_bambi_formula
+from glmm_ppl.design.formula import split_bambi_formula
 
 FIXED = "y ~ sex * time"
 

@@ -51,12 +51,12 @@ import glmm_ppl as gp
 before = "pymc" in sys.modules
 sample = gp.sample
 from glmm_ppl import prior_sensitivity
-import glmm_ppl.bayes, glmm_ppl.sensitivity
+import glmm_ppl.bayes, glmm_ppl.bayes.sensitivity
 print(json.dumps({
     "before": before,
     "after": "pymc" in sys.modules,
     "same": sample is glmm_ppl.bayes.sample
-    and prior_sensitivity is glmm_ppl.sensitivity.prior_sensitivity,
+    and prior_sensitivity is glmm_ppl.bayes.sensitivity.prior_sensitivity,
 }))
 """
     assert _run(code) == {"before": False, "after": True, "same": True}

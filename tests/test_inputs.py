@@ -107,7 +107,7 @@ def test_rows_with_missing_values_are_dropped_with_count(binary):
 
 def test_missing_values_in_unused_columns_are_ignored(binary):
     # a NaN in a column the model does not use must not drop the row: design only (no warning)
-    from glmm_ppl.design import build_design
+    from glmm_ppl.design.matrices import build_design
     from glmm_ppl.families import binomial
 
     data = binary.assign(other=np.where(binary.index % 2 == 0, np.nan, 1.0))

@@ -15,7 +15,7 @@ from scipy import integrate
 
 import glmm_ppl as gp
 from glmm_ppl.bayes import to_pymc
-from glmm_ppl.covariance import theta_to_D
+from glmm_ppl.engine.covariance import theta_to_D
 
 N_GROUPS, PER_GROUP = 5, 4
 
@@ -72,20 +72,20 @@ CASES = {
 
 def _theta(fit) -> np.ndarray:
     """``θ``: the fit's fixed effects; chosen ``D`` and extra parameters (away from any edge)."""
-    blocks, d = fit._blocks(), fit.design
+    blocks, d = fit.layout.blocks, fit.design
     theta = fit.theta.copy()
     sd = np.array([0.8, 0.5])[: d.q]
     D = np.diag(sd**2)
     if d.q == 2:
         D[0, 1] = D[1, 0] = 0.3 * sd[0] * sd[1]
-    theta[blocks["var-cov"]] = gp.covariance.D_to_theta(D, d.diagonal)
+    theta[blocks["var-cov"]] = gp.engine.covariance.D_to_theta(D, d.diagonal)
     if fit.family.n_phis:
         theta[blocks["extra"]] = np.log(1.5)
     return theta
 
 
 def _point(fit, theta) -> dict:
-    blocks = fit._blocks()
+    blocks = fit.layout.blocks
     point = {"beta": theta[blocks["fixed-effects"]], "theta_D": theta[blocks["var-cov"]]}
     if fit.design.X_zi is not None:
         point["gamma"] = theta[blocks["zero_part"]]

@@ -1,4 +1,4 @@
-"""Marginal coefficients (glmm_ppl.marginal) and effect plots (glmm_ppl.effects)."""
+"""Marginal coefficients (glmm_ppl.postfit.marginal) and effect plots (glmm_ppl.postfit.effects)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from scipy import special, stats  # noqa: E402
 
 import glmm_ppl as gp  # noqa: E402
-from glmm_ppl.effects import effect_plot_data, plot_effects  # noqa: E402
-from glmm_ppl.marginal import _marginal_means, _MarginalProblem, marginal_coefs  # noqa: E402
-from glmm_ppl.newdata import model_arrays  # noqa: E402
+from glmm_ppl.design.newdata import model_arrays  # noqa: E402
+from glmm_ppl.postfit.effects import effect_plot_data, plot_effects  # noqa: E402
+from glmm_ppl.postfit.marginal import _marginal_means, _MarginalProblem, marginal_coefs  # noqa: E402
 
 FIXED = "y ~ sex * time"
 NAMES = ["(Intercept)", "sexfemale", "time", "sexfemale:time"]

@@ -15,6 +15,7 @@ import pytest
 from scipy import special, stats
 
 import glmm_ppl as gp
+from glmm_ppl.engine.pointwise import pointwise_derivatives
 from glmm_ppl.families import (
     beta,
     beta_binomial,
@@ -34,8 +35,7 @@ from glmm_ppl.families import (
     zi_negative_binomial,
     zi_poisson,
 )
-from glmm_ppl.pointwise import pointwise_derivatives
-from glmm_ppl.scoring import _predictive_pmf, scoring_rules
+from glmm_ppl.postfit.scoring_rules import _predictive_pmf, scoring_rules
 
 N_DRAWS = 400_000
 LOG = np.log

@@ -10,8 +10,8 @@ import pytest
 
 import glmm_ppl as gp
 from glmm_ppl.bayes import sample, to_pymc
-from glmm_ppl.log_density import LogDensity
-from glmm_ppl.model import MixedModelGraph
+from glmm_ppl.engine.log_density import LogDensity
+from glmm_ppl.fitting.graph import MixedModelGraph
 
 FIXED = "y ~ sex * time"
 
@@ -60,7 +60,7 @@ def test_log_density_is_the_pymc_models_density(models, name):
     gradient by automatic differentiation), at points away from the estimates."""
     fit = models[name]
     graph = _graph(fit)
-    density = LogDensity(graph, fit.modes)
+    density = graph.log_density(fit.modes)
     model = to_pymc(fit)
     logp, dlogp = model.compile_logp(), model.compile_dlogp()
     names = {"beta": "beta", "gamma": "gamma", "theta_D": "theta_D", "log_phis": "log_phi"}
@@ -85,10 +85,10 @@ def test_modes_moved_from_the_last_point_save_newton_steps(models, name):
     graph = _graph(fit)
     rng = np.random.default_rng(3)
     path = fit.theta + np.cumsum(0.03 * rng.normal(size=(20, len(fit.theta))), axis=0)
-    moved = LogDensity(graph, fit.modes)
+    moved = graph.log_density(fit.modes)
     iterations = {"moved": [], "as they are": []}
     for theta in path:
-        as_they_are = LogDensity(graph, moved.engine.modes)
+        as_they_are = graph.log_density(moved.engine.modes)
         value, grad, _ = as_they_are(theta)
         iterations["as they are"].append(as_they_are.engine.newton_iterations.mean())
         value_moved, grad_moved, _ = moved(theta)
@@ -106,11 +106,11 @@ def test_log_densities_in_threads_agree_with_one_alone(models):
     graph = _graph(fit)
     rng = np.random.default_rng(8)
     points = [fit.theta + 0.2 * rng.normal(size=len(fit.theta)) for _ in range(2)]
-    alone = [LogDensity(graph, fit.modes)(t)[0] for t in points]
+    alone = [graph.log_density(fit.modes)(t)[0] for t in points]
     results = [[], []]
 
     def run(k):
-        density = LogDensity(graph, fit.modes)
+        density = graph.log_density(fit.modes)
         for _ in range(20):
             results[k].append(density(points[k])[0])
 
@@ -171,7 +171,7 @@ def test_nutpie_output_layout_and_seed(fm1_prior):
     post = one.posterior
     for chain, draw in [(0, 0), (1, 29)]:
         theta = np.r_[post["beta"][chain, draw], post["theta_D"][chain, draw]]
-        expected = LogDensity(graph, fm1_prior.modes)(theta)[2]
+        expected = graph.log_density(fm1_prior.modes)(theta)[2]
         got = one.log_likelihood["y"][chain, draw].to_numpy()
         np.testing.assert_allclose(got, expected, atol=1e-7)
 
@@ -195,7 +195,7 @@ def test_log_density_is_minus_infinity_where_D_is_singular(models):
     graph = _graph(fit)
     theta = fit.theta.copy()
     theta[graph.p : graph.p + graph.n_theta] = [0.0, 1e6, -20.0]  # L = [[1, 0], [1e6, e⁻²⁰]]
-    value, grad, per_group = LogDensity(graph, fit.modes)(theta)
+    value, grad, per_group = graph.log_density(fit.modes)(theta)
     assert value == -np.inf
     assert np.array_equal(grad, np.zeros(len(theta)))
     assert np.all(per_group == -np.inf)

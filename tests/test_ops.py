@@ -12,10 +12,10 @@ import pytest
 from scipy import optimize, special, stats
 
 import glmm_ppl as gp
-from glmm_ppl.agq import AGQ
-from glmm_ppl.covariance import D_to_theta, theta_to_D, theta_to_D_pt
+from glmm_ppl.engine.agq import AGQ
+from glmm_ppl.engine.covariance import D_to_theta, theta_to_D, theta_to_D_pt
+from glmm_ppl.engine.ops import AGQLogLik
 from glmm_ppl.families import binomial, poisson
-from glmm_ppl.ops import AGQLogLik
 
 N_GROUPS, PER_GROUP = 20, 5
 NO_PHIS = np.zeros(0)
@@ -183,7 +183,7 @@ def test_engine_returns_when_density_overflows():
     code = textwrap.dedent(
         """
         import numpy as np
-        from glmm_ppl.agq import AGQ
+        from glmm_ppl.engine.agq import AGQ
         from glmm_ppl.families import poisson
         y = np.array([1.0, 3.0, 0.0, 2.0])
         engine = AGQ(y, np.ones((4, 1)), np.array([0, 2, 4]), poisson(), 11)
@@ -206,9 +206,9 @@ def test_engine_returns_when_density_overflows():
 def test_scoring_hands_over_at_a_numerically_singular_D():
     # a correlation within 1e-12 of 1 makes the rule meaningless: the engine reports -inf with a
     # complete result, and scoring hands over instead of reading zero scores as convergence
-    from glmm_ppl.design import build_design
-    from glmm_ppl.fit import Control, _scoring
-    from glmm_ppl.model import MixedModelGraph
+    from glmm_ppl.design.matrices import build_design
+    from glmm_ppl.fitting.graph import MixedModelGraph
+    from glmm_ppl.fitting.optimize import Control, _scoring
 
     fam = binomial()
     design = build_design("y ~ time", "~ time | id", gp.load_vignette("binary"), fam)

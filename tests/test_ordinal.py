@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from glmm_ppl.ordinal import cr_marg_probs, cr_setup
+from glmm_ppl.design.ordinal import cr_marg_probs, cr_setup
 
 
 def _expected(rows, labels) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Gauss–Hermite rules for the standard normal (glmm_ppl.quadrature)."""
+"""Gauss–Hermite rules for the standard normal (glmm_ppl.engine.quadrature)."""
 
 import re
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import factorial2
 
-from glmm_ppl.quadrature import gauss_hermite, product_rule
+from glmm_ppl.engine.quadrature import gauss_hermite, product_rule
 
 
 def normal_moment(k: int) -> float:
@@ -74,10 +74,12 @@ def test_gauss_hermite_rejects_non_positive_integers(bad):
 
 
 def test_kernels_disk_cache_is_renewed_by_a_change_to_any_module():
-    # numba's own stamp is the kernel's file alone: the density of θ (log_density.py) would
-    # keep the quadrature's old code (agq.py) after a change there
-    from glmm_ppl.log_density import _density_kernel
+    # numba's own stamp is the kernel's file alone: the density of θ (engine/log_density.py)
+    # would keep the quadrature's old code (engine/kernels.py) after a change there
+    from glmm_ppl.engine.log_density import _density_kernel
 
     stamp = _density_kernel._cache._impl.locator.get_source_stamp()
     names = {entry[0] for entry in stamp}
-    assert {"agq.py", "covariance.py", "log_density.py", "pointwise.py"} <= names
+    expected = {"kernels.py", "agq.py", "covariance.py", "log_density.py", "pointwise.py"}
+    assert {f"engine/{name}" for name in expected} <= names
+    assert {"families/base.py", "fitting/graph.py", "api.py"} <= names  # every module

@@ -11,9 +11,9 @@ import pytensor
 import pytest
 
 import glmm_ppl as gp
-import glmm_ppl.sensitivity as sens
+import glmm_ppl.bayes.sensitivity as sens
 from glmm_ppl.bayes import sample, to_inference_data
-from glmm_ppl.sensitivity import plot_prior_sensitivity, prior_sensitivity, psens
+from glmm_ppl.bayes.sensitivity import plot_prior_sensitivity, prior_sensitivity, psens
 
 matplotlib.use("Agg")
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import glmm_ppl as gp
-from glmm_ppl.glm import central_differences
-from glmm_ppl.model import MixedModelGraph
+from glmm_ppl.fitting.glm import central_differences
+from glmm_ppl.fitting.graph import MixedModelGraph
 
 FIXED = "y ~ sex * time"
 

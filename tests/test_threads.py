@@ -1,6 +1,6 @@
 """The AGQ engine's threaded path gives the same numbers as the sequential one.
 
-Above ``rows × nodes ≥ glmm_ppl.agq._PARALLEL_WORK`` the engine splits the groups into blocks
+Above ``rows × nodes ≥ glmm_ppl.engine.agq._PARALLEL_WORK`` the engine splits the groups into blocks
 run on a thread pool. Every group is computed by the same kernel code whichever block it falls
 in, the kernels write disjoint slices, and the reductions over groups (``per_group.sum()``,
 ``S_g.sum(axis=0)``, ``gphi_g.sum(axis=0)``) are done afterwards by NumPy on the full arrays in
@@ -20,8 +20,8 @@ import pytest
 from numpy.testing import assert_array_equal
 from scipy import special
 
-from glmm_ppl import agq as agq_module
-from glmm_ppl.agq import AGQ
+from glmm_ppl.engine import agq as agq_module
+from glmm_ppl.engine.agq import AGQ
 from glmm_ppl.families import Family, binomial, poisson
 
 N_GROUPS, PER_GROUP, N_AGQ = 3000, 6, 11  # 18,000 rows × 11² nodes = 2,178,000 ≥ 50,000

@@ -22,11 +22,11 @@ import pandas as pd
 
 from .links import Link, get_link
 
-__all__ = ["Family"]
+__all__ = ["Family", "PHI_MAX", "PHI_MIN"]
 
 #: Range of the starting values of dimensionless extra parameters (sizes, shapes, precisions)
 #: that the families' moment estimates are clipped to.
-_PHI_MIN, _PHI_MAX = 1e-3, 1e3
+PHI_MIN, PHI_MAX = 1e-3, 1e3
 
 
 class Family:
@@ -97,6 +97,10 @@ class Family:
         if bad.any():
             raise self._not_allowed(self.name, column, "finite numbers", bad, values)
         return values
+
+    def check_data(self, name: str, values: np.ndarray, column: str) -> None:
+        """Validate the per-row column ``name`` of :attr:`aux_names` (numeric already); errors
+        name ``column``, the data frame's column. Nothing to check by default."""
 
     def simulate(self, eta: np.ndarray, phis: np.ndarray, rng: np.random.Generator, **data):
         """Draw responses given the linear predictor(s) (``data`` as in :meth:`logp`, numpy)."""

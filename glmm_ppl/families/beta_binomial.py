@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 
-from .base import _PHI_MAX, _PHI_MIN, Family
-from .binomial import _success_failure, log_choose
+from .base import PHI_MAX, PHI_MIN, Family
+from .binomial import log_choose, success_failure
 from .special import beta_shapes, log_rising
 
 __all__ = ["beta_binomial"]
@@ -95,7 +95,7 @@ class beta_binomial(Family):
         1.25
         """
         phi = float(phis[0])
-        p, q = _success_failure(self.link, eta)
+        p, q = success_failure(self.link, eta)
         n = np.asarray(trials, dtype=float)
         return n * p * q * (n + phi) / (1.0 + phi)
 
@@ -123,7 +123,7 @@ class beta_binomial(Family):
             return np.ones(1)
         y, p, n = y[ok], np.clip(p[ok], 1e-6, 1.0 - 1e-6), n[ok]
         rho = np.sum((y - n * p) ** 2 / (n * p * (1.0 - p)) - 1.0) / np.sum(n - 1.0)
-        precision = 1.0 / rho - 1.0 if rho > 0 else _PHI_MAX
+        precision = 1.0 / rho - 1.0 if rho > 0 else PHI_MAX
         if not np.isfinite(precision) or precision <= 0:
-            precision = _PHI_MIN
-        return np.array([np.clip(precision, _PHI_MIN, _PHI_MAX)])
+            precision = PHI_MIN
+        return np.array([np.clip(precision, PHI_MIN, PHI_MAX)])

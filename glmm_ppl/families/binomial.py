@@ -22,7 +22,7 @@ def log_choose(n, k):
     return pt.gammaln(n + 1.0) - pt.gammaln(k + 1.0) - pt.gammaln(n - k + 1.0)
 
 
-def _success_failure(link, eta) -> tuple[np.ndarray, np.ndarray]:
+def success_failure(link, eta) -> tuple[np.ndarray, np.ndarray]:
     """``(p, 1 − p)`` with ``p = g⁻¹(η)`` (numpy); ``1 − p`` is computed without cancellation
     when ``p`` is close to 1."""
     eta = np.asarray(eta, dtype=float)
@@ -103,7 +103,7 @@ class binomial(Family):
         >>> binomial().response_variance(np.array([0.0, 50.0]), [])
         array([2.50000000e-01, 1.92874985e-22])
         """
-        p, q = _success_failure(self.link, eta)
+        p, q = success_failure(self.link, eta)
         n = data["trials"] if self.with_trials and "trials" in data else 1.0
         return n * p * q
 

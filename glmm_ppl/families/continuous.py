@@ -20,8 +20,8 @@ import pandas as pd
 import pytensor.tensor as pt
 from scipy import special, stats
 
-from .base import _PHI_MAX, _PHI_MIN, Family
-from .links import _log_ndtr_pt
+from .base import PHI_MAX, PHI_MIN, Family
+from .links import log_ndtr_pt
 from .special import beta_logpdf
 
 __all__ = ["gaussian", "students_t", "gamma", "beta", "censored_normal"]
@@ -30,7 +30,7 @@ _SCALE_MIN, _SCALE_MAX = 1e-8, 1e8
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
-def _positive(value, lo: float = _PHI_MIN, hi: float = _PHI_MAX, default: float = 1.0):
+def _positive(value, lo: float = PHI_MIN, hi: float = PHI_MAX, default: float = 1.0):
     """``value`` clipped to ``[lo, hi]`` as a one-element array; ``default`` when it is not a
     positive finite number."""
     value = float(value)
@@ -249,7 +249,7 @@ class gamma(Family):
             return np.ones(1)
         mu = np.maximum(mu, 1e-300)
         cv2 = np.mean(((y - mu) / mu) ** 2)
-        return _positive(1.0 / cv2 if cv2 > 0 else _PHI_MAX)
+        return _positive(1.0 / cv2 if cv2 > 0 else PHI_MAX)
 
 
 class beta(Family):
@@ -320,7 +320,7 @@ class beta(Family):
             return np.ones(1)
         mu = np.clip(mu, 1e-6, 1.0 - 1e-6)
         ratio = np.mean((y - mu) ** 2 / (mu * (1.0 - mu)))
-        return _positive(1.0 / ratio - 1.0 if ratio > 0 else _PHI_MAX)
+        return _positive(1.0 / ratio - 1.0 if ratio > 0 else PHI_MAX)
 
 
 class censored_normal(Family):
@@ -368,23 +368,20 @@ class censored_normal(Family):
         sigma = phis[0]
         z = (y - eta) / sigma
         observed = -0.5 * z**2 - pt.log(sigma) - _LOG_SQRT_2PI
-        left = _log_ndtr_pt(z)
-        right = _log_ndtr_pt(-z)
+        left = log_ndtr_pt(z)
+        right = log_ndtr_pt(-z)
         return pt.switch(
             pt.eq(censoring, 1.0), left, pt.switch(pt.eq(censoring, 2.0), right, observed)
         )
 
-    def check_response(self, y: pd.Series, column: str, censoring) -> np.ndarray:
-        values = super().check_response(y, column)
-        codes = np.asarray(censoring, dtype=float)
-        bad = ~np.isin(codes, (0.0, 1.0, 2.0))
-        if bad.any():
+    def check_data(self, name: str, values: np.ndarray, column: str) -> None:
+        bad = ~np.isin(values, (0.0, 1.0, 2.0))
+        if name == "censoring" and bad.any():
             raise ValueError(
-                f"{self.name}: column 'censoring' must be 0 (observed), 1 (left censored) or "
-                f"2 (right censored); {int(bad.sum())} row(s) are not "
-                f"(for example {codes[bad][0]:g})"
+                f"censoring column {column!r} must be 0 (observed), 1 (left censored) or 2 "
+                f"(right censored); {int(bad.sum())} row(s) are not (for example "
+                f"{values[bad][0]:g})"
             )
-        return values
 
     def response_variance(self, eta, phis, **data):
         """``σ²``, the variance of the uncensored response, in the shape of ``η``.

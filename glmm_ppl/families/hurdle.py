@@ -17,18 +17,18 @@ import pandas as pd
 import pytensor.tensor as pt
 from scipy import special
 
-from .base import _PHI_MAX, _PHI_MIN, Family
+from ._zero_part import (
+    draw_shape,
+    log_main_part,
+    log_zero_part,
+    nb_log_p0,
+    poisson_logpmf,
+    size_moments,
+    zero_draws,
+)
+from .base import PHI_MAX, PHI_MIN, Family
 from .negative_binomial import nb_logpmf
 from .special import beta_logpdf
-from .zero_inflated import (
-    _log_main_part,
-    _log_zero_part,
-    _nb_log_p0,
-    _poisson_logpmf,
-    _shape,
-    _size_moments,
-    _zero_draws,
-)
 
 __all__ = ["hurdle_poisson", "hurdle_negative_binomial", "hurdle_lognormal", "hurdle_beta"]
 
@@ -71,7 +71,7 @@ def _nb_log_positive(eta, size):
     u = pt.exp(eta_low - log_size)
     x = size * pt.log1p(u)
     series = eta_low - u / 2.0 + 5.0 * u**2 / 24.0 - u**3 / 8.0 - x / 2.0 + x**2 / 24.0
-    return pt.switch(low, series, _log1m_exp_neg(-_nb_log_p0(eta_high, size)))
+    return pt.switch(low, series, _log1m_exp_neg(-nb_log_p0(eta_high, size)))
 
 
 # ---- numpy helpers ----------------------------------------------------------------------------
@@ -136,8 +136,8 @@ class hurdle_poisson(Family):
 
     def logp(self, y, eta, phis, eta_zi):
         y_pos = pt.switch(y > 0, y, 1.0)
-        positive = _log_main_part(eta_zi) + _poisson_logpmf(y_pos, eta) - _poisson_log_positive(eta)
-        return pt.switch(y > 0, positive, _log_zero_part(eta_zi))
+        positive = log_main_part(eta_zi) + poisson_logpmf(y_pos, eta) - _poisson_log_positive(eta)
+        return pt.switch(y > 0, positive, log_zero_part(eta_zi))
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         return self._counts(y, column)
@@ -172,9 +172,9 @@ class hurdle_poisson(Family):
         return keep * (var_positive + pi * m1**2)
 
     def simulate(self, eta, phis, rng, eta_zi):
-        shape = _shape(eta, eta_zi)
+        shape = draw_shape(eta, eta_zi)
         counts = _zero_truncated_poisson(np.broadcast_to(np.exp(eta), shape), rng)
-        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, counts)
+        return np.where(zero_draws(eta_zi, shape, rng), 0.0, counts)
 
 
 class hurdle_negative_binomial(Family):
@@ -214,16 +214,14 @@ class hurdle_negative_binomial(Family):
     def logp(self, y, eta, phis, eta_zi):
         size = phis[0]
         y_pos = pt.switch(y > 0, y, 1.0)
-        positive = (
-            _log_main_part(eta_zi) + nb_logpmf(y_pos, eta, size) - _nb_log_positive(eta, size)
-        )
-        return pt.switch(y > 0, positive, _log_zero_part(eta_zi))
+        positive = log_main_part(eta_zi) + nb_logpmf(y_pos, eta, size) - _nb_log_positive(eta, size)
+        return pt.switch(y > 0, positive, log_zero_part(eta_zi))
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         return self._counts(y, column)
 
     def initial_phis(self, y, mu):
-        return _size_moments(y)
+        return size_moments(y)
 
     def response_mean(self, eta, phis, eta_zi):
         mu = np.maximum(np.exp(np.asarray(eta, dtype=float)), np.finfo(float).tiny)
@@ -258,9 +256,9 @@ class hurdle_negative_binomial(Family):
         return keep * (var_positive + pi * m1**2)
 
     def simulate(self, eta, phis, rng, eta_zi):
-        shape = _shape(eta, eta_zi)
+        shape = draw_shape(eta, eta_zi)
         counts = _zero_truncated_nb(np.broadcast_to(np.exp(eta), shape), float(phis[0]), rng)
-        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, counts)
+        return np.where(zero_draws(eta_zi, shape, rng), 0.0, counts)
 
 
 class hurdle_lognormal(Family):
@@ -301,13 +299,13 @@ class hurdle_lognormal(Family):
         sigma = phis[0]
         log_y = pt.log(pt.switch(y > 0, y, 1.0))
         positive = (
-            _log_main_part(eta_zi)
+            log_main_part(eta_zi)
             - log_y
             - pt.log(sigma)
             - 0.5 * _LOG_2PI
             - 0.5 * ((log_y - eta) / sigma) ** 2
         )
-        return pt.switch(y > 0, positive, _log_zero_part(eta_zi))
+        return pt.switch(y > 0, positive, log_zero_part(eta_zi))
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         values = self._numeric(y, column)
@@ -316,7 +314,7 @@ class hurdle_lognormal(Family):
     def initial_phis(self, y, mu):
         log_y = np.log(_positive(y))
         sigma = np.std(log_y) if len(log_y) > 1 else 1.0
-        return np.array([np.clip(sigma if sigma > 0 else 1.0, _PHI_MIN, _PHI_MAX)])
+        return np.array([np.clip(sigma if sigma > 0 else 1.0, PHI_MIN, PHI_MAX)])
 
     def response_mean(self, eta, phis, eta_zi):
         sigma = float(phis[0])
@@ -339,9 +337,9 @@ class hurdle_lognormal(Family):
         return keep * np.exp(2.0 * np.asarray(eta, dtype=float) + s2) * (np.expm1(s2) + pi)
 
     def simulate(self, eta, phis, rng, eta_zi):
-        shape = _shape(eta, eta_zi)
+        shape = draw_shape(eta, eta_zi)
         values = np.exp(np.broadcast_to(eta, shape) + float(phis[0]) * rng.standard_normal(shape))
-        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, values)
+        return np.where(zero_draws(eta_zi, shape, rng), 0.0, values)
 
 
 class hurdle_beta(Family):
@@ -380,8 +378,8 @@ class hurdle_beta(Family):
 
     def logp(self, y, eta, phis, eta_zi):
         y_pos = pt.switch(y > 0, y, 0.5)
-        positive = _log_main_part(eta_zi) + beta_logpdf(y_pos, self.link, eta, phis[0])
-        return pt.switch(y > 0, positive, _log_zero_part(eta_zi))
+        positive = log_main_part(eta_zi) + beta_logpdf(y_pos, self.link, eta, phis[0])
+        return pt.switch(y > 0, positive, log_zero_part(eta_zi))
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         values = self._numeric(y, column)
@@ -393,7 +391,7 @@ class hurdle_beta(Family):
         if len(pos) < 2 or np.var(pos) == 0:
             return np.array([1.0])
         m, v = pos.mean(), pos.var()
-        return np.array([np.clip(m * (1.0 - m) / v - 1.0, _PHI_MIN, _PHI_MAX)])
+        return np.array([np.clip(m * (1.0 - m) / v - 1.0, PHI_MIN, PHI_MAX)])
 
     def response_mean(self, eta, phis, eta_zi):
         return special.expit(-np.asarray(eta_zi)) * special.expit(np.asarray(eta, dtype=float))
@@ -415,10 +413,10 @@ class hurdle_beta(Family):
         return keep * (mu * nu / (1.0 + float(phis[0])) + pi * mu**2)
 
     def simulate(self, eta, phis, rng, eta_zi):
-        shape = _shape(eta, eta_zi)
+        shape = draw_shape(eta, eta_zi)
         phi = float(phis[0])
         eta = np.broadcast_to(eta, shape)
         values = rng.beta(special.expit(eta) * phi, special.expit(-eta) * phi)
         # draws that round to an endpoint are kept inside (0, 1), the main part's support
         values = np.clip(values, np.finfo(float).tiny, np.nextafter(1.0, 0.0))
-        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, values)
+        return np.where(zero_draws(eta_zi, shape, rng), 0.0, values)

@@ -17,7 +17,7 @@ from scipy import special
 __all__ = ["Link", "get_link", "LINKS"]
 
 
-def _log_ndtr_pt(x):
+def log_ndtr_pt(x):
     # log Φ(x); for x < -5 use the scaled complementary error function to avoid underflow.
     # Both branches are evaluated (and differentiated): clamp each to where it is finite.
     low = x < -5.0
@@ -87,8 +87,8 @@ LINKS: dict[str, Link] = {
         special.ndtri,
         special.ndtr,
         lambda eta: 0.5 * pt.erfc(-eta / np.sqrt(2.0)),
-        _log_ndtr_pt,
-        lambda eta: _log_ndtr_pt(-eta),
+        log_ndtr_pt,
+        lambda eta: log_ndtr_pt(-eta),
     ),
     "cloglog": Link(
         "cloglog",

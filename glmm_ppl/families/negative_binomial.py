@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 
-from .base import _PHI_MAX, _PHI_MIN, Family
+from .base import PHI_MAX, PHI_MIN, Family
 from .special import log_rising
 
 __all__ = ["negative_binomial", "nb_logpmf"]
@@ -95,7 +95,7 @@ class negative_binomial(Family):
             return np.ones(1)
         excess = np.sum((y - mu) ** 2 - mu)
         denom = np.sum(mu**2)
-        size = denom / excess if excess > 0 and denom > 0 else _PHI_MAX
+        size = denom / excess if excess > 0 and denom > 0 else PHI_MAX
         if not np.isfinite(size):
             size = 1.0
-        return np.array([np.clip(size, _PHI_MIN, _PHI_MAX)])
+        return np.array([np.clip(size, PHI_MIN, PHI_MAX)])

@@ -13,80 +13,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
-from scipy import optimize, special
+from scipy import special
 
-from .base import _PHI_MAX, _PHI_MIN, Family
-from .binomial import _success_failure, log_choose
+from ._zero_part import (
+    draw_shape,
+    log_main_part,
+    log_zero_part,
+    logaddexp,
+    nb_log_p0,
+    poisson_logpmf,
+    size_moments,
+    zero_draws,
+)
+from .base import Family
+from .binomial import log_choose, success_failure
 from .negative_binomial import nb_logpmf
 
 __all__ = ["zi_poisson", "zi_negative_binomial", "zi_binomial"]
-
-
-# ---- PyTensor helpers (elementwise) -----------------------------------------------------------
-def _log_zero_part(eta_zi):
-    """``log π`` with ``π = logistic(η_zi)``."""
-    return -pt.softplus(-eta_zi)
-
-
-def _log_main_part(eta_zi):
-    """``log(1 − π)``."""
-    return -pt.softplus(eta_zi)
-
-
-def _logaddexp(a, b):
-    """``log(eᵃ + eᵇ)`` for finite ``a`` and ``b``; each branch is finite everywhere."""
-    return pt.switch(a > b, a + pt.softplus(b - a), b + pt.softplus(a - b))
-
-
-def _poisson_logpmf(y, eta):
-    """``log Pois(y; μ = e^η)``."""
-    return y * eta - pt.exp(eta) - pt.gammaln(y + 1.0)
-
-
-def _nb_log_p0(eta, size):
-    """``log NB(0; μ = e^η, θ) = −θ log(1 + μ/θ)``."""
-    return -size * pt.softplus(eta - pt.log(size))
-
-
-# ---- numpy helpers ----------------------------------------------------------------------------
-def _zero_draws(eta_zi, shape, rng):
-    """Indicators of the zero part, ``True`` with probability ``logistic(η_zi)``."""
-    return rng.random(shape) < special.expit(eta_zi)
-
-
-def _shape(*arrays):
-    return np.broadcast_shapes(*(np.shape(a) for a in arrays))
-
-
-def _size_moments(y: np.ndarray) -> np.ndarray:
-    """NB size by the method of moments on the non-zero counts, which follow the zero-truncated
-    NB in both the zero-inflated and the hurdle model.
-
-    Given ``y > 0``: ``m₁ = E[y] = μ/(1 − p₀)`` and ``E[y²]/m₁ − 1 = μ(1 + 1/θ) = r`` with
-    ``p₀ = (1 + μ/θ)^{−θ}``; ``θ = μ/(r − μ)`` and ``μ`` solves ``m₁(1 − p₀) = μ`` on
-    ``(0, r)``. Counts no more dispersed than the zero-truncated Poisson give the upper bound;
-    too few counts, or no root, give 1.
-    """
-    pos = np.asarray(y, float)
-    pos = pos[np.isfinite(pos) & (pos > 0)]
-    if len(pos) < 2:
-        return np.array([1.0])
-    m1 = pos.mean()
-    r = np.mean(pos**2) / m1 - 1.0
-    if r <= 0:
-        return np.array([_PHI_MAX])
-
-    def excess(mu):
-        size = mu / (r - mu)
-        return m1 * -np.expm1(-size * np.log1p(r - mu)) - mu
-
-    lo, hi = r * 1e-8, r * (1.0 - 1e-8)
-    if excess(hi) >= 0:
-        return np.array([_PHI_MAX])
-    if excess(lo) <= 0:
-        return np.array([1.0])
-    mu = optimize.brentq(excess, lo, hi, xtol=1e-12 * r)
-    return np.array([np.clip(mu / (r - mu), _PHI_MIN, _PHI_MAX)])
 
 
 # ---- families ---------------------------------------------------------------------------------
@@ -120,8 +63,8 @@ class zi_poisson(Family):
     zero_part = True
 
     def logp(self, y, eta, phis, eta_zi):
-        zero = _logaddexp(_log_zero_part(eta_zi), _log_main_part(eta_zi) - pt.exp(eta))
-        positive = _log_main_part(eta_zi) + _poisson_logpmf(y, eta)
+        zero = logaddexp(log_zero_part(eta_zi), log_main_part(eta_zi) - pt.exp(eta))
+        positive = log_main_part(eta_zi) + poisson_logpmf(y, eta)
         return pt.switch(y > 0, positive, zero)
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
@@ -144,9 +87,9 @@ class zi_poisson(Family):
         return special.expit(-np.asarray(eta_zi, dtype=float)) * mu * (1.0 + pi * mu)
 
     def simulate(self, eta, phis, rng, eta_zi):
-        shape = _shape(eta, eta_zi)
+        shape = draw_shape(eta, eta_zi)
         counts = rng.poisson(np.broadcast_to(np.exp(eta), shape)).astype(float)
-        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, counts)
+        return np.where(zero_draws(eta_zi, shape, rng), 0.0, counts)
 
 
 class zi_negative_binomial(Family):
@@ -187,15 +130,15 @@ class zi_negative_binomial(Family):
 
     def logp(self, y, eta, phis, eta_zi):
         size = phis[0]
-        zero = _logaddexp(_log_zero_part(eta_zi), _log_main_part(eta_zi) + _nb_log_p0(eta, size))
-        positive = _log_main_part(eta_zi) + nb_logpmf(y, eta, size)
+        zero = logaddexp(log_zero_part(eta_zi), log_main_part(eta_zi) + nb_log_p0(eta, size))
+        positive = log_main_part(eta_zi) + nb_logpmf(y, eta, size)
         return pt.switch(y > 0, positive, zero)
 
     def check_response(self, y: pd.Series, column: str) -> np.ndarray:
         return self._counts(y, column)
 
     def initial_phis(self, y, mu):
-        return _size_moments(y)
+        return size_moments(y)
 
     def response_mean(self, eta, phis, eta_zi, **data):
         return special.expit(-np.asarray(eta_zi)) * np.exp(np.asarray(eta, dtype=float))
@@ -217,11 +160,11 @@ class zi_negative_binomial(Family):
         return keep * mu * (1.0 + mu / float(phis[0]) + pi * mu)
 
     def simulate(self, eta, phis, rng, eta_zi):
-        shape = _shape(eta, eta_zi)
+        shape = draw_shape(eta, eta_zi)
         size = float(phis[0])
         mu = np.broadcast_to(np.exp(eta), shape)
         counts = rng.negative_binomial(size, size / (size + mu)).astype(float)
-        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, counts)
+        return np.where(zero_draws(eta_zi, shape, rng), 0.0, counts)
 
 
 class zi_binomial(Family):
@@ -262,8 +205,8 @@ class zi_binomial(Family):
         n = 1.0 if trials is None else trials
         log_p = self.link.log_inverse_pt(eta)
         log_q = self.link.log1m_inverse_pt(eta)
-        zero = _logaddexp(_log_zero_part(eta_zi), _log_main_part(eta_zi) + n * log_q)
-        positive = _log_main_part(eta_zi) + y * log_p + (n - y) * log_q
+        zero = logaddexp(log_zero_part(eta_zi), log_main_part(eta_zi) + n * log_q)
+        positive = log_main_part(eta_zi) + y * log_p + (n - y) * log_q
         if trials is not None:
             positive = positive + log_choose(trials, y)
         return pt.switch(y > 0, positive, zero)
@@ -294,13 +237,13 @@ class zi_binomial(Family):
         1.5
         """
         n = 1.0 if trials is None else np.asarray(trials, dtype=float)
-        p, q = _success_failure(self.link, eta)
+        p, q = success_failure(self.link, eta)
         pi = special.expit(np.asarray(eta_zi, dtype=float))
         keep = special.expit(-np.asarray(eta_zi, dtype=float))
         return keep * n * p * (q + pi * n * p)
 
     def simulate(self, eta, phis, rng, eta_zi, trials=None):
         n = 1 if trials is None else np.asarray(trials, dtype=np.int64)
-        shape = _shape(eta, eta_zi, n)
+        shape = draw_shape(eta, eta_zi, n)
         counts = rng.binomial(n, np.broadcast_to(self.mean(eta), shape)).astype(float)
-        return np.where(_zero_draws(eta_zi, shape, rng), 0.0, counts)
+        return np.where(zero_draws(eta_zi, shape, rng), 0.0, counts)

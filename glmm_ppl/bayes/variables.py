@@ -1,0 +1,69 @@
+"""The posterior's variables, as every Bayesian output of the package names them.
+
+Draws of ``θ`` map to ``beta``, ``gamma`` (zero part), ``theta_D`` (log-Cholesky parameters of
+``D``), ``log_phi`` and, on natural scales, ``sd``, ``corr`` and ``phi``; their coordinates
+name the fixed effects, random effects, ``D`` parameters, extra parameters and groups. The PyMC
+models, both samplers, the MAP fit's ``InferenceData`` and the comparisons share them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.covariance import theta_names, theta_to_D
+
+__all__ = ["posterior_coords", "posterior_dims", "natural_variables", "theta_draws"]
+
+
+def posterior_coords(fit) -> dict:
+    d = fit.design
+    coords = {
+        "fixed": list(d.fixed_names),
+        "random": list(d.random_names),
+        "D_parameter": theta_names(d.q, d.diagonal),
+        "group": [str(g) for g in d.groups],
+    }
+    if d.X_zi is not None:
+        coords["zero_part"] = list(d.zi_fixed_names)
+    if fit.family.n_phis:
+        coords["extra"] = list(fit.family.phi_names)
+    if not d.diagonal and d.q > 1:
+        coords["random_"] = list(d.random_names)
+    return coords
+
+
+def theta_draws(posterior, fit) -> np.ndarray:
+    """``θ`` per draw, shape (chain, draw, k), from posterior variables."""
+    names = ["beta"] + (["gamma"] if fit.design.X_zi is not None else []) + ["theta_D"]
+    names += ["log_phi"] if fit.family.n_phis else []
+    return np.concatenate([np.asarray(posterior[n]) for n in names], axis=-1)
+
+
+def natural_variables(fit, theta: np.ndarray) -> dict:
+    """Posterior variables (as :func:`to_pymc` names them) from draws of ``θ``."""
+    d, blocks = fit.design, fit.layout.blocks
+    out = {"beta": theta[..., blocks["fixed-effects"]], "theta_D": theta[..., blocks["var-cov"]]}
+    if d.X_zi is not None:
+        out["gamma"] = theta[..., blocks["zero_part"]]
+    if fit.family.n_phis:
+        out["log_phi"] = theta[..., blocks["extra"]]
+        out["phi"] = np.exp(out["log_phi"])
+    Ds = np.apply_along_axis(
+        lambda t: theta_to_D(t, d.q, d.diagonal).ravel(), -1, out["theta_D"]
+    ).reshape(theta.shape[:-1] + (d.q, d.q))
+    sd = np.sqrt(np.diagonal(Ds, axis1=-2, axis2=-1))
+    out["sd"] = sd
+    if not d.diagonal and d.q > 1:
+        out["corr"] = Ds / (sd[..., :, None] * sd[..., None, :])
+    return out
+
+
+def posterior_dims(fit) -> dict:
+    dims = {"beta": ["fixed"], "theta_D": ["D_parameter"], "sd": ["random"]}
+    if fit.design.X_zi is not None:
+        dims["gamma"] = ["zero_part"]
+    if fit.family.n_phis:
+        dims["log_phi"] = dims["phi"] = ["extra"]
+    if not fit.design.diagonal and fit.design.q > 1:
+        dims["corr"] = ["random", "random_"]
+    return dims

@@ -1,0 +1,632 @@
+"""From formulas and a data frame to the arrays of a mixed model.
+
+``fixed`` is ``"y ~ terms"`` (R syntax: ``*``, ``:``, ``I()``, ``poly()``, ``log()``…; factors —
+pandas categoricals in category order, strings sorted — use treatment coding with the first
+level as reference). ``random`` is ``"~ terms | g"`` (correlated random effects, full ``D``) or
+``"~ terms || g"`` (independent random effects, diagonal ``D``) for one grouping column ``g``.
+Rows are sorted by group (stably), so each group is a contiguous block; rows with missing values
+in the columns a model uses are dropped with a warning that counts them.
+Formula terms are parsed by formulaic; the model specs are kept so new data gets the same
+columns.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula, model_matrix
+from formulaic.errors import FormulaicError
+
+from ..families import Family
+
+__all__ = [
+    "Design",
+    "aux_values",
+    "bind_family",
+    "build_design",
+    "check_rank",
+    "complete_rows",
+    "group_label",
+    "model_matrix_of",
+    "offset_values",
+    "parse_random",
+    "parse_response",
+    "split_fixed",
+    "split_offsets",
+]
+
+_RANDOM = re.compile(r"^\s*~?(?P<terms>[^|]*?)\s*(?P<bar>\|\|?)\s*(?P<group>[^|]+?)\s*$")
+_TREATMENT = re.compile(r"(?P<var>[A-Za-z_.][\w.]*)\[T\.(?P<level>[^\]]*)\]")
+
+
+@dataclass(frozen=True)
+class Design:
+    """The arrays and names of a mixed model, rows sorted by group.
+
+    Attributes
+    ----------
+    y : ndarray (N,)
+    X : ndarray (N, p)
+        Fixed-effects design; columns named ``fixed_names`` (R style: ``(Intercept)``,
+        ``sexfemale``, ``sexfemale:time``).
+    Z : ndarray (N, q_main)
+        Random-effects design of the main part; columns named ``random_names[:q_main]``.
+    starts : ndarray (n + 1,)
+        First row of each group, then ``N``.
+    groups : pandas.Index
+        The group labels, in the order of ``starts``.
+    diagonal : bool
+        Whether ``D`` is diagonal (``||``).
+    rows : ndarray (N,)
+        Index labels of the data rows used, in the sorted order.
+    family : Family
+        The family as the data use it (with trials when the response counts successes).
+    aux : ndarray (N, n_aux)
+        Per-row data the family reads besides ``y`` (``family.aux_names``: trials, censoring).
+    X_zi, Z_zi : ndarray or None
+        Fixed- and random-effects designs of the zero part (zero-inflated and hurdle
+        families); ``Z_zi`` has ``q - q_main`` columns, named ``random_names[q_main:]``
+        (``zi_`` prefixed).
+    offset : ndarray (N, E) or None
+        Offsets of the linear predictors.
+    weights : ndarray (n,) or None
+        Multipliers of the groups' log-likelihoods.
+    """
+
+    y: np.ndarray
+    X: np.ndarray
+    Z: np.ndarray
+    starts: np.ndarray
+    groups: pd.Index
+    group_name: str
+    response_name: str
+    fixed_names: list[str]
+    random_names: list[str]
+    diagonal: bool
+    fixed: str
+    random: str
+    rows: np.ndarray
+    n_dropped: int = 0
+    specs: dict = field(default_factory=dict, repr=False, compare=False)
+    family: Family | None = field(default=None, repr=False)
+    aux: np.ndarray | None = field(default=None, repr=False)
+    X_zi: np.ndarray | None = field(default=None, repr=False)
+    zi_fixed_names: list[str] = field(default_factory=list)
+    Z_zi: np.ndarray | None = field(default=None, repr=False)
+    zi_fixed: str | None = None
+    zi_random: str | None = None
+    offset: np.ndarray | None = field(default=None, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+    @property
+    def q_main(self) -> int:
+        """Number of random effects of the main part."""
+        return self.Z.shape[1]
+
+    @property
+    def q(self) -> int:
+        """Number of random effects (both parts)."""
+        return len(self.random_names)
+
+    @property
+    def n_eta(self) -> int:
+        """Number of linear predictors (2 with a zero part)."""
+        return 1 if self.X_zi is None else 2
+
+    def response_data(self) -> np.ndarray:
+        """``(N, 1 + n_aux)``: the response, then the family's per-row data."""
+        aux = self.aux if self.aux is not None else np.zeros((self.nobs, 0))
+        return np.column_stack([self.y, aux])
+
+    def Z_by_predictor(self) -> np.ndarray:
+        """``(N, E, q)``: the random-effects design of each linear predictor."""
+        Z = np.zeros((self.nobs, self.n_eta, self.q))
+        Z[:, 0, : self.q_main] = self.Z
+        if self.Z_zi is not None:
+            Z[:, 1, self.q_main :] = self.Z_zi
+        return Z
+
+    def fixed_part(self, beta: np.ndarray, gamma: np.ndarray | None = None) -> np.ndarray:
+        """``η⁰``, shape ``(N, E)``: ``Xβ`` (and ``X_zi γ``) plus the offsets."""
+        eta = (self.X @ beta)[:, None]
+        if self.X_zi is not None:
+            eta = np.column_stack([eta[:, 0], self.X_zi @ gamma])
+        return eta if self.offset is None else eta + self.offset
+
+
+def split_fixed(fixed: str) -> tuple[str, str]:
+    """Split ``"y ~ terms"`` into the response column and ``"~ terms"``.
+
+    Examples
+    --------
+    >>> split_fixed("y ~ sex * time")
+    ('y', '~ sex * time')
+    """
+    if not isinstance(fixed, str) or fixed.count("~") != 1:
+        raise ValueError(f"fixed must be a formula 'response ~ terms', got {fixed!r}")
+    lhs, rhs = fixed.split("~")
+    lhs = lhs.strip()
+    if not lhs:
+        raise ValueError(f"fixed formula {fixed!r} has no response: write 'y ~ terms'")
+    return lhs, "~ " + (rhs.strip() or "1")
+
+
+def parse_random(random: str) -> tuple[str, str, bool]:
+    """Split ``"~ terms | g"`` into ``("~ terms", "g", diagonal)``.
+
+    Examples
+    --------
+    >>> parse_random("~ time || id")
+    ('~ time', 'id', True)
+    """
+    m = _RANDOM.match(random) if isinstance(random, str) else None
+    if m is None or not m.group("group"):
+        raise ValueError(
+            f"random must look like '~ 1 | g', '~ x | g' (correlated) or '~ x || g' "
+            f"(independent), got {random!r}"
+        )
+    terms = m.group("terms").strip() or "1"
+    if re.search(r"\boffset\s*\(", terms):
+        raise ValueError(f"offset(...) belongs in the fixed-effects formula, not in {random!r}")
+    return "~ " + terms, m.group("group").strip(), m.group("bar") == "||"
+
+
+def _r_names(columns) -> list[str]:
+    """formulaic's column names in R's style: ``Intercept`` → ``(Intercept)``,
+    ``sex[T.female]`` → ``sexfemale``."""
+    out = []
+    for c in columns:
+        c = "(Intercept)" if c == "Intercept" else _TREATMENT.sub(r"\g<var>\g<level>", str(c))
+        out.append(c)
+    return out
+
+
+def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
+    """Model matrix, R-style column names and spec; errors name the formula or column."""
+    try:
+        mm = model_matrix(formula, data, na_action="raise")
+    except FormulaicError as err:
+        raise ValueError(f"cannot build the {what} design from {formula!r}: {err}") from None
+    X, names = np.asarray(mm, dtype=float), _r_names(mm.columns)
+    finite = np.isfinite(X)
+    if not finite.all():
+        k = int(np.flatnonzero(~finite.all(axis=0))[0])
+        bad = X[~finite[:, k], k]
+        raise ValueError(
+            f"the {what} column {names[k]!r} has {len(bad)} value(s) that are not finite "
+            f"(for example {bad[0]:g}); remove or recode those rows"
+        )
+    return X, names, mm.model_spec
+
+
+def check_rank(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> None:
+    rank = np.linalg.matrix_rank(X)
+    if rank == X.shape[1]:
+        return
+    # columns that are linear combinations of the earlier ones
+    aliased = [
+        name
+        for k, name in enumerate(names)
+        if np.linalg.matrix_rank(X[:, : k + 1]) <= np.linalg.matrix_rank(X[:, :k])
+    ]
+    raise ValueError(
+        f"the {what} design is rank deficient (rank {rank} < {X.shape[1]} columns); "
+        f"these columns are linear combinations of earlier ones: {', '.join(aliased)}"
+    )
+
+
+def complete_rows(
+    data: pd.DataFrame, formulas: list[str], columns: list[str], stacklevel: int = 4
+) -> tuple[pd.DataFrame, int]:
+    """The columns the formulas and ``columns`` use, without rows that miss any of them.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not a DataFrame.
+    ValueError
+        Naming the columns not found (and listing the available ones), or when every row
+        misses a value.
+
+    Warns
+    -----
+    UserWarning
+        Counting the rows dropped, per column.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    needed = set(columns)
+    try:
+        for formula in formulas:
+            needed |= set(map(str, Formula(formula).required_variables))
+    except FormulaicError as err:
+        raise ValueError(f"cannot parse the formulas {', '.join(formulas)}: {err}") from None
+    missing = sorted(needed - set(map(str, data.columns)))
+    if missing:
+        raise ValueError(
+            f"column(s) {', '.join(map(repr, missing))} not found in data; "
+            f"available columns: {', '.join(map(str, data.columns))}"
+        )
+    if len(data) == 0:
+        raise ValueError("data has no rows")
+    df = data[[c for c in data.columns if str(c) in needed]]
+    na = df.isna()
+    n_dropped = int(na.any(axis=1).sum())
+    if n_dropped == len(df):
+        raise ValueError("every row has a missing value in the columns the model uses")
+    if n_dropped:
+        per_col = ", ".join(f"{c!r}: {int(k)}" for c, k in na.sum().items() if k)
+        warnings.warn(
+            f"dropped {n_dropped} of {len(df)} rows with missing values ({per_col})",
+            UserWarning,
+            stacklevel=stacklevel,  # the user's call: mixed_model → build_design → here
+        )
+        df = df.loc[~na.any(axis=1)]
+        # levels left without rows would become empty design columns (R drops them too)
+        df = df.apply(
+            lambda c: (
+                c.cat.remove_unused_categories() if isinstance(c.dtype, pd.CategoricalDtype) else c
+            )
+        )
+    return df, n_dropped
+
+
+_TWO_COLUMNS = re.compile(r"^(?P<fn>p|cbind)\(\s*(?P<a>[^,()]+?)\s*,\s*(?P<b>[^,()]+?)\s*\)$")
+
+
+def parse_response(lhs: str) -> tuple[str, str | None, str | None]:
+    """The response column and, for a two-column response, the second column and its form.
+
+    ``"y"`` → ``("y", None, None)``; bambi's ``"p(successes, trials)"`` →
+    ``("successes", "trials", "p")``; R's ``"cbind(a, b)"`` → ``("a", "b", "cbind")`` (successes
+    and failures, or a value and its censoring indicator).
+
+    Examples
+    --------
+    >>> parse_response("p(s, n)")
+    ('s', 'n', 'p')
+    """
+    m = _TWO_COLUMNS.match(lhs.strip())
+    if m is None:
+        return lhs.strip(), None, None
+    return m.group("a"), m.group("b"), m.group("fn")
+
+
+def split_offsets(rhs: str) -> tuple[str, list[str]]:
+    """``"~ x + offset(log(e))"`` → ``("~ x", ["log(e)"])``: offsets leave the formula."""
+    exprs, out, i = [], [], 0
+    for m in re.finditer(r"\boffset\s*\(", rhs):
+        if m.start() < i:
+            continue
+        depth, k = 1, m.end()
+        while k < len(rhs) and depth:
+            depth += {"(": 1, ")": -1}.get(rhs[k], 0)
+            k += 1
+        if depth:
+            raise ValueError(f"unbalanced parentheses in {rhs!r}")
+        before = rhs[: m.start()].rstrip()
+        if not before.endswith(("~", "+")) or rhs[k:].lstrip()[:1] not in ("", "+"):
+            raise ValueError(
+                f"offset(...) must be added as a term of its own ('~ x + offset(log(e))'), "
+                f"got {rhs!r}"
+            )
+        exprs.append(rhs[m.end() : k - 1].strip())
+        out.append(rhs[i : m.start()])
+        i = k
+    out.append(rhs[i:])
+    clean = re.sub(r"\+\s*\+", "+", "".join(out))
+    clean = re.sub(r"~\s*\+", "~", clean)
+    clean = re.sub(r"\+\s*$", "", clean.strip())
+    if re.fullmatch(r"~\s*", clean):
+        clean = "~ 1"
+    return clean, exprs
+
+
+def offset_values(exprs: list[str], df: pd.DataFrame, where: str) -> np.ndarray | None:
+    if not exprs:
+        return None
+    total = np.zeros(len(df))
+    for expr in exprs:
+        values, _, _ = model_matrix_of(f"~ 0 + {expr}", df, f"{where} offset")
+        if values.shape[1] != 1:
+            raise ValueError(
+                f"offset({expr}) in the {where} formula must be one numeric column, got "
+                f"{values.shape[1]} columns"
+            )
+        total += values[:, 0]
+    return total
+
+
+def group_label(value) -> str:
+    """A data value as users wrote it (``3``, ``'a'``), not as NumPy's repr."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _group_weights(weights, df: pd.DataFrame, data: pd.DataFrame, group: str, groups) -> np.ndarray:
+    """One weight per group (in the order of ``groups``) from a column name, a Series indexed
+    by group label, or an array in the order of the sorted group labels of ``data``."""
+    if isinstance(weights, str):
+        if weights not in df.columns:
+            raise ValueError(f"weights column {weights!r} not found in data")
+        per_group = df.groupby(group, sort=True, observed=True)[weights].agg(["min", "max"])
+        varying = per_group.index[per_group["min"] != per_group["max"]]
+        if len(varying):
+            raise ValueError(
+                f"weights column {weights!r} must be constant within each group of {group!r}; "
+                f"it varies in {len(varying)} group(s) (for example {group_label(varying[0])})"
+            )
+        values = per_group["min"].reindex(groups).to_numpy(dtype=float)
+    elif isinstance(weights, pd.Series):
+        missing = [g for g in groups if g not in weights.index]
+        if missing:
+            raise ValueError(
+                f"weights has no value for {len(missing)} group(s) of {group!r} (for example "
+                f"{group_label(missing[0])}); index it by the group labels"
+            )
+        values = weights.reindex(groups).to_numpy(dtype=float)
+    else:
+        values = np.asarray(weights, dtype=float).reshape(-1)
+        all_groups = pd.Index(pd.unique(data[group].dropna())).sort_values()
+        if len(values) != len(all_groups):
+            raise ValueError(
+                f"weights must have one value per group of {group!r} ({len(all_groups)}, in "
+                f"sorted order of the labels), got {len(values)}; or pass a pandas Series "
+                "indexed by group label, or a column name"
+            )
+        values = pd.Series(values, index=all_groups).reindex(groups).to_numpy()
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        raise ValueError(
+            f"weights must be positive and finite; {int(bad.sum())} group(s) are not (for "
+            f"example {values[bad][0]:g})"
+        )
+    return values
+
+
+def bind_family(family: Family, second, form, trials, censoring):
+    """The family as the data use it, and the columns of its per-row data."""
+    columns = {}
+    if form == "p" or (form == "cbind" and family.trials != "never"):
+        if trials is not None:
+            raise ValueError("give trials either in the response or as trials=, not both")
+        family = family.using_trials()
+        columns["trials"] = (second, form)
+    elif form == "cbind" and "censoring" in family.data_names:
+        if censoring is not None:
+            raise ValueError("give censoring either in the response or as censoring=, not both")
+        columns["censoring"] = (second, form)
+    elif form == "cbind":
+        raise ValueError(
+            f"a two-column response cbind(...) needs a family with trials (binomial, "
+            f"zi_binomial, beta_binomial) or censoring (censored_normal), not {family.name}"
+        )
+    if trials is not None:
+        family = family.using_trials()
+        columns["trials"] = (trials, None)
+    if censoring is not None:
+        if "censoring" not in family.data_names:
+            raise ValueError(f"censoring= applies to censored_normal, not {family.name}")
+        columns["censoring"] = (censoring, None)
+    for name in family.aux_names:
+        if name not in ("trials", "censoring"):
+            raise ValueError(
+                f"the {family.name} family reads a per-row column {name!r}; mixed_model passes "
+                "only trials and censoring columns to a family (put other per-row values in "
+                "the formula, e.g. as an offset)"
+            )
+        if name not in columns:
+            how = (
+                "trials='column', a response p(successes, trials) or cbind(successes, failures)"
+                if name == "trials"
+                else "censoring='column' (0 observed, 1 left, 2 right censored) or a response "
+                "cbind(y, indicator)"
+            )
+            raise ValueError(f"the {family.name} family needs {name}: give {how}")
+    return family, columns
+
+
+def aux_values(family: Family, columns: dict, df: pd.DataFrame, response: str) -> dict:
+    """The family's per-row data columns (trials, censoring) as float arrays, checked."""
+    out = {}
+    for name, (column, form) in columns.items():
+        if not pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(df[column]):
+            raise ValueError(f"{name} column {column!r} must be numeric, got {df[column].dtype}")
+        values = df[column].to_numpy(dtype=float)
+        if name == "trials":
+            bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
+            what = "failures" if form == "cbind" else "trials"
+            if bad.any():
+                raise ValueError(
+                    f"{what} column {column!r} must hold non-negative integers; "
+                    f"{int(bad.sum())} row(s) do not (for example {values[bad][0]:g})"
+                )
+            if form == "cbind":  # successes and failures: the trials are their sum
+                values = values + df[response].to_numpy(dtype=float)
+        family.check_data(name, values, column)
+        out[name] = values
+    return out
+
+
+def build_design(
+    fixed: str,
+    random: str,
+    data: pd.DataFrame,
+    family: Family,
+    *,
+    zi_fixed: str | None = None,
+    zi_random: str | None = None,
+    offset=None,
+    weights=None,
+    trials: str | None = None,
+    censoring: str | None = None,
+) -> Design:
+    """Check the data against the formulas and build the design arrays.
+
+    Raises
+    ------
+    ValueError
+        For a missing column, a response outside the family's support, fewer than two groups,
+        or a rank-deficient fixed-effects design; every message names the column or term.
+
+    Warns
+    -----
+    UserWarning
+        When rows with missing values are dropped (the message counts them).
+
+    Examples
+    --------
+    >>> from glmm_ppl.families import binomial
+    >>> df = pd.DataFrame({"y": [0, 1, 1, 0], "x": [0.0, 1.0, 2.0, 3.0], "g": [1, 1, 2, 2]})
+    >>> d = build_design("y ~ x", "~ 1 | g", df, binomial())
+    >>> d.fixed_names, d.random_names, d.n_groups
+    (['(Intercept)', 'x'], ['(Intercept)'], 2)
+    """
+    lhs, fixed_rhs = split_fixed(fixed)
+    response, second, form = parse_response(lhs)
+    fixed_rhs, fixed_offsets = split_offsets(fixed_rhs)
+    random_terms, group, diagonal = parse_random(random)
+    family, aux_columns = bind_family(family, second, form, trials, censoring)
+    if not family.zero_part and (zi_fixed is not None or zi_random is not None):
+        raise ValueError(
+            f"zi_fixed and zi_random apply to zero-inflated and hurdle families, not {family.name}"
+        )
+    formulas, columns = [fixed_rhs, random_terms], [response, group]
+    formulas += [f"~ {e}" for e in fixed_offsets]
+    columns += [c for c, _ in aux_columns.values()]
+    zi_offsets: list[str] = []
+    if family.zero_part:
+        zi_fixed = "~ 1" if zi_fixed is None else zi_fixed
+        if not isinstance(zi_fixed, str) or "~" not in zi_fixed:
+            raise ValueError(f"zi_fixed must be a formula such as '~ x', got {zi_fixed!r}")
+        zi_rhs, zi_offsets = split_offsets("~ " + zi_fixed.split("~", 1)[1].strip())
+        formulas += [zi_rhs, *[f"~ {e}" for e in zi_offsets]]
+        if zi_random is not None:
+            zi_terms, zi_group, zi_diagonal = parse_random(zi_random)
+            if zi_group != group:
+                raise ValueError(
+                    f"zi_random must use the grouping column of random ({group!r}), got "
+                    f"{zi_group!r}"
+                )
+            diagonal = diagonal or zi_diagonal
+            formulas.append(zi_terms)
+    if isinstance(offset, str):
+        columns.append(offset)
+    elif isinstance(offset, pd.Series):  # matched by index label, as a column would be
+        if not offset.index.is_unique:
+            raise ValueError("offset (a Series) has repeated index labels; index it like data")
+        missing = ~data.index.isin(offset.index)
+        if missing.any():
+            raise ValueError(
+                f"offset (a Series) has no value for {int(missing.sum())} row(s) of data (for "
+                f"example index {group_label(data.index[missing][0])}); index it like data"
+            )
+        data = data.assign(**{"(offset)": offset.reindex(data.index).to_numpy(dtype=float)})
+        columns.append("(offset)")
+    elif offset is not None:
+        values = np.asarray(offset, dtype=float).reshape(-1)
+        if len(values) != len(data):
+            raise ValueError(
+                f"offset must have one value per row of data ({len(data)}), got {len(values)}"
+            )
+        data = data.assign(**{"(offset)": values})
+        columns.append("(offset)")
+    if isinstance(weights, str):
+        columns.append(weights)
+    df, n_dropped = complete_rows(data, formulas, columns)
+    codes, groups = pd.factorize(df[group], sort=True)
+    if len(groups) < 2:
+        raise ValueError(
+            f"grouping column {group!r} has a single group ({groups[0]}); a mixed model "
+            "needs at least two groups"
+        )
+    order = np.argsort(codes, kind="stable")
+    df = df.iloc[order]
+    codes = codes[order]
+    aux = aux_values(family, aux_columns, df, response)
+    y = family.check_response(df[response], response, **aux)
+    if not aux and np.all(y == y[0]):
+        raise ValueError(
+            f"response column {response!r} has the same value ({y[0]:g}) in every row used: "
+            "there is nothing to fit"
+        )
+    X, fixed_names, fixed_spec = model_matrix_of(fixed_rhs, df, "fixed-effects")
+    check_rank(X, fixed_names)
+    Z, random_names, random_spec = model_matrix_of(random_terms, df, "random-effects")
+    if Z.shape[1] == 0:
+        raise ValueError(f"random formula {random!r} has no terms")
+    check_rank(Z, random_names, "random-effects")
+    specs = {
+        "fixed": fixed_spec,
+        "random": random_spec,
+        # how new data get their offsets: the formulas' offset(...) terms, the offset= column
+        "offsets": {
+            "fixed": fixed_offsets,
+            "zi": zi_offsets,
+            "column": offset if isinstance(offset, str) else (None if offset is None else ""),
+        },
+        "response": (response, aux_columns),
+    }
+    X_zi = Z_zi = None
+    zi_names: list[str] = []
+    if family.zero_part:
+        X_zi, zi_names, specs["zi_fixed"] = model_matrix_of(zi_rhs, df, "zero-part fixed-effects")
+        check_rank(X_zi, zi_names, "zero-part fixed-effects")
+        if zi_random is not None:
+            Z_zi, zi_random_names, specs["zi_random"] = model_matrix_of(
+                zi_terms, df, "zero-part random-effects"
+            )
+            check_rank(Z_zi, zi_random_names, "zero-part random-effects")
+            random_names = random_names + [f"zi_{n}" for n in zi_random_names]
+    offsets = [offset_values(fixed_offsets, df, "fixed")]
+    if offset is not None:
+        column = offset if isinstance(offset, str) else "(offset)"
+        if not pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(df[column]):
+            raise ValueError(f"offset column {column!r} must be numeric, got {df[column].dtype}")
+        extra = df[column].to_numpy(dtype=float)
+        if not np.all(np.isfinite(extra)):
+            raise ValueError(f"offset column {column!r} has values that are not finite")
+        offsets[0] = extra if offsets[0] is None else offsets[0] + extra
+    if family.zero_part:
+        offsets.append(offset_values(zi_offsets, df, "zi_fixed"))
+    offset_matrix = None
+    if any(o is not None for o in offsets):
+        offset_matrix = np.column_stack([np.zeros(len(df)) if o is None else o for o in offsets])
+    starts = np.r_[np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]), len(codes)]
+    return Design(
+        y=y,
+        X=X,
+        Z=Z,
+        starts=starts,
+        groups=pd.Index(groups, name=group),
+        group_name=group,
+        response_name=lhs,
+        fixed_names=fixed_names,
+        random_names=random_names,
+        diagonal=diagonal,
+        fixed=fixed,
+        random=random,
+        rows=df.index.to_numpy(),
+        n_dropped=n_dropped,
+        specs=specs,
+        family=family,
+        aux=np.column_stack([aux[n] for n in family.aux_names]) if aux else None,
+        X_zi=X_zi,
+        zi_fixed_names=zi_names,
+        Z_zi=Z_zi,
+        zi_fixed=zi_fixed if family.zero_part else None,
+        zi_random=zi_random,
+        offset=offset_matrix,
+        weights=None if weights is None else _group_weights(weights, df, data, group, groups),
+    )

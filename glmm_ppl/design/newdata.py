@@ -1,0 +1,198 @@
+"""The model's arrays for new data: the fitted formulas applied to another data frame.
+
+The formula specs kept by :func:`glmm_ppl.design.matrices.build_design` rebuild ``X``,
+``Z`` (and the zero part's) with the same columns, factor levels and transforms; offsets are
+recomputed from their ``offset(...)`` terms or the ``offset=`` column. Rows keep the order of
+``newdata``; each row knows its group and whether the fit saw that group.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from formulaic.errors import DataMismatchWarning, FormulaicError
+
+from .matrices import Design, aux_values, offset_values
+
+__all__ = ["ModelArrays", "model_arrays"]
+
+
+@dataclass(frozen=True)
+class ModelArrays:
+    """Arrays of a model on some data, rows in the data's order.
+
+    Attributes
+    ----------
+    X : ndarray (N, p)
+    X_zi : ndarray (N, p_zi) or None
+    Z : ndarray (N, E, q)
+        Random-effects design of each linear predictor.
+    offset : ndarray (N, E)
+    groups : ndarray (N,)
+        Group label of each row (None where the data have no grouping column).
+    known : ndarray (N,) of bool
+        Whether the fit saw the row's group.
+    index : ndarray (N,) of int
+        The row's group position in the fit (``-1`` for new groups).
+    y : ndarray (N, 1 + n_aux) or None
+        Response and per-row data, when the data have them.
+    rows : pandas.Index
+        The data's index.
+    aux : dict
+        The per-row data (``trials``, ``censoring``) the data have, with or without the
+        response; ``missing`` names the columns of those they lack.
+    missing : dict
+    """
+
+    X: np.ndarray
+    X_zi: np.ndarray | None
+    Z: np.ndarray
+    offset: np.ndarray
+    groups: np.ndarray | None
+    known: np.ndarray
+    index: np.ndarray
+    y: np.ndarray | None
+    rows: pd.Index
+    aux: dict = field(default_factory=dict)
+    missing: dict = field(default_factory=dict)
+
+    def fixed_part(self, beta: np.ndarray, gamma: np.ndarray | None) -> np.ndarray:
+        """``η⁰`` (N, E)."""
+        eta = (self.X @ beta)[:, None]
+        if self.X_zi is not None:
+            eta = np.column_stack([eta[:, 0], self.X_zi @ gamma])
+        return eta + self.offset
+
+
+def _matrix_from_spec(spec, data: pd.DataFrame, what: str) -> np.ndarray:
+    """The fit's columns of one design (a formulaic model spec) on new data."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataMismatchWarning)
+            mm = spec.get_model_matrix(data, na_action="raise")
+    except DataMismatchWarning as err:
+        raise ValueError(f"newdata has factor levels the fit did not see ({what}): {err}") from None
+    except (FormulaicError, KeyError, NameError) as err:
+        raise ValueError(f"cannot build the {what} design for newdata: {err}") from None
+    X = np.asarray(mm, dtype=float)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(
+            f"newdata has missing or non-finite values in the {what} columns "
+            f"({int((~np.isfinite(X)).any(axis=1).sum())} rows); predictions need them"
+        )
+    return X
+
+
+def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelArrays:
+    """The model's arrays on ``newdata`` (the fitted data, in the fit's row order, if None).
+
+    Raises
+    ------
+    ValueError
+        For a column the formulas need that ``newdata`` lacks, a missing value in one, a
+        factor level the fit did not see, or an offset given as an array (new data then need
+        an offset column).
+    """
+    n_groups = design.n_groups
+    if newdata is None:
+        index = np.repeat(np.arange(n_groups), np.diff(design.starts))
+        offset = (
+            design.offset if design.offset is not None else np.zeros((design.nobs, design.n_eta))
+        )
+        return ModelArrays(
+            X=design.X,
+            X_zi=design.X_zi,
+            Z=design.Z_by_predictor(),
+            offset=offset,
+            groups=np.asarray(design.groups)[index],
+            known=np.ones(design.nobs, dtype=bool),
+            index=index,
+            y=design.response_data(),
+            rows=pd.Index(design.rows),
+            aux={n: design.aux[:, k] for k, n in enumerate(design.family.aux_names)},
+        )
+    if not isinstance(newdata, pd.DataFrame):
+        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    if len(newdata) == 0:
+        raise ValueError("newdata has no rows")
+    specs, N = design.specs, len(newdata)
+    X = _matrix_from_spec(specs["fixed"], newdata, "fixed-effects")
+    Zm = _matrix_from_spec(specs["random"], newdata, "random-effects")
+    X_zi = (
+        _matrix_from_spec(specs["zi_fixed"], newdata, "zero-part fixed-effects")
+        if "zi_fixed" in specs
+        else None
+    )
+    Z = np.zeros((N, design.n_eta, design.q))
+    Z[:, 0, : design.q_main] = Zm
+    if "zi_random" in specs:
+        zi_random = specs["zi_random"]
+        Z[:, 1, design.q_main :] = _matrix_from_spec(zi_random, newdata, "zero-part random-effects")
+    offsets = specs.get("offsets", {"fixed": [], "zi": [], "column": None})
+    offset = np.zeros((N, design.n_eta))
+    fixed_off = offset_values(offsets["fixed"], newdata, "fixed")
+    if fixed_off is not None:
+        offset[:, 0] += fixed_off
+    column = offsets["column"]
+    if column == "":
+        raise ValueError(
+            "the model's offset was given as an array; for new data give the offset as a "
+            "column: fit with offset='column' or an offset(...) term"
+        )
+    if column is not None:
+        if column not in newdata.columns:
+            raise ValueError(f"newdata needs the offset column {column!r}")
+        offset[:, 0] += newdata[column].to_numpy(dtype=float)
+    if design.n_eta == 2:
+        zi_off = offset_values(offsets["zi"], newdata, "zi_fixed")
+        if zi_off is not None:
+            offset[:, 1] += zi_off
+    group = design.group_name
+    if group in newdata.columns:
+        groups = newdata[group].to_numpy()
+        index = pd.Index(design.groups).get_indexer(groups)
+    else:
+        groups, index = None, np.full(N, -1)
+    return ModelArrays(
+        X=X,
+        X_zi=X_zi,
+        Z=Z,
+        offset=offset,
+        groups=groups,
+        known=index >= 0,
+        index=index,
+        y=_response(design, newdata),
+        rows=newdata.index,
+        **_aux(design, newdata),
+    )
+
+
+def _aux(design: Design, newdata: pd.DataFrame) -> dict:
+    """The per-row data ``newdata`` has (``aux``), and the columns it lacks for the others
+    (``missing``): a response mean needs the trials but not the response."""
+    response, aux_columns = design.specs.get("response", (design.response_name, {}))
+
+    aux, missing = {}, {}
+    for name, (column, form) in aux_columns.items():
+        needed = [response, column] if form == "cbind" else [column]
+        absent = [c for c in needed if c not in newdata.columns or newdata[c].isna().any()]
+        if absent:
+            missing[name] = absent
+        else:
+            aux.update(aux_values(design.family, {name: (column, form)}, newdata, response))
+    return {"aux": aux, "missing": missing}
+
+
+def _response(design: Design, newdata: pd.DataFrame) -> np.ndarray | None:
+    """``(N, 1 + n_aux)`` response and per-row data of ``newdata``, or None without them."""
+    response, aux_columns = design.specs.get("response", (design.response_name, {}))
+    needed = [response] + [c for c, _ in aux_columns.values()]
+    if any(c not in newdata.columns for c in needed) or newdata[needed].isna().any().any():
+        return None
+
+    aux = aux_values(design.family, aux_columns, newdata, response)
+    y = design.family.check_response(newdata[response], response, **aux)
+    return np.column_stack([y] + [aux[n] for n in design.family.aux_names])

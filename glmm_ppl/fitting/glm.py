@@ -1,0 +1,169 @@
+"""Generalized linear models without random effects, on arrays: the mixed model's starting
+values and the numerics behind :func:`glmm_ppl.glm`.
+
+Newton's method on ``β`` with step-halving, using the family's compiled derivatives; the extra
+parameters ``φ`` (if any) are then fitted jointly with ``β`` by L-BFGS on ``(β, log φ)``.
+Hessians by central differences (:func:`central_differences`) where no analytic one is at hand.
+"""
+
+from __future__ import annotations
+
+from inspect import signature
+
+import numpy as np
+from scipy import optimize, special
+
+from ..engine.pointwise import output_layout, pointwise_derivatives
+from ..families import Family
+
+__all__ = ["central_differences", "fit_glm_arrays"]
+
+
+def central_differences(f, theta: np.ndarray, step: float) -> np.ndarray:
+    """Central differences of ``f`` (scalar or vector valued) in each entry of ``theta``, with
+    steps ``step · max(|θ_j|, 1)``; column ``j`` holds the derivative in ``θ_j``."""
+    h = step * np.maximum(np.abs(theta), 1.0)
+    columns = []
+    for j, hj in enumerate(h):
+        e = np.zeros(len(theta))
+        e[j] = hj
+        columns.append((np.asarray(f(theta + e)) - np.asarray(f(theta - e))) / (2 * hj))
+    return np.stack(columns, axis=-1)
+
+
+def _start(X: np.ndarray, Y: np.ndarray, family: Family) -> np.ndarray:
+    """Starting coefficients of the main predictor: zero, but the intercept (a column of
+    ones) at the link of the mean response, where that is finite."""
+    beta = np.zeros(X.shape[1])
+    ones = np.flatnonzero(np.all(X == 1.0, axis=0))
+    if len(ones):
+        y = Y[:, 0]
+        mean = y.mean() if "trials" not in family.aux_names else y.sum() / max(Y[:, 1].sum(), 1)
+        if family.link.name in ("logit", "probit", "cloglog"):
+            mean = np.clip(mean, 0.02, 0.98)
+        elif family.link.name == "log":
+            mean = max(mean, 1e-2)
+        with np.errstate(all="ignore"):
+            start = float(family.link.link(np.asarray(mean)))
+        if np.isfinite(start):
+            beta[ones[0]] = start
+    return beta
+
+
+def _negative_definite(H: np.ndarray) -> np.ndarray:
+    """``H`` with its eigenvalues made at most ``−1e-8 · max|λ|`` (a modified Newton step is
+    then an ascent direction)."""
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    bound = 1e-8 * max(np.max(np.abs(lam)), 1e-12)
+    return (V * np.minimum(lam, -bound)) @ V.T
+
+
+def fit_glm_arrays(
+    Xs: list[np.ndarray],
+    Y: np.ndarray,
+    family: Family,
+    offset: np.ndarray | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-10,
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """Maximum-likelihood GLM on arrays.
+
+    Parameters
+    ----------
+    Xs : list of ndarray
+        The fixed-effects design of each linear predictor (two with a zero part).
+    Y : ndarray (N,) or (N, 1 + n_aux)
+        The response, then the family's per-row data.
+    offset : ndarray (N, E), optional
+
+    Returns
+    -------
+    coef, phis, loglik, hessian
+        ``coef`` joins the coefficients of the predictors; ``hessian`` is the Hessian of the
+        log-likelihood in ``(coef, log φ)`` (central differences of the exact gradient in
+        ``log φ``).
+    """
+    kernel = pointwise_derivatives(family)
+    Y = np.ascontiguousarray(np.asarray(Y, dtype=float).reshape(len(Y), -1))
+    N, E = len(Y), len(Xs)
+    offset = np.zeros((N, E)) if offset is None else np.asarray(offset, dtype=float)
+    sizes = np.cumsum([0] + [X.shape[1] for X in Xs])
+    d1_at, d2_at, phi_at = output_layout(E, family.n_phis)
+
+    def eta(coef):
+        pairs = zip(Xs, sizes, sizes[1:], strict=False)
+        return np.column_stack([X @ coef[a:b] for X, a, b in pairs]) + offset
+
+    def parts(coef, phis):
+        out = kernel(Y, eta(coef)[:, None, :], phis)
+        out = [o[:, 0] for o in out]
+        g = np.concatenate([Xs[e].T @ out[d1_at + e] for e in range(E)])
+        H = np.zeros((sizes[-1], sizes[-1]))
+        k = d2_at
+        for e in range(E):
+            for f in range(e, E):
+                block = Xs[e].T @ (out[k][:, None] * Xs[f])
+                H[sizes[e] : sizes[e + 1], sizes[f] : sizes[f + 1]] = block
+                H[sizes[f] : sizes[f + 1], sizes[e] : sizes[e + 1]] = block.T
+                k += 1
+        dphi = np.array([out[phi_at + m].sum() for m in range(family.n_phis)])
+        return out[0].sum(), g, H, dphi
+
+    p0 = Xs[0].shape[1]
+    coef = np.zeros(sizes[-1])
+    coef[:p0] = _start(Xs[0], Y, family)
+    if E == 2:  # the zero part starts with half the zeros as structural ones
+        ones = np.flatnonzero(np.all(Xs[1] == 1.0, axis=0))
+        if len(ones):
+            coef[p0 + ones[0]] = special.logit(np.clip(np.mean(Y[:, 0] == 0) / 2, 0.05, 0.5))
+
+    data = {}
+    if "trials" in family.aux_names and "trials" in signature(family.initial_phis).parameters:
+        data["trials"] = Y[:, 1 + family.aux_names.index("trials")]
+
+    def moments(coef):  # the extra parameters by moments, given the main predictor's mean
+        with np.errstate(all="ignore"):
+            mu = family.mean(eta(coef)[:, 0])
+            phis = np.asarray(family.initial_phis(Y[:, 0], mu, **data), float)
+        return np.where(np.isfinite(phis) & (phis > 0), phis, 1.0)
+
+    # Newton in the main part's coefficients, the rest held: with the zero part free, Newton
+    # tends to run its probability to 0 while the dispersion is still a moment estimate
+    phis = moments(coef)
+    ll, g, H, _ = parts(coef, phis)
+    for _ in range(max_iter):
+        if not (np.isfinite(ll) and np.all(np.isfinite(H))):
+            break
+        step = np.zeros_like(coef)
+        step[:p0] = np.linalg.solve(-_negative_definite(H[:p0, :p0]), g[:p0])
+        t = 1.0
+        for _ in range(40):
+            ll_new, g_new, H_new, _ = parts(coef + t * step, phis)
+            if ll_new >= ll - 1e-12 * abs(ll):
+                break
+            t /= 2
+        else:
+            break
+        coef, ll, g, H = coef + t * step, ll_new, g_new, H_new
+        if np.max(np.abs(t * step)) < tol:
+            break
+    if family.n_phis or E == 2:  # then everything jointly; as starting values, the zero part
+        k = sizes[-1]  # stays within ±10 and the extra parameters within e^±7 of their moment
+        phis = moments(coef)  # estimates, away from degenerate limits (e.g. NB size → 0)
+
+        def negll(par):
+            ll, g, _, dphi = parts(par[:k], np.exp(par[k:]))
+            if not np.isfinite(ll):
+                return np.inf, np.zeros_like(par)
+            return -ll, -np.concatenate([g, dphi * np.exp(par[k:])])
+
+        bounds = [(None, None)] * p0 + [(-10.0, 10.0)] * (k - p0)
+        bounds += [(np.log(v) - 7.0, np.log(v) + 7.0) for v in phis]
+        start = np.r_[coef, np.log(phis)]
+        res = optimize.minimize(negll, start, jac=True, method="L-BFGS-B", bounds=bounds)
+        coef, phis = res.x[:k], np.exp(res.x[k:])
+        ll, g, H, _ = parts(coef, phis)
+        if family.n_phis:
+            H = central_differences(lambda par: -negll(par)[1], res.x, 1e-5)
+            H = 0.5 * (H + H.T)
+    return coef, phis, float(ll), H

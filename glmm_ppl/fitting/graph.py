@@ -1,0 +1,222 @@
+"""The PyTensor graph of a mixed model: parameters → transforms → AGQ Op → objective.
+
+``θ = (β, γ, θ_D, log φ)``: fixed effects, fixed effects of the zero part (zero-inflated and
+hurdle families only), the log-Cholesky parameters of ``D`` (:mod:`glmm_ppl.engine.covariance`;
+the layout of ``θ`` is :class:`~glmm_ppl.fitting.parameters.ParameterLayout`) and the
+family's extra parameters on the log scale. The graph is ``η⁰ = [Xβ, X_zi γ] + offset``,
+``D = D(θ_D)``, ``φ = exp(log φ)``, ``log L = AGQLogLik(η⁰, D, φ)`` plus the log penalty of
+``β`` when there is one, compiled to a function returning the objective, the
+log-likelihood and the gradient of the objective.
+
+The compiled function depends only on the model's structure (numbers of fixed and random
+effects, diagonal or full ``D``, extra parameters, penalty or not): ``X`` and the penalty's
+settings are inputs and the Op reads the data through the engine it is handed, so fitting a
+new data set or a new penalty setting reuses the compiled graph.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from ..design.matrices import Design
+from ..engine.agq import AGQ
+from ..engine.covariance import D_to_theta, theta_to_D, theta_to_D_pt
+from ..engine.log_density import LogDensity
+from ..engine.ops import NUMPY_MODE, AGQLogLik
+from ..families import Family
+from .parameters import ParameterLayout
+from .penalty import StudentTPenalty, student_t_kernel_logp
+
+__all__ = ["MixedModelGraph"]
+
+
+@lru_cache(maxsize=64)
+def _compiled(sizes: ParameterLayout, zero_part: bool, penalized: bool):
+    """The compiled objective of one model structure (``sizes``: a layout whose names are
+    placeholders), and its Op."""
+    theta = pt.dvector("theta")
+    X, X_zi, offset = pt.dmatrix("X"), pt.dmatrix("X_zi"), pt.dmatrix("offset")
+    pen_mu, pen_sigma, pen_df = pt.dvector("pen_mu"), pt.dvector("pen_sigma"), pt.dscalar("pen_df")
+    parts = sizes.split(theta)
+    beta, gamma = parts["beta"], parts["gamma"]
+    eta0 = pt.dot(X, beta)[:, None]
+    if zero_part:
+        eta0 = pt.concatenate([eta0, pt.dot(X_zi, gamma)[:, None]], axis=1)
+    op = AGQLogLik(None)
+    D = theta_to_D_pt(parts["theta_D"], sizes.q, sizes.diagonal)
+    loglik = op(eta0 + offset, D, pt.exp(parts["log_phis"]))[0]
+    objective = loglik
+    if penalized:
+        objective = loglik + student_t_kernel_logp(beta, pen_mu, pen_sigma, pen_df)
+    fn = pytensor.function(
+        [theta, X, X_zi, offset, pen_mu, pen_sigma, pen_df],
+        [objective, loglik, pytensor.grad(objective, theta)],
+        on_unused_input="ignore",
+        mode=NUMPY_MODE,
+    )
+    fn.trust_input = True
+    return fn, op
+
+
+class MixedModelGraph:
+    """Compiled objective of one model on one data set.
+
+    ``θ = (β, γ, θ_D, log φ)``: fixed effects, zero-part fixed effects (none without a zero
+    part), the parameters of ``D`` and the log extra parameters, laid out by :attr:`layout`.
+
+    Parameters
+    ----------
+    design : Design
+    family : Family
+    n_agq : int
+    penalty : StudentTPenalty or None
+    priors : PriorSpec or None
+        The model's PyMC priors (:func:`glmm_ppl.bayes.priors.make_priors`).
+
+    Attributes
+    ----------
+    engine : AGQ
+        The quadrature engine behind the Op (it holds the current modes).
+    layout : ParameterLayout
+        Where each block of ``θ`` sits and its names; ``p``, ``p_zi``, ``q``, ``n_theta``
+        and ``n_phis`` are its sizes.
+    names : list of str
+        Names of the entries of ``θ`` (zero-part effects prefixed ``zi_``).
+    X, X_zi, offset : ndarray
+        The fixed-effects designs (``X_zi`` has no columns without a zero part) and the
+        offsets of each linear predictor, ``(N, E)``.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> from glmm_ppl.design.matrices import build_design
+    >>> df = gp.load_vignette("binary")
+    >>> fam = gp.families.binomial()
+    >>> graph = MixedModelGraph(build_design("y ~ time", "~ 1 | id", df, fam), fam, 11, None)
+    >>> graph.names
+    ['(Intercept)', 'time', 'D_11']
+    >>> objective, loglik, grad = graph(np.zeros(3))
+    >>> grad.shape
+    (3,)
+    """
+
+    def __init__(
+        self,
+        design: Design,
+        family: Family,
+        n_agq: int,
+        penalty: StudentTPenalty | None,
+        priors=None,
+    ):
+        self.design, self.family, self.penalty, self.priors = design, family, penalty, priors
+        self.layout = layout = ParameterLayout.of(design, family)
+        self.p, self.p_zi, self.q = layout.p, layout.p_zi, layout.q
+        self.n_theta, self.n_phis = layout.n_theta_D, layout.n_phis
+        self.names = layout.names
+        self.engine = AGQ(
+            design.response_data(),
+            design.Z_by_predictor(),
+            design.starts,
+            family,
+            n_agq,
+            weights=design.weights,
+        )
+        sizes = ParameterLayout(  # the compiled graph depends on the sizes only
+            ("",) * layout.p, ("",) * layout.p_zi, ("",) * layout.q, layout.diagonal,
+            ("",) * layout.n_phis,
+        )  # fmt: skip
+        self._fn, self._op = _compiled(sizes, design.n_eta == 2, penalty is not None)
+        N = design.nobs
+        self.X = np.ascontiguousarray(design.X, dtype=np.float64)
+        X_zi = design.X_zi if design.X_zi is not None else np.zeros((N, 0))
+        self.X_zi = np.ascontiguousarray(X_zi, dtype=np.float64)
+        offset = design.offset if design.offset is not None else np.zeros((N, design.n_eta))
+        self.offset = np.ascontiguousarray(offset, dtype=np.float64)
+        if penalty is None:
+            self._pen = (np.zeros(0), np.zeros(0), np.asarray(1.0))
+        else:
+            mu, sigma, df = penalty.values()
+            self._pen = (np.asarray(mu, float), np.asarray(sigma, float), np.asarray(df, float))
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """``(objective, log-likelihood, ∂objective/∂θ)`` at ``θ``; the objective adds the log
+        penalty (in the graph) and the log priors (without Jacobian: the MAP objective)."""
+        self._op.engine = self.engine
+        theta = np.asarray(theta, dtype=np.float64)
+        obj, ll, grad = self._fn(theta, self.X, self.X_zi, self.offset, *self._pen)
+        if self.priors is not None:
+            lp, g = self.priors.compiled()(theta)
+            obj, grad = obj + lp, grad + g
+        return float(obj), float(ll), grad
+
+    def log_prior(self, theta: np.ndarray, jacobian: bool = False) -> tuple[float, np.ndarray]:
+        """Log penalty plus log priors at ``θ`` and their gradient (NumPy); ``jacobian``: with
+        the log-Jacobian of the priors' log-scale parameters (the density of ``θ`` that a
+        sampler needs, where the MAP objective has none)."""
+        return _log_prior(theta, self.p, self.penalty, self._priors_fn(jacobian))
+
+    def _priors_fn(self, jacobian: bool):
+        return None if self.priors is None else self.priors.compiled(jacobian)
+
+    def log_density(self, modes=None) -> LogDensity:
+        """The density of ``θ`` for samplers (:class:`~glmm_ppl.engine.log_density.LogDensity`):
+        the log-likelihood plus the penalty and the priors with their Jacobian. It has its own
+        copy of the engine's modes and of the compiled priors, so each thread can have one."""
+        priors_fn = self._priors_fn(True)
+        priors_fn = None if priors_fn is None else priors_fn.copy()
+        log_prior = None
+        if self.penalty is not None or priors_fn is not None:
+            p, penalty = self.p, self.penalty
+
+            def log_prior(theta):
+                return _log_prior(theta, p, penalty, priors_fn)
+
+        diagonal = self.design.diagonal
+        return LogDensity(
+            self.engine, self.X, self.X_zi, self.offset, diagonal, log_prior=log_prior, modes=modes
+        )
+
+    # ---- θ ↔ parameters ----------------------------------------------------------------
+    def split(self, theta: np.ndarray) -> dict:
+        """The blocks of ``θ``: ``beta``, ``gamma`` (zero part), ``theta_D``, ``log_phis``."""
+        return self.layout.split(theta)
+
+    def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(fixed effects, D, φ)`` from ``θ``; the fixed effects are ``(β, γ)`` joined."""
+        parts = self.split(theta)
+        D = theta_to_D(parts["theta_D"], self.q, self.design.diagonal)
+        fixed = np.concatenate([parts["beta"], parts["gamma"]])
+        return fixed, D, np.exp(parts["log_phis"])
+
+    def pack(self, fixed, D, phis) -> np.ndarray:
+        """``θ`` from ``(fixed effects (β, γ), D, φ)``."""
+        return np.concatenate(
+            [np.asarray(fixed, float), D_to_theta(D, self.design.diagonal), np.log(phis)]
+        )
+
+    def fixed_part(self, fixed: np.ndarray) -> np.ndarray:
+        """``η⁰`` (N, E) of the fixed effects ``(β, γ)``, offsets included."""
+        fixed = np.asarray(fixed, dtype=float)
+        return self.design.fixed_part(fixed[: self.p], fixed[self.p :])
+
+    def fixed_designs(self) -> list[np.ndarray]:
+        """The fixed-effects design of each linear predictor."""
+        return [self.X] + ([self.X_zi] if self.design.n_eta == 2 else [])
+
+
+def _log_prior(theta, p: int, penalty, priors_fn) -> tuple[float, np.ndarray]:
+    """Log penalty of ``β`` plus the compiled log priors at ``θ``, and their gradient."""
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    value, grad = 0.0, np.zeros(len(theta))
+    if penalty is not None:
+        beta = theta[:p]
+        value += penalty.logp_numpy(beta)
+        grad[:p] += penalty.grad_numpy(beta)
+    if priors_fn is not None:
+        lp, g = priors_fn(theta)
+        value, grad = value + float(lp), grad + g
+    return value, grad

@@ -1,0 +1,129 @@
+"""The parameter vector ``θ = (β, γ, θ_D, log φ)``: where each block sits and what it is called.
+
+``β`` are the fixed effects, ``γ`` the fixed effects of the zero part (zero-inflated and
+hurdle families; none otherwise), ``θ_D`` the log-Cholesky parameters of the random-effects
+covariance ``D`` (:mod:`glmm_ppl.engine.covariance`) and ``log φ`` the logs of the family's
+extra parameters. The graph, the optimizer, the fit object, the priors and the samplers all
+ask one :class:`ParameterLayout` where a block is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine.covariance import n_theta, theta_names
+
+__all__ = ["ParameterLayout"]
+
+
+@dataclass(frozen=True)
+class ParameterLayout:
+    """Where the blocks of ``θ`` sit and what they are called.
+
+    Parameters
+    ----------
+    fixed_names, zi_names, random_names : tuple of str
+        Names of the fixed effects, of the zero part's fixed effects and of the random effects.
+    diagonal : bool
+        Whether ``D`` is diagonal (independent random effects, ``||``).
+    phi_names : tuple of str
+        Names of the family's extra parameters.
+
+    Examples
+    --------
+    >>> lay = ParameterLayout(("(Intercept)", "time"), (), ("(Intercept)", "time"), False, ())
+    >>> lay.p, lay.q, lay.n_theta_D, lay.size
+    (2, 2, 3, 5)
+    >>> lay.names
+    ['(Intercept)', 'time', 'D_11', 'D_12', 'D_22']
+    >>> lay.blocks["var-cov"]
+    slice(2, 5, None)
+    """
+
+    fixed_names: tuple[str, ...]
+    zi_names: tuple[str, ...]
+    random_names: tuple[str, ...]
+    diagonal: bool
+    phi_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, design, family) -> ParameterLayout:
+        """The layout of a model with this design and family."""
+        return cls(
+            fixed_names=tuple(design.fixed_names),
+            zi_names=tuple(design.zi_fixed_names),
+            random_names=tuple(design.random_names),
+            diagonal=bool(design.diagonal),
+            phi_names=tuple(family.phi_names),
+        )
+
+    # ---- sizes ---------------------------------------------------------------------------
+    @property
+    def p(self) -> int:
+        """Number of fixed effects."""
+        return len(self.fixed_names)
+
+    @property
+    def p_zi(self) -> int:
+        """Number of fixed effects of the zero part."""
+        return len(self.zi_names)
+
+    @property
+    def q(self) -> int:
+        """Number of random effects (the size of ``D``)."""
+        return len(self.random_names)
+
+    @property
+    def n_theta_D(self) -> int:
+        """Number of parameters of ``D``."""
+        return n_theta(self.q, self.diagonal)
+
+    @property
+    def n_phis(self) -> int:
+        """Number of extra parameters."""
+        return len(self.phi_names)
+
+    @property
+    def size(self) -> int:
+        """Length of ``θ``."""
+        return self.p + self.p_zi + self.n_theta_D + self.n_phis
+
+    # ---- blocks and names ------------------------------------------------------------------
+    @property
+    def blocks(self) -> dict[str, slice]:
+        """The slice of ``θ`` of each block, keyed as ``vcov``'s ``parm``: ``"fixed-effects"``,
+        ``"zero_part"``, ``"var-cov"``, ``"extra"`` and ``"all"``."""
+        a = self.p
+        b = a + self.p_zi
+        c = b + self.n_theta_D
+        return {
+            "fixed-effects": slice(0, a),
+            "zero_part": slice(a, b),
+            "var-cov": slice(b, c),
+            "extra": slice(c, self.size),
+            "all": slice(0, self.size),
+        }
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the entries of ``θ``: the fixed effects, ``zi_<name>`` for the zero part,
+        ``D_jk`` and ``log(<name>)`` for the extra parameters."""
+        return (
+            list(self.fixed_names)
+            + [f"zi_{name}" for name in self.zi_names]
+            + theta_names(self.q, self.diagonal)
+            + [f"log({name})" for name in self.phi_names]
+        )
+
+    def split(self, theta) -> dict:
+        """The blocks of ``θ``: ``beta``, ``gamma`` (zero part), ``theta_D``, ``log_phis``."""
+        blocks = self.blocks
+        theta = theta if hasattr(theta, "owner") else np.asarray(theta, dtype=float)
+        return {
+            "beta": theta[blocks["fixed-effects"]],
+            "gamma": theta[blocks["zero_part"]],
+            "theta_D": theta[blocks["var-cov"]],
+            "log_phis": theta[blocks["extra"]],
+        }

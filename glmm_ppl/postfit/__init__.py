@@ -1,0 +1,38 @@
+"""After the fit: the fit object and what is computed from it.
+
+- :mod:`~glmm_ppl.postfit.results`: :class:`MixedModelFit`, the immutable fit
+- :mod:`~glmm_ppl.postfit.summary`, :mod:`~glmm_ppl.postfit.tidy`: its summary and tables
+- :mod:`~glmm_ppl.postfit.predict`, :mod:`~glmm_ppl.postfit.marginal`,
+  :mod:`~glmm_ppl.postfit.effects`: predictions, marginal coefficients, effect plots
+- :mod:`~glmm_ppl.postfit.simulate`, :mod:`~glmm_ppl.postfit.scoring_rules`: simulation,
+  simulated residuals, scoring rules
+- :mod:`~glmm_ppl.postfit.anova`, :mod:`~glmm_ppl.postfit.wald`,
+  :mod:`~glmm_ppl.postfit.sandwich`: likelihood-ratio and Wald tests, robust covariance
+- :mod:`~glmm_ppl.postfit.quadcheck`: the log-likelihood under finer rules
+- :mod:`~glmm_ppl.postfit.glm`: the GLM without random effects (:func:`glm`)
+"""
+
+from .anova import anova
+from .effects import effect_plot_data, plot_effects
+from .glm import GLMFit, glm
+from .marginal import marginal_coefs
+from .quadcheck import check_quadrature
+from .results import MixedModelFit
+from .scoring_rules import scoring_rules
+from .simulate import scaled_residuals
+from .tidy import glance, tidy
+
+__all__ = [
+    "GLMFit",
+    "MixedModelFit",
+    "anova",
+    "check_quadrature",
+    "effect_plot_data",
+    "glance",
+    "glm",
+    "marginal_coefs",
+    "plot_effects",
+    "scaled_residuals",
+    "scoring_rules",
+    "tidy",
+]

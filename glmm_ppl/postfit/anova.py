@@ -1,0 +1,265 @@
+"""Likelihood-ratio tests between nested fits (:func:`anova`).
+
+``LRT = 2 (log L₁ − log L₀)`` with ``df`` the difference in the number of parameters, referred
+to χ²(df). Tests of variance components sit on the boundary of the parameter space, where
+this p-value is conservative; like GLMMadaptive, no correction is made.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .glm import GLMFit
+from .results import MixedModelFit
+from .summary import format_pvalue
+from .wald import wald_test
+
+__all__ = ["anova", "format_anova"]
+
+
+def _by_row(values, rows, all_columns: bool = False) -> np.ndarray | None:
+    """Per-row values (the main predictor's offset, or every column with ``all_columns``) in
+    the order of the data's row labels (None stays None)."""
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=float).reshape(len(rows), -1)
+    values = values if all_columns else values[:, 0]
+    return values[np.argsort(rows, kind="stable")]
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _describe(m) -> dict:
+    if isinstance(m, MixedModelFit):
+        return {
+            "fixed": set(m.design.fixed_names) | {f"zi_{n}" for n in m.design.zi_fixed_names},
+            "random": set(m.design.random_names),
+            "diagonal": m.design.diagonal,
+            "group": m.design.group_name,
+            "y": m.design.y,
+            "rows": np.sort(m.design.rows),
+            "df": m.n_params,
+            "family": m.family,
+            "penalized": m.penalty is not None,
+            "offset": _by_row(m.design.offset, m.design.rows),
+            "weights": m.design.weights,
+            "aux": _by_row(m.design.aux, m.design.rows, all_columns=True),
+            "converged": m.converged,
+        }
+    if isinstance(m, GLMFit):
+        return {
+            "fixed": set(m.coef.index),
+            "random": set(),
+            "diagonal": True,
+            "group": None,
+            "y": m.y,
+            "rows": np.sort(m.rows),
+            "df": m.df,
+            "family": m.family,
+            "penalized": False,
+            "offset": _by_row(m.offset, m.rows),
+            "weights": None,
+            "aux": None,  # a GLM keeps no trials: not compared
+            "converged": True,
+        }
+    raise TypeError(
+        f"anova compares fits from glmm_ppl.mixed_model or glmm_ppl.glm, got {type(m).__name__}"
+    )
+
+
+#: Families that are special cases of others, at a limit of the larger one's parameters
+#: (NB size → ∞, zero-part probability → 0).
+_NESTED_FAMILIES = {
+    ("poisson", "negative_binomial"),
+    ("poisson", "zi_poisson"),
+    ("poisson", "zi_negative_binomial"),
+    ("negative_binomial", "zi_negative_binomial"),
+    ("zi_poisson", "zi_negative_binomial"),
+    ("hurdle_poisson", "hurdle_negative_binomial"),
+    ("binomial", "zi_binomial"),
+    ("binomial", "beta_binomial"),
+}
+
+
+def _family_nested(small, large) -> bool:
+    return (
+        (small.name, large.name) in _NESTED_FAMILIES
+        and small.link == large.link
+        and (small.aux_names == large.aux_names)
+    )
+
+
+def anova(
+    m0, m1=None, names: tuple[str, str] = ("m0", "m1"), *, L=None, rhs=None, sandwich=False
+) -> pd.DataFrame:
+    """Likelihood-ratio test of two nested fits of the same data, or with ``L`` a Wald test of
+    linear hypotheses ``Lβ = rhs`` on one fit's fixed effects.
+
+    Parameters
+    ----------
+    m0, m1 : MixedModelFit or GLMFit
+        The smaller and the larger model (they are ordered by their number of parameters if
+        given the other way round). A :class:`GLMFit` serves as a model without random effects.
+        For a Wald test, ``m0`` alone.
+    names : tuple of str
+        Row labels.
+    L : array-like, pandas.DataFrame, pandas.Series or dict, optional
+        Wald test of ``m0``'s fixed effects: the linear combinations, one per row. A 2-D array
+        with one column per fixed effect (in the order of ``fixef()``), a 1-D array for a
+        single row, or a DataFrame (or Series, or dict of name → value or list of values)
+        whose columns are fixed-effect names; effects it does not name get 0.
+    rhs : float or array-like, optional
+        The hypothesised values of the Wald test, one per row of ``L`` (a scalar is
+        repeated); 0 by default.
+    sandwich : bool
+        Wald test with the robust covariance (``vcov(sandwich=True)``) instead of
+        ``vcov()``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Likelihood-ratio test: columns ``AIC``, ``BIC``, ``log.Lik``, ``LRT``, ``df``,
+        ``p.value``; one row per model. Wald test: one row (``"L"``) with ``Chisq``, ``df``
+        (the rank of ``L``) and ``Pr(>|Chi|)``.
+
+    Raises
+    ------
+    ValueError
+        If the fits use different data or families, or are not nested. Different families
+        are accepted where one is a special case of the other (Poisson within the negative
+        binomial or a zero-inflated model, binomial within the zero-inflated binomial…); the
+        test is then on the boundary and a warning says its p-value is conservative.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> df = gp.load_vignette("binary")
+    >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial")
+    >>> table = gp.anova(gp.glm("y ~ sex * time", df, "binomial"), fm1, names=("glm", "fm1"))
+    >>> round(float(table.loc["fm1", "LRT"]), 2)
+    162.07
+    >>> gp.anova(fm1, L={"sexfemale": [1, 0], "sexfemale:time": [0, 1]}).round(4)
+        Chisq  df  Pr(>|Chi|)
+    L  5.0085   2      0.0817
+    """
+    if L is not None:
+        if m1 is not None:
+            raise ValueError("give either a second model (likelihood-ratio test) or L (Wald test)")
+        return wald_test(m0, L, rhs=rhs, sandwich=sandwich)
+    if m1 is None:
+        raise ValueError("anova needs a second model to compare with, or L for a Wald test")
+    a, b = _describe(m0), _describe(m1)
+    if a["df"] > b["df"]:
+        m0, m1, a, b, names = m1, m0, b, a, names[::-1]
+    if a["df"] == b["df"]:
+        raise ValueError(
+            f"the two models have the same number of parameters ({a['df']}); a likelihood-ratio "
+            "test needs one model nested in the other"
+        )
+    if len(a["y"]) != len(b["y"]) or not np.array_equal(np.sort(a["y"]), np.sort(b["y"])):
+        raise ValueError(
+            f"the models were fitted to different data ({len(a['y'])} and {len(b['y'])} "
+            "observations, or different responses)"
+        )
+    if not np.array_equal(a["rows"], b["rows"]):
+        raise ValueError("the models were fitted to different rows of the data")
+    if not _same(a["offset"], b["offset"]):
+        raise ValueError("the models use different offsets: they are not nested")
+    if a["aux"] is not None and b["aux"] is not None and not _same(a["aux"], b["aux"]):
+        raise ValueError(
+            "the models use different per-row data (trials or censoring), so their "
+            "log-likelihoods are not comparable"
+        )
+    if not _same(a["weights"], b["weights"]):
+        raise ValueError(
+            "the models use different group weights, so their log-likelihoods are not comparable"
+        )
+    boundary = False
+    if a["family"] != b["family"]:
+        if not _family_nested(a["family"], b["family"]):
+            raise ValueError(
+                f"the models use different families: {a['family']!r} and {b['family']!r}, and "
+                "the first is not a special case of the second"
+            )
+        boundary = True
+    if a["group"] is not None and a["group"] != b["group"]:
+        raise ValueError(
+            f"the models group by different columns: {a['group']!r} and {b['group']!r}"
+        )
+    # a correlation of the smaller model must exist in the larger one
+    loses_correlation = not a["diagonal"] and len(a["random"]) > 1 and b["diagonal"]
+    nested = a["fixed"] <= b["fixed"] and a["random"] <= b["random"] and not loses_correlation
+    if not nested:
+        raise ValueError(
+            f"{names[0]} is not nested in {names[1]}: its fixed effects or random effects are not "
+            "a subset of the larger model's"
+        )
+    for name, d in zip(names, (a, b), strict=True):
+        if not d["converged"]:
+            warnings.warn(
+                f"{name} did not converge: its log-likelihood, and the test, are unreliable",
+                UserWarning,
+                stacklevel=2,
+            )
+    if boundary:
+        warnings.warn(
+            f"{a['family'].name} is {b['family'].name} with a parameter at the boundary of its "
+            "range (a dispersion at its limit or a zero-part probability of 0): the χ² reference "
+            "is approximate — conservative for one dispersion parameter, and unreliable when "
+            "the zero part has covariates or random effects, which the smaller model leaves "
+            "unidentified",
+            UserWarning,
+            stacklevel=2,
+        )
+    if a["penalized"] or b["penalized"]:
+        warnings.warn(
+            "a penalized fit's log-likelihood includes the penalty: the likelihood-ratio test "
+            "is only approximate",
+            UserWarning,
+            stacklevel=2,
+        )
+    lrt = 2.0 * (m1.loglik - m0.loglik)
+    df = b["df"] - a["df"]
+    p = stats.chi2.sf(max(lrt, 0.0), df)
+    return pd.DataFrame(
+        {
+            "AIC": [m0.aic, m1.aic],
+            "BIC": [m0.bic, m1.bic],
+            "log.Lik": [m0.loglik, m1.loglik],
+            "LRT": [np.nan, lrt],
+            "df": pd.array([pd.NA, df], dtype="Int64"),
+            "p.value": [np.nan, p],
+        },
+        index=list(names),
+    )
+
+
+def format_anova(table: pd.DataFrame) -> str:
+    """An :func:`anova` table as text, with p-values printed as in the fit summaries.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"AIC": [10.0, 8.0], "BIC": [11.0, 9.5], "log.Lik": [-3.0, -1.0],
+    ...                   "LRT": [np.nan, 4.0], "df": pd.array([pd.NA, 1], dtype="Int64"),
+    ...                   "p.value": [np.nan, 0.0455]}, index=["m0", "m1"])
+    >>> print(format_anova(t))
+          AIC     BIC  log.Lik    LRT df p.value
+    m0  10.00   11.00  -3.0000
+    m1   8.00    9.50  -1.0000 4.0000  1  0.0455
+    """
+    out = pd.DataFrame(index=table.index)
+    for col in ("AIC", "BIC"):
+        out[col] = table[col].map(lambda v: f"{v:.2f}")
+    out["log.Lik"] = table["log.Lik"].map(lambda v: f"{v:.4f}")
+    out["LRT"] = table["LRT"].map(lambda v: "" if np.isnan(v) else f"{v:.4f}")
+    out["df"] = table["df"].map(lambda v: "" if pd.isna(v) else str(v))
+    out["p.value"] = table["p.value"].map(lambda v: "" if np.isnan(v) else format_pvalue(v))
+    return out.to_string()

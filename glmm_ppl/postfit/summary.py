@@ -1,0 +1,229 @@
+"""The printed summary of a fit, laid out like GLMMadaptive's.
+
+One table model feeds both displays: :class:`Summary` holds the sections as small DataFrames
+and lines of text; ``str()`` formats them for the console, ``_repr_html_`` for notebooks.
+Nothing here computes estimates; it only arranges what the fit holds.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .quadcheck import quadrature_note
+
+__all__ = ["Summary", "format_pvalue", "wald_table"]
+
+
+def wald_table(estimate: pd.Series, se: np.ndarray) -> pd.DataFrame:
+    """Estimate, standard error, z value and two-sided normal p-value, one row per effect.
+
+    Examples
+    --------
+    >>> wald_table(pd.Series([2.0], index=["x"]), np.array([1.0])).round(4).to_dict("records")
+    [{'Estimate': 2.0, 'Std.Err': 1.0, 'z-value': 2.0, 'p-value': 0.0455}]
+    """
+    est = np.asarray(estimate, dtype=float)
+    z = est / se
+    return pd.DataFrame(
+        {"Estimate": est, "Std.Err": se, "z-value": z, "p-value": 2 * stats.norm.sf(np.abs(z))},
+        index=estimate.index,
+    )
+
+
+def format_pvalue(p: float) -> str:
+    """p-values as R prints them in GLMMadaptive's tables.
+
+    Examples
+    --------
+    >>> format_pvalue(0.0396), format_pvalue(3e-9)
+    ('0.0396', '< 1e-04')
+    """
+    if not np.isfinite(p):
+        return ""
+    return "< 1e-04" if p < 1e-4 else f"{p:.4f}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Sections of a fit summary: ``call``, ``data``, ``model``, ``fit_stats``,
+    ``random_effects``, ``fixed_effects``, ``zero_part`` (the zero part's fixed effects, or
+    None), ``integration``, ``optimization`` (DataFrames or lines of text) and ``notes`` (the
+    fit's warnings).
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> s = fm1.summary()
+    >>> s.fixed_effects.columns.tolist()
+    ['Estimate', 'Std.Err', 'z-value', 'p-value']
+    """
+
+    call: str
+    data: list
+    model: list
+    fit_stats: pd.DataFrame
+    random_effects: pd.DataFrame
+    fixed_effects: pd.DataFrame
+    zero_part: pd.DataFrame | None
+    integration: list
+    optimization: list
+    notes: list
+
+    @classmethod
+    def from_fit(cls, fit) -> Summary:
+        d = fit.design
+        call = (
+            f"mixed_model(fixed = {d.fixed}, random = {d.random}, "
+            + (f"zi_fixed = {d.zi_fixed}, " if d.zi_fixed else "")
+            + (f"zi_random = {d.zi_random}, " if d.zi_random else "")
+            + f"family = {fit.family!r}"
+            + (f", penalized = {fit.penalty.describe()}" if fit.penalty else "")
+            + ")"
+        )
+        data = [f"Number of Observations: {fit.nobs}", f"Number of Groups: {fit.n_groups}"]
+        if d.n_dropped:
+            data.append(f"Rows dropped for missing values: {d.n_dropped}")
+        if d.weights is not None:
+            data.append(f"Group weights: sum {d.weights.sum():g}")
+        model = [f"family: {fit.family.name}", f"link: {fit.family.link.name}"]
+        est = fit.fixef()
+        fit_stats = pd.DataFrame(
+            {"log.Lik": [fit.loglik], "AIC": [fit.aic], "BIC": [fit.bic]}, index=[""]
+        )
+        D = fit.D.to_numpy()
+        sd = np.sqrt(np.diag(D))
+        re = pd.DataFrame({"StdDev": sd}, index=fit.design.random_names)
+        if len(sd) > 1 and not d.diagonal:
+            corr = D / np.outer(sd, sd)
+            for j in range(len(sd) - 1):
+                col = [np.nan] * (j + 1) + list(corr[j + 1 :, j])
+                re["Corr" if j == 0 else f"Corr.{j + 1}"] = col
+        fe = wald_table(est, np.sqrt(np.diag(fit.vcov("fixed-effects"))))
+        zero_part = None
+        if d.X_zi is not None:
+            zero_part = wald_table(fit.fixef("zero_part"), np.sqrt(np.diag(fit.vcov("zero_part"))))
+        if fit.family.n_phis:
+            ci = fit.confint("extra")
+            for name, (low, value, high) in zip(ci.index, ci.to_numpy(), strict=True):
+                model.append(f"{name}: {value:.4f} (95% CI {low:.4f}, {high:.4f})")
+        if fit.priors is not None:
+            model.append(
+                f"priors (MAP fit; log prior {fit.log_prior:.4f}): "
+                + "; ".join(fit.priors.describe())
+            )
+        if fit.penalty is not None:
+            model.append(
+                f"penalty: {fit.penalty.describe()} on the fixed effects; log.Lik includes "
+                f"{fit.penalty.logp_numpy(est.to_numpy()):.4f} from it"
+            )
+        integration = [
+            "method: adaptive Gauss-Hermite quadrature rule",
+            f"quadrature points: {fit.n_agq}",
+        ]
+        notes = list(fit.warnings)
+        quadrature = quadrature_note(fit)
+        if quadrature:
+            notes.append(quadrature)
+        o = fit.opt_summary
+        optimization = [
+            f"method: {o.optimizer}",
+            f"iterations: EM {o.em_iterations}, scoring {o.scoring_iterations}, "
+            f"quasi-Newton {o.qn_iterations} ({o.evaluations} evaluations), "
+            f"Newton {o.newton_iterations}",
+            f"converged: {'TRUE' if o.converged else 'FALSE'} "
+            f"(Newton decrement {o.newton_decrement:.2g})",
+            f"time: {o.time_s:.3f} s",
+        ]
+        return cls(
+            call,
+            data,
+            model,
+            fit_stats,
+            re,
+            fe,
+            zero_part,
+            integration,
+            optimization,
+            notes,
+        )
+
+    # ---- text --------------------------------------------------------------------------
+    @staticmethod
+    def _table_text(t: pd.DataFrame) -> str:
+        if t.empty:
+            return "(none)"
+        out = pd.DataFrame(index=t.index)
+        for col in ("Estimate", "Std.Err", "z-value"):
+            out[col] = t[col].map(lambda v: f"{v:.4f}")
+        out["p-value"] = t["p-value"].map(format_pvalue)
+        return out.to_string()
+
+    def _re_text(self) -> str:
+        return self.random_effects.to_string(float_format=lambda v: f"{v:.4f}", na_rep="")
+
+    def __str__(self) -> str:
+        parts = [
+            "Call:",
+            self.call,
+            "",
+            "Data Descriptives:",
+            *self.data,
+            "",
+            "Model:",
+            *(" " + m for m in self.model),
+            "",
+            "Fit statistics:",
+            self.fit_stats.to_string(float_format=lambda v: f"{v:.4f}"),
+            "",
+            "Random effects covariance matrix:",
+            self._re_text(),
+            "",
+            "Fixed effects:",
+            self._table_text(self.fixed_effects),
+            "",
+            "Integration:",
+            *self.integration,
+            "",
+            "Optimization:",
+            *self.optimization,
+        ]
+        if self.zero_part is not None:
+            idx = parts.index("Integration:")
+            parts[idx:idx] = ["Zero-part coefficients:", self._table_text(self.zero_part), ""]
+        if self.notes:
+            parts += ["", "Warnings:", *("- " + n for n in self.notes)]
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    # ---- HTML --------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        def lines(items):
+            return "<br>".join(html.escape(i) for i in items)
+
+        def table(t):
+            t = t.copy()
+            t["p-value"] = t["p-value"].map(format_pvalue)
+            return t.to_html(float_format="%.4f")
+
+        sections = [
+            f"<p><b>Call:</b> <code>{html.escape(self.call)}</code></p>",
+            f"<p><b>Data:</b> {lines(self.data)}<br><b>Model:</b> {lines(self.model)}</p>",
+            "<p><b>Fit statistics</b></p>" + self.fit_stats.to_html(float_format="%.4f"),
+            "<p><b>Random effects</b></p>"
+            + self.random_effects.to_html(float_format="%.4f", na_rep=""),
+            "<p><b>Fixed effects</b></p>" + table(self.fixed_effects),
+            f"<p>{lines(self.integration)}<br>{lines(self.optimization)}</p>",
+        ]
+        if self.zero_part is not None:
+            sections.insert(-1, "<p><b>Zero-part coefficients</b></p>" + table(self.zero_part))
+        if self.notes:
+            sections.append(f"<p><b>Warnings:</b><br>{lines(self.notes)}</p>")
+        return "<div class='glmm-ppl-summary'>" + "".join(sections) + "</div>"
