@@ -1,6 +1,7 @@
 """After the fit: the fit object and what is computed from it.
 
-- :mod:`~glmm_ppl.postfit.results`: :class:`MixedModelFit`, the immutable fit
+- :mod:`~glmm_ppl.postfit.results`: :class:`MixedModelFit`, the immutable fit;
+  :mod:`~glmm_ppl.postfit.uncertainty`: its covariance and Wald intervals
 - :mod:`~glmm_ppl.postfit.summary`, :mod:`~glmm_ppl.postfit.tidy`: its summary and tables
 - :mod:`~glmm_ppl.postfit.predict`, :mod:`~glmm_ppl.postfit.marginal`,
   :mod:`~glmm_ppl.postfit.effects`: predictions, marginal coefficients, effect plots

@@ -28,7 +28,7 @@ from . import scoring_rules as _scoring_rules
 from . import simulate as _simulate
 from . import summary as _summary
 from . import tidy as _tidy
-from .intervals import wald_confint
+from .uncertainty import hessian_vcov, wald_confint
 
 __all__ = ["MixedModelFit"]
 
@@ -354,18 +354,7 @@ class MixedModelFit:
         """
         if sandwich:
             return _sandwich.sandwich_vcov(self, parm)
-        s = self.parameter_slice(parm)
-        try:
-            V = np.linalg.inv(-self.hessian)[s, s]
-        except np.linalg.LinAlgError:
-            raise ValueError(
-                "the Hessian is singular at the estimates, so there are no standard errors; "
-                "the fit did not converge (see summary() and opt_summary)"
-            ) from None
-        # the zero part alone is named as fixef(sub_model="zero_part") names it; together with
-        # the other blocks its names carry the zi_ prefix that keeps them apart
-        names = self.design.zi_fixed_names if parm == "zero_part" else self.names[s]
-        return pd.DataFrame(V, index=list(names), columns=list(names))
+        return hessian_vcov(self, parm)
 
     def confint(self, parm: str = "fixed-effects", level: float = 0.95) -> pd.DataFrame:
         """Wald confidence intervals.

@@ -1,4 +1,5 @@
-"""Wald confidence intervals of a fit's parameters, each on a scale where it is near normal."""
+"""The covariance of a fit's estimates (inverse negative Hessian) and Wald confidence intervals,
+each parameter on a scale where it is near normal."""
 
 from __future__ import annotations
 
@@ -9,7 +10,32 @@ from scipy import stats
 from ..engine.covariance import theta_to_D
 from ..fitting.glm import central_differences
 
-__all__ = ["wald_confint"]
+__all__ = ["hessian_vcov", "wald_confint"]
+
+
+def hessian_vcov(fit, parm: str = "fixed-effects") -> pd.DataFrame:
+    """The block ``parm`` of ``(−H)⁻¹``, ``H`` the Hessian of the objective at the estimates
+    (:meth:`MixedModelFit.vcov`), labelled by the parameter names.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> hessian_vcov(fm1, "all").shape
+    (3, 3)
+    """
+    s = fit.parameter_slice(parm)
+    try:
+        V = np.linalg.inv(-fit.hessian)[s, s]
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            "the Hessian is singular at the estimates, so there are no standard errors; "
+            "the fit did not converge (see summary() and opt_summary)"
+        ) from None
+    # the zero part alone is named as fixef(sub_model="zero_part") names it; together with
+    # the other blocks its names carry the zi_ prefix that keeps them apart
+    names = fit.design.zi_fixed_names if parm == "zero_part" else fit.names[s]
+    return pd.DataFrame(V, index=list(names), columns=list(names))
 
 
 def wald_confint(fit, parm: str = "fixed-effects", level: float = 0.95) -> pd.DataFrame:
