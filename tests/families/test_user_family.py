@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "families" / "user_written.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "families" / "user_written.md"
 TRUTH = {"(Intercept)": 0.8, "x": 0.5, "sd": 0.5, "phi": 0.3}
 
 

@@ -1,9 +1,9 @@
 """Families with extra parameters (``phi_names``), through a test-only Gaussian family.
 
-No family of the package has extra parameters yet, so the path ``φ`` takes (the point
-function's ``∂ℓ/∂φ``, the engine's ``grad_phis``, the Op's third gradient, ``log φ`` in ``θ``,
-``phis``/``vcov("extra")``/``confint("extra")``/summary) is tested with the linear mixed model,
-whose marginal likelihood is known in closed form: per group
+The path ``φ`` takes (the point function's ``∂ℓ/∂φ``, the engine's ``grad_phis``, the Op's
+third gradient, ``log φ`` in ``θ``, ``phis``/``vcov("extra")``/``confint("extra")``/summary)
+is tested with the linear mixed model, whose marginal likelihood is known in closed form: per
+group
 ``y_i ~ N(X_i β, Z_i D Z_iᵀ + σ² I)``.
 
 Why AGQ is exact here: with a Gaussian response and identity link ``h_i(b)`` is a quadratic in

@@ -1,20 +1,21 @@
-"""Response means and variances of every family, and the scoring rules of discrete fits.
+"""What a family says about its responses: the draws of its simulator, its response mean and
+variance, and its starting values of the extra parameters.
 
-The moments are checked against Monte Carlo draws of each family's simulator (within 5
-standard errors) and, for the discrete families, against sums over the pmf given by the
-compiled log density and by scipy.stats.
+Simulators are checked by the moments of 200,000 draws (within 5 standard errors) against
+scipy.stats and, for the zero-inflated and hurdle families, against P(y = 0), P(y = 1) and the
+mean in closed form. ``response_mean`` and ``response_variance`` are checked against Monte Carlo
+draws of each family's simulator and, for the discrete families, against sums over the pmf
+given by the compiled log density and by scipy.stats. Starting values are checked on simulated
+and degenerate data.
 """
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import special, stats
 
-import glmm_ppl as gp
 from glmm_ppl.engine.pointwise import pointwise_derivatives
 from glmm_ppl.families import (
     beta,
@@ -35,8 +36,142 @@ from glmm_ppl.families import (
     zi_negative_binomial,
     zi_poisson,
 )
-from glmm_ppl.postfit.scoring_rules import _predictive_pmf, scoring_rules
 
+# p = g⁻¹(η) and 1 − p with scipy, independently of the package's links
+P_AND_Q = {
+    "logit": lambda e: (special.expit(e), special.expit(-e)),
+    "probit": lambda e: (special.ndtr(e), special.ndtr(-e)),
+    "cloglog": lambda e: (-np.expm1(-np.exp(e)), np.exp(-np.exp(e))),
+}
+
+
+# ==== simulators: the continuous families, negative binomial and beta-binomial ====================
+def _bb(link, eta, phi, n):
+    p, q = P_AND_Q[link](eta)
+    return stats.betabinom(n, p * phi, q * phi)
+
+
+SIMULATIONS = [
+    (gaussian(), 1.3, 2.0, {}, stats.norm(1.3, 2.0)),
+    (students_t(df=10), -0.5, 1.5, {}, stats.t(10, -0.5, 1.5)),
+    (gamma(), 0.7, 3.0, {}, stats.gamma(3.0, scale=np.exp(0.7) / 3.0)),
+    (beta(), 0.8, 5.0, {}, stats.beta(5 * special.expit(0.8), 5 * special.expit(-0.8))),
+    (negative_binomial(), 1.5, 2.0, {}, stats.nbinom(2.0, 2.0 / (2.0 + np.exp(1.5)))),
+    (beta_binomial(), 0.3, 4.0, {"trials": 12.0}, _bb("logit", 0.3, 4.0, 12)),
+    (beta_binomial(link="cloglog"), -0.4, 1.5, {"trials": 7.0}, _bb("cloglog", -0.4, 1.5, 7)),
+    (censored_normal(), 0.2, 0.7, {"censoring": 0.0}, stats.norm(0.2, 0.7)),
+]
+
+
+@pytest.mark.parametrize(
+    "family, eta, phi, data, dist",
+    SIMULATIONS,
+    ids=[f"{s[0].name}-{s[0].link.name}" for s in SIMULATIONS],
+)
+def test_simulate_moments(family, eta, phi, data, dist):
+    n = 200_000
+    rng = np.random.default_rng(20240601)
+    data = {k: np.full(n, v) for k, v in data.items()}
+    draws = family.simulate(np.full(n, eta), np.array([phi]), rng, **data)
+    assert draws.shape == (n,) and np.all(np.isfinite(draws))
+    mean, var, kurt = (float(v) for v in dist.stats("mvk"))
+    se_mean = np.sqrt(var / n)
+    se_var = var * np.sqrt((kurt + 2.0) / n)  # sd of the sample variance: (μ₄ − σ⁴)/n
+    assert abs(draws.mean() - mean) < 5 * se_mean
+    assert abs(draws.var(ddof=1) - var) < 5 * se_var
+
+
+# ==== simulators: zero-inflated and hurdle families ===============================================
+N_SIM = 200_000
+
+
+def nb_p0(mu, size):
+    return (size / (size + mu)) ** size
+
+
+def theory(family, eta, eta_zi, phi, n=1):
+    """(P(y = 0), mean, P(y = 1) or None) of the family."""
+    pi = special.expit(eta_zi)
+    mu = np.exp(eta)
+    name = family.name
+    if name == "zi_poisson":
+        return pi + (1 - pi) * np.exp(-mu), (1 - pi) * mu, (1 - pi) * mu * np.exp(-mu)
+    if name == "zi_negative_binomial":
+        p1 = (1 - pi) * nb_p0(mu, phi) * phi * mu / (phi + mu)
+        return pi + (1 - pi) * nb_p0(mu, phi), (1 - pi) * mu, p1
+    if name == "zi_binomial":
+        p = family.link.inverse(np.asarray(eta))
+        p1 = (1 - pi) * n * p * (1 - p) ** (n - 1)
+        return pi + (1 - pi) * (1 - p) ** n, (1 - pi) * n * p, p1
+    if name == "hurdle_poisson":
+        c = -np.expm1(-mu)
+        return pi, (1 - pi) * mu / c, (1 - pi) * mu * np.exp(-mu) / c
+    if name == "hurdle_negative_binomial":
+        c = 1 - nb_p0(mu, phi)
+        return pi, (1 - pi) * mu / c, (1 - pi) * nb_p0(mu, phi) * phi * mu / (phi + mu) / c
+    if name == "hurdle_lognormal":
+        return pi, (1 - pi) * np.exp(eta + phi**2 / 2), None
+    if name == "hurdle_beta":
+        return pi, (1 - pi) * special.expit(eta), None
+    raise AssertionError(name)
+
+
+SIM_CASES = [
+    (zi_poisson(), np.log(2.5), -0.5, None, None),
+    (zi_poisson(), -3.0, 1.0, None, None),
+    (zi_negative_binomial(), np.log(4.0), 0.3, 1.5, None),
+    (zi_binomial(), 0.4, -1.0, None, None),
+    (zi_binomial(link="probit"), 0.3, 0.2, None, 8),
+    (zi_binomial(link="cloglog"), -1.0, -0.5, None, 5),
+    (hurdle_poisson(), np.log(1.5), 0.4, None, None),
+    (hurdle_poisson(), -4.0, -0.3, None, None),
+    (hurdle_poisson(), np.log(30.0), -0.3, None, None),
+    (hurdle_negative_binomial(), np.log(3.0), -0.2, 0.8, None),
+    (hurdle_negative_binomial(), -3.0, 0.5, 0.3, None),
+    (hurdle_negative_binomial(), np.log(20.0), 0.5, 40.0, None),
+    (hurdle_lognormal(), 0.7, 0.1, 0.6, None),
+    (hurdle_beta(), 0.5, -0.4, 6.0, None),
+    (hurdle_beta(), -2.0, 0.4, 0.8, None),
+]
+
+
+@pytest.mark.parametrize("family, eta, eta_zi, phi, n", SIM_CASES)
+def test_simulate_matches_theory(family, eta, eta_zi, phi, n):
+    rng = np.random.default_rng(20240611)
+    phis = np.array([] if phi is None else [phi])
+    data = {} if n is None else {"trials": np.full(N_SIM, n)}
+    y = family.simulate(np.full(N_SIM, eta), phis, rng, eta_zi=np.full(N_SIM, eta_zi), **data)
+    assert y.shape == (N_SIM,) and y.dtype == float
+    family.check_response(pd.Series(y), "y", **data)  # every draw is a valid response
+    p0, mean, p1 = theory(family, eta, eta_zi, phi, 1 if n is None else n)
+    se0 = np.sqrt(p0 * (1 - p0) / N_SIM)
+    assert abs(np.mean(y == 0) - p0) < 5 * se0
+    assert abs(y.mean() - mean) < 5 * y.std() / np.sqrt(N_SIM)
+    if p1 is not None:
+        assert abs(np.mean(y == 1) - p1) < 5 * np.sqrt(p1 * (1 - p1) / N_SIM)
+
+
+def test_simulate_broadcasts_and_is_seeded():
+    eta = np.linspace(-1.0, 1.0, 10)
+    a = hurdle_negative_binomial().simulate(eta, np.array([2.0]), np.random.default_rng(1), 0.0)
+    b = hurdle_negative_binomial().simulate(eta, np.array([2.0]), np.random.default_rng(1), 0.0)
+    assert a.shape == (10,)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_zero_truncated_nb_distribution():
+    """Frequencies of 1…5 of the zero-truncated NB draws against NB(y)/(1 − NB(0))."""
+    mu, size = 2.0, 0.7
+    y = hurdle_negative_binomial().simulate(
+        np.full(N_SIM, np.log(mu)), np.array([size]), np.random.default_rng(7), eta_zi=-40.0
+    )
+    assert y.min() >= 1
+    p = stats.nbinom.pmf(np.arange(1, 6), size, size / (size + mu)) / (1 - nb_p0(mu, size))
+    freq = np.array([np.mean(y == k) for k in range(1, 6)])
+    assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / N_SIM))
+
+
+# ==== response means and variances ================================================================
 N_DRAWS = 400_000
 LOG = np.log
 
@@ -250,124 +385,74 @@ def test_binary_variance_accurate_in_the_upper_tail():
         np.testing.assert_allclose(v, q * (1 - q), rtol=1e-12)
 
 
-# ---- scoring rules ----------------------------------------------------------------------
-def _eta_by_hand(fit, data: pd.DataFrame) -> np.ndarray:
-    """``Xβ̂ + b̂`` from the data columns of ``y ~ sex * time`` and the fit's modes."""
-    beta_hat = fit.fixef()
-    female = (data["sex"] == "female").to_numpy(float)
-    time = data["time"].to_numpy(float)
-    fixed = (
-        beta_hat["(Intercept)"]
-        + beta_hat["sexfemale"] * female
-        + beta_hat["time"] * time
-        + beta_hat["sexfemale:time"] * female * time
-    )
-    modes = pd.Series(fit.modes[:, 0], index=fit.design.groups)
-    return fixed + modes.reindex(data["id"]).fillna(0.0).to_numpy()
+# ==== starting values =============================================================================
+STARTS = [
+    (gaussian(), 0.0, [0.2, 3.0], {}),
+    (students_t(df=4), 0.0, [0.2, 3.0], {}),
+    (censored_normal(), 0.0, [0.5, 2.0], {"censoring": 0.0}),
+    (gamma(), 1.0, [0.5, 2.0, 30.0], {}),
+    (beta(), 0.5, [1.0, 10.0, 100.0], {}),
+    (negative_binomial(), 1.5, [0.5, 3.0, 20.0], {}),
+    (beta_binomial(), 0.0, [0.5, 3.0, 20.0], {"trials": 10.0}),
+]
 
 
-@pytest.fixture(scope="module")
-def binary_scores(fm1):
-    return scoring_rules(fm1)
+@pytest.mark.parametrize("family, eta0, truths, data", STARTS, ids=[s[0].name for s in STARTS])
+def test_initial_phis_within_factor_2_of_truth(family, eta0, truths, data):
+    rng = np.random.default_rng(7)
+    n = 5000
+    eta = eta0 + 0.5 * rng.standard_normal(n)
+    data = {k: np.full(n, v) for k, v in data.items()}
+    for truth in truths:
+        y = family.simulate(eta, np.array([truth]), rng, **data)
+        extra = {"trials": data["trials"]} if "trials" in data else {}
+        start = family.initial_phis(y, family.mean(eta), **extra)
+        assert start.shape == (1,)
+        assert truth / 2 < start[0] < truth * 2, (truth, start)
 
 
-@pytest.fixture(scope="module")
-def poisson_scores(gm1):
-    return scoring_rules(gm1)
+# the families of test_family_logp.py's CASES (each has one extra parameter)
+PHI_FAMILIES = {
+    "gaussian": gaussian(),
+    "students_t-3": students_t(),
+    "students_t-30": students_t(df=30),
+    "gamma": gamma(),
+    "beta": beta(),
+    "negative_binomial": negative_binomial(),
+    "beta_binomial-logit": beta_binomial(link="logit"),
+    "beta_binomial-probit": beta_binomial(link="probit"),
+    "beta_binomial-cloglog": beta_binomial(link="cloglog"),
+    "censored_normal": censored_normal(),
+}
 
 
-def test_scores_are_finite_and_bounded(binary_scores, poisson_scores):
-    for scores, nobs in [(binary_scores, 800), (poisson_scores, 800)]:
-        assert scores.columns.tolist() == ["id", "logarithmic", "quadratic", "spherical"]
-        assert len(scores) == nobs
-        values = scores[["logarithmic", "quadratic", "spherical"]].to_numpy()
-        assert np.all(np.isfinite(values))
-        assert np.all(scores["logarithmic"] <= 0)
-        assert np.all(scores["quadratic"] <= 1 + 1e-12)
-        assert np.all(scores["spherical"] <= 1 + 1e-12)
-        assert np.all(scores["spherical"] >= 0)
+@pytest.mark.parametrize("family", list(PHI_FAMILIES.values()), ids=list(PHI_FAMILIES))
+def test_initial_phis_finite_positive_on_degenerate_data(family):
+    for y, mu in [
+        (np.ones(5), np.ones(5)),
+        (np.array([]), np.array([])),
+        (np.zeros(3), np.full(3, 0.5)),
+    ]:
+        start = family.initial_phis(y, mu)
+        assert start.shape == (1,) and np.isfinite(start[0]) and start[0] > 0
 
 
-def test_binary_scores_match_scipy(fm1, binary, binary_scores):
-    data = binary.loc[binary_scores.index]
-    p = special.expit(_eta_by_hand(fm1, data))
-    y = data["y"].to_numpy()
-    py = stats.bernoulli.pmf(y, p)
-    np.testing.assert_allclose(
-        binary_scores["logarithmic"], stats.bernoulli.logpmf(y, p), rtol=1e-10, atol=1e-12
-    )
-    sum_sq = p**2 + (1 - p) ** 2
-    np.testing.assert_allclose(binary_scores["quadratic"], 2 * py - sum_sq, atol=1e-12)
-    np.testing.assert_allclose(binary_scores["spherical"], py / np.sqrt(sum_sq), atol=1e-12)
-    assert (binary_scores["id"].to_numpy() == data["id"].to_numpy()).all()
-
-
-def test_poisson_scores_match_scipy(gm1, poisson, poisson_scores):
-    data = poisson.loc[poisson_scores.index]
-    mu = np.exp(_eta_by_hand(gm1, data))
-    y = data["y"].to_numpy()
-    np.testing.assert_allclose(
-        poisson_scores["logarithmic"], stats.poisson.logpmf(y, mu), rtol=1e-10, atol=1e-12
-    )
-    top = max(100, 3 * int(y.max()))
-    pmf = stats.poisson.pmf(np.arange(top + 1)[None, :], mu[:, None])
-    sum_sq = np.sum(pmf**2, axis=1)
-    py = stats.poisson.pmf(y, mu)
-    np.testing.assert_allclose(poisson_scores["quadratic"], 2 * py - sum_sq, atol=1e-12)
-    np.testing.assert_allclose(poisson_scores["spherical"], py / np.sqrt(sum_sq), atol=1e-10)
-
-
-@pytest.mark.parametrize("fit_name", ["fm1", "gm1"])
-def test_predictive_pmf_sums_to_one(fit_name, request):
-    fit = request.getfixturevalue(fit_name)
-    pmf = _predictive_pmf(fit)
-    assert pmf.shape[0] == fit.nobs
-    assert np.all(pmf.to_numpy() >= 0)
-    np.testing.assert_allclose(pmf.sum(axis=1), 1.0, rtol=0, atol=1e-10)
-
-
-def test_new_groups_score_at_the_fixed_part(gm1, poisson):
-    newdata = poisson.iloc[:12].copy()
-    newdata["id"] = newdata["id"] + 10_000
-    scores = scoring_rules(gm1, newdata, max_count=3000)
-    assert scores.index.equals(newdata.index)
-    mu = np.exp(_eta_by_hand(gm1, newdata))  # the modes of unknown ids are 0
-    np.testing.assert_allclose(
-        scores["logarithmic"], stats.poisson.logpmf(newdata["y"], mu), rtol=1e-10
-    )
-    known = scoring_rules(gm1, poisson.iloc[:12])
-    np.testing.assert_allclose(
-        known["logarithmic"],
-        stats.poisson.logpmf(poisson["y"].iloc[:12], np.exp(_eta_by_hand(gm1, poisson.iloc[:12]))),
-        rtol=1e-10,
-    )
-
-
-def test_scoring_rules_refuse_continuous_families(poisson):
-    data = poisson.assign(log_y=np.log1p(poisson["y"]))
-    fit = gp.mixed_model("log_y ~ sex * time", "~ 1 | id", data, "gaussian")
-    message = (
-        "scoring_rules: the gaussian family is not discrete; scoring rules are for discrete "
-        "families (binomial, poisson, negative_binomial, zi_poisson, zi_negative_binomial, "
-        "zi_binomial, hurdle_poisson, hurdle_negative_binomial, beta_binomial)"
-    )
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        scoring_rules(fit)
-
-
-def test_scoring_rules_need_the_response(fm1, binary):
-    with pytest.raises(ValueError, match="the response is needed"):
-        scoring_rules(fm1, binary.drop(columns="y"))
-
-
-@pytest.mark.parametrize("bad", [-1, 2.5, True, "10"])
-def test_max_count_is_checked(gm1, bad):
-    with pytest.raises(ValueError, match="max_count must be a non-negative integer"):
-        scoring_rules(gm1, max_count=bad)
-
-
-def test_small_max_count_warns(gm1):
-    with pytest.warns(UserWarning, match="give a larger max_count"):
-        scores = scoring_rules(gm1, max_count=5)
-    reference = scoring_rules(gm1)
-    np.testing.assert_allclose(scores["logarithmic"], reference["logarithmic"])
+@pytest.mark.parametrize(
+    "family, phi",
+    [
+        (zi_negative_binomial(), 2.0),
+        (hurdle_negative_binomial(), 2.0),
+        (hurdle_lognormal(), 0.8),
+        (hurdle_beta(), 5.0),
+    ],
+)
+def test_initial_phis_finite_positive_and_sensible(family, phi):
+    rng = np.random.default_rng(3)
+    eta = 0.5 if family.name != "hurdle_beta" else 0.3
+    y = family.simulate(np.full(20_000, eta), np.array([phi]), rng, eta_zi=-0.5)
+    start = family.initial_phis(y, np.full(len(y), y.mean()))
+    assert start.shape == (1,) and np.all(np.isfinite(start)) and start[0] > 0
+    assert phi / 1.25 < start[0] < phi * 1.25
+    for degenerate in (np.zeros(10), np.array([0.0, 0.5]), np.full(5, 0.5)):
+        start = family.initial_phis(degenerate, np.full(len(degenerate), 0.25))
+        assert np.all(np.isfinite(start)) and 1e-3 <= start[0] <= 1e3
