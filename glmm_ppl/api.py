@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from functools import lru_cache
 
@@ -13,6 +14,7 @@ from .design.formula import split_bambi_formula
 from .design.matrices import build_design, split_fixed
 from .families import Family, get_family
 from .fitting.graph import MixedModelGraph
+from .fitting.identification import check_identified, existence_problems
 from .fitting.optimize import Control, ConvergenceWarning, fit_mixed
 from .fitting.parameters import ParameterLayout
 from .fitting.penalty import make_penalty
@@ -44,19 +46,46 @@ def _blas() -> ThreadpoolController:
 
 
 _MAX_NODES = 100_000
+_MAX_POINTS = 100  # per random effect (lme4 allows 25)
 
 
-def _extra_at_edge(log_phis: np.ndarray, family: Family) -> str | None:
-    """A message when an extra parameter ran towards 0 or ∞ (beyond e^±12): the data do not
-    bound it, and the model is at a limit (e.g. a negative binomial at its Poisson limit)."""
-    far = [(n, v) for n, v in zip(family.phi_names, log_phis, strict=True) if abs(v) > 12.0]
-    if not far:
+def _extra_at_edge(log_phis: np.ndarray, family: Family, design) -> str | None:
+    """A message when an extra parameter ran towards 0 or ∞: a size, shape or precision beyond
+    e^±12 (the data do not bound it, and the model is at a limit, e.g. a negative binomial at
+    its Poisson limit), or a scale (``sigma``) below 1e-8 of the response's spread."""
+    for name, value in zip(family.phi_names, log_phis, strict=True):
+        if name == "sigma":
+            spread = float(np.std(design.y))
+            if spread > 0 and np.exp(value) < 1e-8 * spread:
+                return (
+                    f"the {family.name} parameter 'sigma' ran to {np.exp(value):.3g}, against a "
+                    f"response spread of {spread:.3g}: the model reproduces the data exactly, "
+                    "so sigma has no positive estimate"
+                )
+        elif abs(value) > 12.0:
+            return (
+                f"the {family.name} parameter {name!r} ran to {np.exp(value):.3g}, the edge of "
+                "its range: the data do not bound it and the model is at a limiting case (for a "
+                "size or precision, no overdispersion: consider the Poisson or binomial family)"
+            )
+    return None
+
+
+def _response_scale(design, family) -> str | None:
+    """Advice to rescale a response on the linear predictor's own scale (identity link) whose
+    spread is far from 1: the optimizer's steps and tolerances are absolute."""
+    if family.link.name != "identity" or family.n_eta != 1:
         return None
-    name, value = far[0]
+    spread = float(np.std(design.y))
+    if not np.isfinite(spread) or spread == 0 or 1e-4 <= spread <= 1e6:
+        return None
+    factor = 10.0 ** np.round(np.log10(spread))
+    how = f"divide it by {factor:.0e}" if factor > 1 else f"multiply it by {1 / factor:.0e}"
     return (
-        f"the {family.name} parameter {name!r} ran to {np.exp(value):.3g}, the edge of its "
-        "range: the data do not bound it and the model is at a limiting case (for a size or "
-        "precision, no overdispersion: consider the Poisson or binomial family)"
+        f"the response {design.response_name!r} has a standard deviation of {spread:.3g}: the "
+        "fit's steps and tolerances assume a scale near 1, so estimates on this scale may be "
+        f"inaccurate or fail to converge; {how} (the fixed effects, standard deviations and "
+        "sigma scale back by the same factor)"
     )
 
 
@@ -142,7 +171,7 @@ def mixed_model(
         ``glmm_ppl.families.binomial(link="probit")`` or one written by the user.
     n_agq : int, optional
         Quadrature points per random effect; 11 with at most two random effects, 7 otherwise
-        (as GLMMadaptive).
+        (as GLMMadaptive); at most 100, and ``n_agq**q`` at most 100,000.
     penalized : bool or dict
         ``True`` adds GLMMadaptive's Student-t penalty on the fixed effects (df 3, mean 0,
         scale 1); a dict with keys ``pen_mu``, ``pen_sigma``, ``pen_df`` sets it.
@@ -209,6 +238,13 @@ def mixed_model(
         raise ValueError(
             f"n_agq must be a positive integer (points per random effect), got {n_agq!r}"
         )
+    if n_agq is not None and n_agq > _MAX_POINTS:
+        raise ValueError(
+            f"n_agq={n_agq}: at most {_MAX_POINTS} points per random effect. The rule is "
+            "centred and scaled at each group's mode, so its error falls fast with the points "
+            "(check_quadrature shows it), while the cost grows as n_agq**q per group; use "
+            "check_quadrature(fit) to compare rules"
+        )
     design = build_design(
         fixed,
         random,
@@ -230,6 +266,10 @@ def mixed_model(
             f"n_agq={n_agq} with {q} random effects gives {n_agq**q:,} quadrature nodes per "
             f"group (at most {_MAX_NODES:,}); use fewer points or fewer random effects"
         )
+    check_identified(design, family)
+    scale_note = _response_scale(design, family)
+    if scale_note:
+        warnings.warn(scale_note, UserWarning, stacklevel=2)
     penalty = make_penalty(penalized, design.X.shape[1])
     prior_spec = None
     if priors is not None:  # PyMC is imported only for models with priors
@@ -241,17 +281,21 @@ def mixed_model(
     with _blas().limit(limits=1, user_api="blas"):
         theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
     notes = []
+    edge = _extra_at_edge(graph.split(theta)["log_phis"], family, design)
+    singular = _singular(graph.unpack(theta)[1], design.random_names)
+    if not opt.problem:
+        problems = existence_problems(
+            design, family, graph.layout, theta, H, boundary=bool(edge or singular)
+        )
+        if problems:  # no estimate to converge to: the fit says it did not converge
+            opt = dataclasses.replace(opt, converged=False, problem="; ".join(problems))
     if opt.problem:
         warnings.warn(opt.problem, ConvergenceWarning, stacklevel=2)
         notes.append(opt.problem)
-    edge = _extra_at_edge(graph.split(theta)["log_phis"], family)
-    if edge:
-        warnings.warn(edge, SingularFitWarning, stacklevel=2)
-        notes.append(edge)
-    singular = _singular(graph.unpack(theta)[1], design.random_names)
-    if singular:
-        warnings.warn(singular, SingularFitWarning, stacklevel=2)
-        notes.append(singular)
+    for message in (edge, singular):
+        if message:
+            warnings.warn(message, SingularFitWarning, stacklevel=2)
+            notes.append(message)
     log_prior = 0.0 if prior_spec is None else float(prior_spec.compiled()(theta)[0])
     return MixedModelFit(
         family=family,

@@ -138,15 +138,22 @@ def sample_marginal(
     seed = random_seed
     if seed is not None and not isinstance(seed, int | np.integer):
         seed = int(np.random.default_rng(seed).integers(2**31))
-    return nutpie.sample(
-        model,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        seed=None if seed is None else int(seed),
-        progress_bar=progressbar,
-        save_warmup=False,
-        init_mean=np.zeros(k),
-        **kwargs,
-    )
+    try:
+        return nutpie.sample(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=None if seed is None else int(seed),
+            progress_bar=progressbar,
+            save_warmup=False,
+            init_mean=np.zeros(k),
+            **kwargs,
+        )
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as err:  # a Rust panic (pyo3's PanicException) is a BaseException
+        if isinstance(err, Exception):
+            raise
+        raise RuntimeError(f"nutpie's sampler stopped with an internal error: {err}") from err

@@ -8,6 +8,7 @@ plots apply to both.
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 
@@ -22,7 +23,25 @@ from .nuts import sample_marginal
 from .pymc_model import per_group_loglik, to_pymc
 from .variables import natural_variables, posterior_coords, posterior_dims, theta_draws
 
-__all__ = ["sample", "to_inference_data"]
+__all__ = ["count_argument", "sample", "to_inference_data"]
+
+
+def count_argument(name: str, value, minimum: int) -> int:
+    """``value`` as an int, or a ``ValueError`` naming the argument when it is not an integer
+    of at least ``minimum``.
+
+    Examples
+    --------
+    >>> count_argument("draws", 500, 1)
+    500
+    >>> count_argument("draws", -5, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: draws must be an integer of at least 1, got -5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return int(value)
 
 
 _ADAPT_TUNE = 500  # tuning steps from which the MAP mass matrix is adapted
@@ -116,7 +135,8 @@ def sample(
     ------
     ValueError
         For an unknown ``nuts_sampler``, nutpie with ``marginal=False``, PyMC's ``step=``
-        with nutpie, or ``cores`` above 1 with PyMC's sampler.
+        with nutpie, or ``cores`` above 1 with PyMC's sampler; for ``draws``, ``chains`` or
+        ``cores`` that are not positive integers, or ``tune`` below 0 (below 1 with nutpie).
 
     Examples
     --------
@@ -127,6 +147,11 @@ def sample(
     (2, (1, 20, 100))
     """
     sampler = nuts_sampler or ("nutpie" if marginal else "pymc")
+    draws, chains = count_argument("draws", draws, 1), count_argument("chains", chains, 1)
+    # nutpie's adaptation needs at least one tuning step (with none its sampler panics)
+    tune = count_argument("tune", tune, 1 if sampler == "nutpie" else 0)
+    if cores is not None:
+        cores = count_argument("cores", cores, 1)
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"nuts_sampler must be 'nutpie' or 'pymc', got {nuts_sampler!r}")
     if sampler == "nutpie" and not marginal:
@@ -209,6 +234,7 @@ def to_inference_data(fit, draws: int = 4000, seed=None) -> az.InferenceData:
     >>> round(float(idata.posterior["beta"].mean()), 1) == round(float(fm1.fixef().mean()), 1)
     True
     """
+    draws = count_argument("draws", draws, 1)
     rng = np.random.default_rng(seed)
     V = fit.vcov("all").to_numpy()
     theta = rng.multivariate_normal(fit.theta, V, size=int(draws), method="eigh")[None]

@@ -18,7 +18,7 @@ import re
 __all__ = ["split_bambi_formula"]
 
 _TERM = re.compile(r"^(?P<terms>[^|]*?)\s*(?P<bar>\|\|?)\s*(?P<group>[^|]*?)$", re.DOTALL)
-_GROUP = re.compile(r"^[A-Za-z_.][\w.]*$")
+_GROUP = re.compile(r"^(?:[A-Za-z_.][\w.]*|`[^`]+`)$")
 _SUPPORTED = "'(1 | g)', '(x | g)' (correlated) or '(x || g)' (independent)"
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "parse_response",
     "split_fixed",
     "split_offsets",
+    "unquote",
 ]
 
 _RANDOM = re.compile(r"^\s*~?(?P<terms>[^|]*?)\s*(?P<bar>\|\|?)\s*(?P<group>[^|]+?)\s*$")
@@ -180,7 +181,19 @@ def parse_random(random: str) -> tuple[str, str, bool]:
     terms = m.group("terms").strip() or "1"
     if re.search(r"\boffset\s*\(", terms):
         raise ValueError(f"offset(...) belongs in the fixed-effects formula, not in {random!r}")
-    return "~ " + terms, m.group("group").strip(), m.group("bar") == "||"
+    return "~ " + terms, unquote(m.group("group").strip()), m.group("bar") == "||"
+
+
+def unquote(name: str) -> str:
+    """A column name without the backquotes a formula may put around it (``"`my y`"``).
+
+    Examples
+    --------
+    >>> unquote("`my y`"), unquote("y")
+    ('my y', 'y')
+    """
+    name = name.strip()
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == "`" else name
 
 
 def _r_names(columns) -> list[str]:
@@ -227,6 +240,62 @@ def check_rank(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> 
     )
 
 
+_NAME = re.compile(r"`([^`]+)`|(?<![\w.])([A-Za-z_][\w.]*)(\s*\()?")
+
+
+def _names_in(formula: str) -> tuple[set[str], set[str]]:
+    """The names a formula writes (backquoted or bare) and the ones it calls as functions."""
+    names, calls = set(), set()
+    formula = re.sub(r"'[^']*'|\"[^\"]*\"", " ", formula)  # string literals name no column
+    for quoted, bare, call in _NAME.findall(formula):
+        if quoted:
+            names.add(quoted)
+        elif call:
+            calls.add(bare)
+        else:
+            names.add(bare)
+    return names, calls
+
+
+def _check_columns(data: pd.DataFrame, needed: set, in_formulas: set, called: set) -> None:
+    """Columns the model uses: not duplicated, not named like a function the formula calls,
+    and (in the formulas) not dates or durations, which have no numeric meaning in a design."""
+    columns = pd.Index(map(str, data.columns))
+    duplicated = sorted(set(columns[columns.duplicated()]) & needed)
+    if duplicated:
+        name = duplicated[0]
+        raise ValueError(
+            f"data has {int((columns == name).sum())} columns named {name!r}: drop or rename "
+            "the duplicates (for example data.loc[:, ~data.columns.duplicated()])"
+        )
+    shadowing = sorted(in_formulas & called)
+    if shadowing:
+        name = shadowing[0]
+        raise ValueError(
+            f"column {name!r} has the name of the function {name}() that the formula calls: "
+            f"rename the column (for example data.rename(columns={{{name!r}: {name + '_'!r}}}))"
+        )
+    for column in data.columns:
+        if str(column) not in in_formulas:
+            continue
+        dtype = data[column].dtype
+        if (
+            pd.api.types.is_datetime64_any_dtype(dtype)
+            or pd.api.types.is_timedelta64_dtype(dtype)
+            or isinstance(dtype, pd.PeriodDtype)
+        ):
+            name = str(column)
+            how = (
+                f"data[{name!r}].dt.total_seconds() / 86400"
+                if pd.api.types.is_timedelta64_dtype(dtype)
+                else f"(data[{name!r}] - data[{name!r}].min()).dt.days"
+            )
+            raise ValueError(
+                f"column {name!r} holds {dtype} values, which a formula cannot use: give a "
+                f"number (for example in days, {how}) or a category"
+            )
+
+
 def complete_rows(
     data: pd.DataFrame, formulas: list[str], columns: list[str], stacklevel: int = 4
 ) -> tuple[pd.DataFrame, int]:
@@ -247,18 +316,31 @@ def complete_rows(
     """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    needed = set(columns)
+    names = {str(c) for c in data.columns}
+    in_formulas, called = set(), set()
     try:
         for formula in formulas:
-            needed |= set(map(str, Formula(formula).required_variables))
+            in_formulas |= set(map(str, Formula(formula).required_variables))
+            tokens, calls = _names_in(formula)
+            called |= calls
+            # formulaic leaves out a column named like a function (log, C, I) and reads a
+            # dotted name (x.1) as an attribute (x): the names written in the formula count
+            in_formulas = {
+                v
+                for v in in_formulas
+                if v in names or not any(t.startswith(v + ".") for t in tokens)
+            }
+            in_formulas |= tokens & names
     except FormulaicError as err:
         raise ValueError(f"cannot parse the formulas {', '.join(formulas)}: {err}") from None
-    missing = sorted(needed - set(map(str, data.columns)))
+    needed = in_formulas | set(columns)
+    missing = sorted(needed - names)
     if missing:
         raise ValueError(
             f"column(s) {', '.join(map(repr, missing))} not found in data; "
             f"available columns: {', '.join(map(str, data.columns))}"
         )
+    _check_columns(data, needed, in_formulas, called)
     if len(data) == 0:
         raise ValueError("data has no rows")
     df = data[[c for c in data.columns if str(c) in needed]]
@@ -300,8 +382,8 @@ def parse_response(lhs: str) -> tuple[str, str | None, str | None]:
     """
     m = _TWO_COLUMNS.match(lhs.strip())
     if m is None:
-        return lhs.strip(), None, None
-    return m.group("a"), m.group("b"), m.group("fn")
+        return unquote(lhs.strip()), None, None
+    return unquote(m.group("a")), unquote(m.group("b")), m.group("fn")
 
 
 def split_offsets(rhs: str) -> tuple[str, list[str]]:

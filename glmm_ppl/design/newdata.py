@@ -67,6 +67,66 @@ class ModelArrays:
         return eta + self.offset
 
 
+_NUMBERS = {"integer", "floating", "mixed-integer-float", "decimal"}
+_TEXT = {"string", "bytes"}
+
+
+def _kind(values) -> str:
+    """``"number"``, ``"text"`` or ``"other"`` for the labels' inferred type (categories by
+    their values)."""
+    if isinstance(values, pd.CategoricalIndex | pd.Categorical) or isinstance(
+        getattr(values, "dtype", None), pd.CategoricalDtype
+    ):
+        values = np.asarray(values)
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    return "number" if kind in _NUMBERS else "text" if kind in _TEXT else "other"
+
+
+def match_groups(fit_groups: pd.Index, labels: pd.Series) -> np.ndarray:
+    """Each label's position among the fit's groups (``-1``: a group the fit did not see).
+
+    Labels match by value as a pandas join matches them: ``1`` and ``1.0`` are the same group.
+    Numbers and text never match (``1`` is not ``"1"``): when all the labels are of the other
+    kind than the fit's groups, that is an error that names the column and the fix, not a
+    silent set of new groups.
+
+    Examples
+    --------
+    >>> fit_groups = pd.Index([1, 2, 3], name="id")
+    >>> match_groups(fit_groups, pd.Series([2.0, 7.0], name="id")).tolist()
+    [1, -1]
+    >>> match_groups(fit_groups, pd.Series(["2"], name="id"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: newdata's group column 'id' holds text (for example '2') but the fit's ...
+    """
+    index = pd.Index(fit_groups).get_indexer(np.asarray(labels, dtype=object))
+    if len(labels) == 0 or (index >= 0).any():
+        return index
+    ours, theirs = _kind(fit_groups), _kind(labels)
+    if {ours, theirs} == {"number", "text"}:
+        fix = (
+            f"pd.to_numeric(newdata[{labels.name!r}])"
+            if ours == "number"
+            else f"newdata[{labels.name!r}].astype(str)"
+        )
+        raise ValueError(
+            f"newdata's group column {labels.name!r} holds {_KINDS[theirs]} (for example "
+            f"{_plain(np.asarray(labels, dtype=object)[0])!r}) but the fit's groups are "
+            f"{_KINDS[ours]} (for example {_plain(fit_groups[0])!r}): convert it, e.g. "
+            f"newdata[{labels.name!r}] = {fix}"
+        )
+    return index
+
+
+_KINDS = {"number": "numbers", "text": "text"}
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _matrix_from_spec(spec, data: pd.DataFrame, what: str) -> np.ndarray:
     """The fit's columns of one design (a formulaic model spec) on new data."""
     try:
@@ -153,7 +213,7 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
     group = design.group_name
     if group in newdata.columns:
         groups = newdata[group].to_numpy()
-        index = pd.Index(design.groups).get_indexer(groups)
+        index = match_groups(design.groups, newdata[group])
     else:
         groups, index = None, np.full(N, -1)
     return ModelArrays(

@@ -13,6 +13,8 @@ of the rule with its nodes held where they are.
 from __future__ import annotations
 
 import itertools
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 import pytensor
@@ -41,9 +43,10 @@ class AGQLogLik(Op):
     Parameters
     ----------
     engine : AGQ or None
-        The quadrature engine (data, family, rule and current modes). It is an attribute, not
-        part of the Op's identity: a compiled graph serves several data sets when the caller
-        sets ``op.engine`` before each evaluation.
+        The quadrature engine (data, family, rule and current modes). It is not part of the
+        Op's identity: a compiled graph serves several data sets, each evaluation running
+        with the engine bound by :meth:`bound` in its thread (else this one), so fits in
+        several threads can share the compiled graph.
 
     Examples
     --------
@@ -61,8 +64,32 @@ class AGQLogLik(Op):
     __props__ = ("key",)
 
     def __init__(self, engine: AGQ | None = None):
-        self.engine = engine
+        self.default_engine = engine
         self.key = next(_keys)  # two Ops must never be merged as "equal" by graph rewrites
+        self._bound = threading.local()
+
+    @property
+    def engine(self) -> AGQ | None:
+        """The engine of this thread's evaluations: the one bound here, else the default."""
+        bound = getattr(self._bound, "engine", None)
+        return self.default_engine if bound is None else bound
+
+    @contextmanager
+    def bound(self, engine: AGQ):
+        """Evaluate with ``engine`` in this thread while the block runs (blocks may nest)."""
+        previous = getattr(self._bound, "engine", None)
+        self._bound.engine = engine
+        try:
+            yield self
+        finally:
+            self._bound.engine = previous
+
+    def __getstate__(self) -> dict:  # thread-local bindings are not copied or pickled
+        return {k: v for k, v in self.__dict__.items() if k != "_bound"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bound = threading.local()
 
     def make_node(self, eta0, D, phis):
         eta0 = pt.as_tensor_variable(eta0, dtype="float64")

@@ -26,7 +26,7 @@ from .special import beta_logpdf
 
 __all__ = ["gaussian", "students_t", "gamma", "beta", "censored_normal"]
 
-_SCALE_MIN, _SCALE_MAX = 1e-8, 1e8
+_SCALE_MIN, _SCALE_MAX = 1e-30, 1e30  # sigma is in the response's units
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 

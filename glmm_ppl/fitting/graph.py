@@ -16,6 +16,7 @@ new data set or a new penalty setting reuses the compiled graph.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -32,6 +33,9 @@ from .parameters import ParameterLayout
 from .penalty import StudentTPenalty, student_t_kernel_logp
 
 __all__ = ["MixedModelGraph"]
+
+
+_COMPILING = threading.Lock()
 
 
 @lru_cache(maxsize=64)
@@ -60,6 +64,18 @@ def _compiled(sizes: ParameterLayout, zero_part: bool, penalized: bool):
     )
     fn.trust_input = True
     return fn, op
+
+
+@lru_cache(maxsize=256)
+def _for_thread(sizes: ParameterLayout, zero_part: bool, penalized: bool, thread: int):
+    """The compiled objective of one model structure for one thread, and its Op: a compiled
+    function holds its inputs and outputs in storage of its own, so each thread calls its own
+    copy (2 ms to make); the Op reads the engine bound in the calling thread."""
+    with _COMPILING:
+        fn, op = _compiled(sizes, zero_part, penalized)
+        own = fn.copy()
+    own.trust_input = True
+    return own, op
 
 
 class MixedModelGraph:
@@ -129,7 +145,7 @@ class MixedModelGraph:
             ("",) * layout.p, ("",) * layout.p_zi, ("",) * layout.q, layout.diagonal,
             ("",) * layout.n_phis,
         )  # fmt: skip
-        self._fn, self._op = _compiled(sizes, design.n_eta == 2, penalty is not None)
+        self._structure = (sizes, design.n_eta == 2, penalty is not None)
         N = design.nobs
         self.X = np.ascontiguousarray(design.X, dtype=np.float64)
         X_zi = design.X_zi if design.X_zi is not None else np.zeros((N, 0))
@@ -145,9 +161,10 @@ class MixedModelGraph:
     def __call__(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
         """``(objective, log-likelihood, ∂objective/∂θ)`` at ``θ``; the objective adds the log
         penalty (in the graph) and the log priors (without Jacobian: the MAP objective)."""
-        self._op.engine = self.engine
+        fn, op = _for_thread(*self._structure, threading.get_ident())
         theta = np.asarray(theta, dtype=np.float64)
-        obj, ll, grad = self._fn(theta, self.X, self.X_zi, self.offset, *self._pen)
+        with op.bound(self.engine):
+            obj, ll, grad = fn(theta, self.X, self.X_zi, self.offset, *self._pen)
         if self.priors is not None:
             lp, g = self.priors.compiled()(theta)
             obj, grad = obj + lp, grad + g

@@ -174,6 +174,13 @@ def _initial(graph: MixedModelGraph, initial_values: dict | None) -> np.ndarray:
     )
     sd = np.concatenate([d.Z.std(axis=0)] + ([d.Z_zi.std(axis=0)] if d.Z_zi is not None else []))
     scale = np.where(sd > 0, 1.0 / np.maximum(sd, 1.0), 1.0)
+    if graph.family.link.name == "identity" and graph.family.n_eta == 1:
+        # the linear predictor is on the response's scale: random effects of the size of the
+        # GLM's residuals, whatever the units (a response in 1e12 or 1e-8 starts where it is)
+        eta = graph.fixed_part(fixed)[:, 0]
+        spread = float(np.sqrt(np.mean((d.y - eta) ** 2)))
+        if np.isfinite(spread) and spread > 0:
+            scale = scale * spread
     D = np.diag(scale**2)
     if initial_values is not None:
         fixed, D, phis = _user_initial(graph, initial_values, fixed, D, phis)

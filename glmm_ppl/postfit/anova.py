@@ -31,6 +31,20 @@ def _by_row(values, rows, all_columns: bool = False) -> np.ndarray | None:
     return values[np.argsort(rows, kind="stable")]
 
 
+def _groups_by_row(design) -> np.ndarray:
+    """Each row's group (its index among the groups) in the order of the data's row labels."""
+    index = np.repeat(np.arange(design.n_groups), np.diff(design.starts))
+    return index[np.argsort(design.rows, kind="stable")]
+
+
+def _same_partition(a, b) -> bool:
+    """Whether two labellings of the same rows put the same rows together."""
+    if a is None or b is None:
+        return True
+    pairs = np.unique(np.column_stack([a, b]), axis=0)
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
 def _same(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -44,8 +58,9 @@ def _describe(m) -> dict:
             "random": set(m.design.random_names),
             "diagonal": m.design.diagonal,
             "group": m.design.group_name,
-            "y": m.design.y,
+            "y": _by_row(m.design.y, m.design.rows),
             "rows": np.sort(m.design.rows),
+            "group_of_row": _groups_by_row(m.design),
             "df": m.n_params,
             "family": m.family,
             "penalized": m.penalty is not None,
@@ -60,8 +75,9 @@ def _describe(m) -> dict:
             "random": set(),
             "diagonal": True,
             "group": None,
-            "y": m.y,
+            "y": _by_row(m.y, m.rows),
             "rows": np.sort(m.rows),
+            "group_of_row": None,
             "df": m.df,
             "family": m.family,
             "penalized": False,
@@ -164,13 +180,22 @@ def anova(
             f"the two models have the same number of parameters ({a['df']}); a likelihood-ratio "
             "test needs one model nested in the other"
         )
-    if len(a["y"]) != len(b["y"]) or not np.array_equal(np.sort(a["y"]), np.sort(b["y"])):
+    if len(a["y"]) != len(b["y"]) or not np.array_equal(a["rows"], b["rows"]):
         raise ValueError(
-            f"the models were fitted to different data ({len(a['y'])} and {len(b['y'])} "
-            "observations, or different responses)"
+            f"the models were fitted to different rows of the data ({len(a['y'])} and "
+            f"{len(b['y'])} observations): refit both to the same rows"
         )
-    if not np.array_equal(a["rows"], b["rows"]):
-        raise ValueError("the models were fitted to different rows of the data")
+    if not _same(a["y"], b["y"]):
+        differ = int(np.sum(~np.isclose(a["y"], b["y"], rtol=1e-12, atol=1e-12)))
+        raise ValueError(
+            f"the models were fitted to different responses ({differ} of {len(a['y'])} rows "
+            "differ): their log-likelihoods are not comparable"
+        )
+    if not _same_partition(a["group_of_row"], b["group_of_row"]):
+        raise ValueError(
+            "the models group the rows differently (their grouping columns put different rows "
+            "together): their random effects are not nested"
+        )
     if not _same(a["offset"], b["offset"]):
         raise ValueError("the models use different offsets: they are not nested")
     if a["aux"] is not None and b["aux"] is not None and not _same(a["aux"], b["aux"]):
