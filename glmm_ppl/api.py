@@ -89,6 +89,26 @@ def _response_scale(design, family) -> str | None:
     )
 
 
+def _covariate_scale(design) -> str | None:
+    """Advice to rescale fixed-effects columns whose values are far from 1: the fit's steps
+    in their coefficients (and the Hessian's differences) are absolute."""
+    X = design.X
+    far = []
+    for k, name in enumerate(design.fixed_names):
+        size = float(np.sqrt(np.mean(X[:, k] ** 2)))
+        if size > 1e6 or 0 < size < 1e-4:
+            far.append((name, size))
+    if not far:
+        return None
+    name, size = far[0]
+    return (
+        f"the fixed-effects column {name!r} has values of order {size:.0e}"
+        + (f" (and {len(far) - 1} other column(s))" if len(far) > 1 else "")
+        + ": the fit's steps assume coefficients near 1, so its estimates may be inaccurate or "
+        "fail to converge; rescale it (its coefficient scales back by the same factor)"
+    )
+
+
 def _singular(D: np.ndarray, names: list[str]) -> str | None:
     sd = np.sqrt(np.diag(D))
     if np.any(sd < 1e-4 * max(1.0, sd.max())):
@@ -267,9 +287,9 @@ def mixed_model(
             f"group (at most {_MAX_NODES:,}); use fewer points or fewer random effects"
         )
     check_identified(design, family)
-    scale_note = _response_scale(design, family)
-    if scale_note:
-        warnings.warn(scale_note, UserWarning, stacklevel=2)
+    for note in (_response_scale(design, family), _covariate_scale(design)):
+        if note:
+            warnings.warn(note, UserWarning, stacklevel=2)
     penalty = make_penalty(penalized, design.X.shape[1])
     prior_spec = None
     if priors is not None:  # PyMC is imported only for models with priors

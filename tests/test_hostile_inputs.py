@@ -43,6 +43,32 @@ def test_column_named_like_a_function_the_formula_calls(binary):
         gp.mixed_model("y ~ I + I(time**2)", "~ 1 | id", df, "binomial")
 
 
+@pytest.mark.parametrize("name", ["Intercept", "(Intercept)"])
+def test_column_named_like_the_intercept_is_refused(binary, name):
+    df = binary.assign(**{name: binary["time"]})
+    msg = f"column {name!r} has the name the design gives the intercept"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        gp.mixed_model(f"y ~ `{name}`", "~ 1 | id", df, "binomial")
+
+
+@pytest.mark.parametrize("factor, order", [(1e300, "1e+301"), (1e-300, "1e-299")])
+def test_covariates_on_an_unusable_scale_are_refused(binary, factor, order):
+    df = binary.assign(x=binary["time"] * factor)
+    msg = f"the fixed-effects column 'x' has values of order {order}: rescale it"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        gp.mixed_model("y ~ x", "~ 1 | id", df, "binomial")
+
+
+@pytest.mark.parametrize("factor", [1e12, 1e-9])
+def test_covariates_far_from_unit_scale_warn_to_rescale(binary, factor):
+    # not refused as rank deficient (the rank does not depend on units), but rescaling advised
+    df = binary.assign(x=binary["time"] * factor)
+    msg = "the fixed-effects column 'x' has values of order"
+    with pytest.warns(UserWarning, match=re.escape(msg)) as caught:
+        gp.mixed_model("y ~ x", "~ 1 | id", df, "binomial")
+    assert "rescale it (its coefficient scales back by the same factor)" in str(caught[0].message)
+
+
 @pytest.mark.parametrize("column", ["time", "y", "id"])
 def test_duplicated_columns_are_named(binary, column):
     df = pd.concat([binary, binary[[column]]], axis=1)

@@ -224,7 +224,23 @@ def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
     return X, names, mm.model_spec
 
 
+#: Covariate magnitudes beyond which a design column is refused: products and squares of
+#: such values overflow or underflow in the fit (and no measurement needs them).
+_TOO_LARGE, _TOO_SMALL = 1e100, 1e-100
+
+
 def check_rank(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> None:
+    """Refuse a design whose columns are on an unusable scale or linearly dependent; the rank
+    is that of the columns scaled to unit length, so it does not depend on their units."""
+    size = np.max(np.abs(X), axis=0) if len(X) else np.zeros(X.shape[1])
+    for k, name in enumerate(names):
+        if size[k] > _TOO_LARGE or 0 < size[k] < _TOO_SMALL:
+            raise ValueError(
+                f"the {what} column {name!r} has values of order {size[k]:.0e}: rescale it "
+                "(its coefficient scales back by the same factor)"
+            )
+    norms = np.linalg.norm(X, axis=0)
+    X = X / np.where(norms > 0, norms, 1.0)
     rank = np.linalg.matrix_rank(X)
     if rank == X.shape[1]:
         return
@@ -267,6 +283,13 @@ def _check_columns(data: pd.DataFrame, needed: set, in_formulas: set, called: se
         raise ValueError(
             f"data has {int((columns == name).sum())} columns named {name!r}: drop or rename "
             "the duplicates (for example data.loc[:, ~data.columns.duplicated()])"
+        )
+    reserved = sorted(in_formulas & {"Intercept", "(Intercept)"})
+    if reserved:
+        raise ValueError(
+            f"column {reserved[0]!r} has the name the design gives the intercept, so the "
+            "formula would read it as the constant: rename the column (for example "
+            f"data.rename(columns={{{reserved[0]!r}: 'intercept_'}}))"
         )
     shadowing = sorted(in_formulas & called)
     if shadowing:
