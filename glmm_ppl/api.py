@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import warnings
 from functools import lru_cache
 
@@ -127,6 +128,24 @@ def _singular(D: np.ndarray, names: list[str]) -> str | None:
     return None
 
 
+#: mixed_model's keywords, and the R spellings users bring (GLMMadaptive, lme4, glmmTMB)
+_KEYWORDS = (
+    "fixed", "random", "data", "family", "n_agq", "penalized", "priors", "zi_fixed",
+    "zi_random", "offset", "weights", "trials", "censoring", "initial_values", "control",
+)  # fmt: skip
+_R_NAMES = {"nAGQ": "n_agq", "formula": "fixed", "ziformula": "zi_fixed", "start": "initial_values"}
+
+
+def _unknown_keywords(unknown: dict) -> str:
+    """The error for keywords mixed_model does not take, with the one that was meant."""
+    name = sorted(unknown)[0]
+    meant = _R_NAMES.get(name) or next(
+        iter(difflib.get_close_matches(name.lower(), _KEYWORDS, n=1, cutoff=0.6)), None
+    )
+    hint = f"; did you mean {meant!r}?" if meant else f"; it takes {', '.join(_KEYWORDS)}"
+    return f"mixed_model() got an unexpected keyword argument {name!r}{hint}"
+
+
 def _formulas(fixed, random) -> tuple[str, str]:
     """The fixed and random formulas, from two formulas or from one with ``(… | g)`` in it."""
     split_fixed(fixed)  # a formula 'response ~ terms', or its error
@@ -163,6 +182,7 @@ def mixed_model(
     censoring: str | None = None,
     initial_values: dict | None = None,
     control: dict | Control | None = None,
+    **unknown,
 ) -> MixedModelFit:
     """Fit a generalized linear mixed model by adaptive Gauss–Hermite quadrature.
 
@@ -225,6 +245,9 @@ def mixed_model(
         Keys ``betas``, ``gammas`` (zero part), ``D``, ``phis`` override the starting values.
     control : dict or Control, optional
         Optimizer settings (see :class:`glmm_ppl.Control`).
+    **unknown
+        Not taken: a keyword mixed_model does not know raises a ``TypeError`` that names the
+        one probably meant (R's ``nAGQ`` is ``n_agq``).
 
     Returns
     -------
@@ -241,6 +264,8 @@ def mixed_model(
     >>> round(same.loglik, 3)
     -374.52
     """
+    if unknown:
+        raise TypeError(_unknown_keywords(unknown))
     if isinstance(random, pd.DataFrame) and family is None:  # mixed_model(formula, df, family)
         random, data, family = None, random, data
     fixed, random = _formulas(fixed, random)

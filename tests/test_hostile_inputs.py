@@ -185,6 +185,25 @@ def test_map_draws_are_checked(fm1):
         gp.to_inference_data(fm1, draws=0)
 
 
+# ---- keywords and settings -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, hint",
+    [({"nAGQ": 5}, "did you mean 'n_agq'?"), ({"weigths": "w"}, "did you mean 'weights'?")],
+)
+def test_unknown_keywords_name_the_one_meant(binary, kwargs, hint):
+    name = next(iter(kwargs))
+    msg = f"mixed_model() got an unexpected keyword argument {name!r}; {hint}"
+    with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
+        gp.mixed_model("y ~ time", "~ 1 | id", binary, "binomial", **kwargs)
+
+
+@pytest.mark.parametrize("n_agq", [2.5, "15", 0])
+def test_check_quadrature_rules_are_checked(fm1, n_agq):
+    msg = f"n_agq must hold positive integers (points per random effect), got {n_agq!r}"
+    with pytest.raises(ValueError, match="^" + re.escape(msg) + "$"):
+        gp.check_quadrature(fm1, n_agq=n_agq)
+
+
 # ---- large rules ----------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [200, 500, 1000])
 def test_large_rules_are_stable(n):

@@ -128,7 +128,25 @@ def _plain(value):
 
 
 def _matrix_from_spec(spec, data: pd.DataFrame, what: str) -> np.ndarray:
-    """The fit's columns of one design (a formulaic model spec) on new data."""
+    """The fit's columns of one design (a formulaic model spec) on new data; errors name the
+    missing column or the levels the fit did not see."""
+    absent = sorted(str(v) for v in spec.required_variables if v not in data.columns)
+    if absent:
+        raise ValueError(
+            f"newdata needs the column(s) {', '.join(map(repr, absent))} of the {what} "
+            f"formula; it has {', '.join(map(str, data.columns))}"
+        )
+    for factor, state in getattr(spec, "factor_contrasts", {}).items():
+        name = str(factor)
+        if name in data.columns:
+            values = pd.Series(data[name]).dropna()
+            unseen = pd.unique(values[~values.isin(state.levels)])
+            if len(unseen):
+                raise ValueError(
+                    f"newdata's column {name!r} has level(s) the fit did not see: "
+                    f"{', '.join(map(repr, map(_plain, unseen[:5])))}; the fitted levels are "
+                    f"{', '.join(map(repr, map(_plain, state.levels)))}"
+                )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DataMismatchWarning)

@@ -37,7 +37,10 @@ def _rules(fit, n_agq) -> list[int]:
     q = fit.design.q
     if n_agq is None:
         return _default_rules(fit.n_agq, q)
-    values = [n_agq] if isinstance(n_agq, numbers.Integral) else list(n_agq)
+    if isinstance(n_agq, numbers.Integral) or not isinstance(n_agq, list | tuple | range):
+        values = [n_agq]
+    else:
+        values = list(n_agq)
     if any(v is None for v in values):
         if len(values) > 1:
             raise ValueError("n_agq must be None (the default rules) or integers, not a mix")
