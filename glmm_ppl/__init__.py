@@ -14,7 +14,6 @@ import gc as _gc
 import os as _os
 import warnings as _warnings
 from contextlib import contextmanager as _contextmanager
-from importlib import import_module as _import_module
 
 # A pip install of PyTensor has no BLAS to link against; the model's products are small and
 # NumPy's own BLAS does them, so the import-time warning says nothing users can act on.
@@ -37,7 +36,7 @@ def _gc_paused():
 with _gc_paused():
     # the kernels' disk cache (engine/numba_cache.py) is set up before any kernel is defined
     from . import engine  # noqa: F401, I001
-    from . import families
+    from . import bayes, families
     from .api import SingularFitWarning, mixed_model
     from .data import load_vignette
     from .design import cr_marg_probs, cr_setup
@@ -65,27 +64,14 @@ with _gc_paused():
 if _os.environ.get("GLMM_PPL_GC_FREEZE", "1") != "0":
     _gc.freeze()
 
+
 # The Bayesian side needs PyMC, ArviZ and nutpie (seconds to import) and a MAP fit needs none of
 # them: its names are imported on first use.
-_LAZY = (
-    "compare_map_mcmc",
-    "compare_with_bambi",
-    "plot_compare",
-    "plot_prior_sensitivity",
-    "prior_sensitivity",
-    "psens",
-    "sample",
-    "sample_random_effects",
-    "to_inference_data",
-    "to_pymc",
-)
-
-
 def __getattr__(name: str):
-    if name not in _LAZY:
+    if name not in bayes.__all__:
         raise AttributeError(f"module 'glmm_ppl' has no attribute {name!r}")
     with _gc_paused():
-        value = getattr(_import_module(".bayes", __name__), name)
+        value = getattr(bayes, name)
     globals()[name] = value
     return value
 

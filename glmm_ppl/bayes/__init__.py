@@ -1,6 +1,6 @@
 """The Bayesian side: PyMC priors and models, NUTS, ArviZ output, comparisons.
 
-Imported on first use (``import glmm_ppl`` does not load PyMC, ArviZ or nutpie).
+Its names are imported on first use (``import glmm_ppl`` does not load PyMC, ArviZ or nutpie).
 
 - :mod:`~glmm_ppl.bayes.priors`: priors as PyMC distributions, checked against the model
 - :mod:`~glmm_ppl.bayes.variables`: the posterior's variables and coordinates
@@ -13,22 +13,29 @@ Imported on first use (``import glmm_ppl`` does not load PyMC, ArviZ or nutpie).
 - :mod:`~glmm_ppl.bayes.sensitivity`: prior sensitivity (MAP refits, power scaling)
 """
 
-from .bambi_bridge import compare_with_bambi
-from .compare import compare_map_mcmc, plot_compare
-from .pymc_model import to_pymc
-from .random_effects import sample_random_effects
-from .sampling import sample, to_inference_data
-from .sensitivity import plot_prior_sensitivity, prior_sensitivity, psens
+from importlib import import_module as _import_module
 
-__all__ = [
-    "compare_map_mcmc",
-    "compare_with_bambi",
-    "plot_compare",
-    "plot_prior_sensitivity",
-    "prior_sensitivity",
-    "psens",
-    "sample",
-    "sample_random_effects",
-    "to_inference_data",
-    "to_pymc",
-]
+#: the public names and the modules that define them, imported on first use (PyMC, ArviZ and
+#: nutpie take seconds to import)
+_WHERE = {
+    "compare_map_mcmc": "compare",
+    "compare_with_bambi": "bambi_bridge",
+    "plot_compare": "compare",
+    "plot_prior_sensitivity": "sensitivity",
+    "prior_sensitivity": "sensitivity",
+    "psens": "sensitivity",
+    "sample": "sampling",
+    "sample_random_effects": "random_effects",
+    "to_inference_data": "sampling",
+    "to_pymc": "pymc_model",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -196,7 +196,8 @@ def test_effect_plot_data_checks(fm1, grid):
         effect_plot_data(fm1, grid.to_dict())
     with pytest.raises(TypeError, match="marginal must be True or False, got str"):
         effect_plot_data(fm1, grid, marginal="yes")
-    with pytest.raises(ValueError, match="cannot build the fixed-effects design"):
+    msg = "newdata needs the column(s) 'sex' of the fixed-effects formula; it has time"
+    with pytest.raises(ValueError, match=re.escape(msg)):
         effect_plot_data(fm1, grid[["time"]])
 
 
