@@ -98,16 +98,6 @@ __all__ = [
     "check_quadrature",
     "tidy",
     "glance",
-    "to_pymc",
-    "sample",
-    "to_inference_data",
-    "compare_map_mcmc",
-    "compare_with_bambi",
-    "plot_compare",
-    "prior_sensitivity",
-    "plot_prior_sensitivity",
-    "psens",
-    "sample_random_effects",
     "MixedModelFit",
     "GLMFit",
     "Control",
@@ -115,4 +105,5 @@ __all__ = [
     "ConvergenceWarning",
     "SingularFitWarning",
     "__version__",
+    *bayes.__all__,  # imported on first use
 ]

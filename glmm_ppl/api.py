@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import warnings
 from functools import lru_cache
 
@@ -51,11 +52,12 @@ _MAX_POINTS = 100  # per random effect (lme4 allows 25)
 
 
 def _extra_at_edge(log_phis: np.ndarray, family: Family, design) -> str | None:
-    """A message when an extra parameter ran towards 0 or ∞: a size, shape or precision beyond
-    e^±12 (the data do not bound it, and the model is at a limit, e.g. a negative binomial at
-    its Poisson limit), or a scale (``sigma``) below 1e-8 of the response's spread."""
+    """A message when an extra parameter ran towards 0 or ∞: beyond e^±12 (the data do not
+    bound it, and the model is at a limit, e.g. a negative binomial at its Poisson limit), or,
+    for a ``sigma`` in the response's units (identity link), below 1e-8 of its spread."""
+    in_response_units = family.link.name == "identity" and family.n_eta == 1
     for name, value in zip(family.phi_names, log_phis, strict=True):
-        if name == "sigma":
+        if name == "sigma" and in_response_units:
             spread = float(np.std(design.y))
             if spread > 0 and np.exp(value) < 1e-8 * spread:
                 return (
@@ -91,23 +93,24 @@ def _response_scale(design, family) -> str | None:
 
 
 def _covariate_scale(design) -> str | None:
-    """Advice to rescale fixed-effects columns whose values are far from 1: the fit's steps
+    """Advice to rescale or centre fixed-effects columns far from unit scale: the fit's steps
     in their coefficients (and the Hessian's differences) are absolute."""
     X = design.X
-    far = []
     for k, name in enumerate(design.fixed_names):
         size = float(np.sqrt(np.mean(X[:, k] ** 2)))
+        spread, centre = float(np.std(X[:, k])), float(np.mean(X[:, k]))
         if size > 1e6 or 0 < size < 1e-4:
-            far.append((name, size))
-    if not far:
-        return None
-    name, size = far[0]
-    return (
-        f"the fixed-effects column {name!r} has values of order {size:.0e}"
-        + (f" (and {len(far) - 1} other column(s))" if len(far) > 1 else "")
-        + ": the fit's steps assume coefficients near 1, so its estimates may be inaccurate or "
-        "fail to converge; rescale it (its coefficient scales back by the same factor)"
-    )
+            fix = "rescale it (its coefficient scales back by the same factor)"
+        elif spread > 0 and abs(centre) > 1e3 * spread:
+            fix = f"centre it (subtract its mean, {centre:.6g}; only the intercept changes)"
+        else:
+            continue
+        return (
+            f"the fixed-effects column {name!r} has values of order {size:.0e} and a spread "
+            f"of {spread:.2g}: the fit's steps assume coefficients near 1, so its estimates may "
+            f"be inaccurate or fail to converge; {fix}"
+        )
+    return None
 
 
 def _singular(D: np.ndarray, names: list[str]) -> str | None:
@@ -128,21 +131,18 @@ def _singular(D: np.ndarray, names: list[str]) -> str | None:
     return None
 
 
-#: mixed_model's keywords, and the R spellings users bring (GLMMadaptive, lme4, glmmTMB)
-_KEYWORDS = (
-    "fixed", "random", "data", "family", "n_agq", "penalized", "priors", "zi_fixed",
-    "zi_random", "offset", "weights", "trials", "censoring", "initial_values", "control",
-)  # fmt: skip
+#: the R spellings users bring (GLMMadaptive, lme4, glmmTMB) of mixed_model's keywords
 _R_NAMES = {"nAGQ": "n_agq", "formula": "fixed", "ziformula": "zi_fixed", "start": "initial_values"}
 
 
 def _unknown_keywords(unknown: dict) -> str:
     """The error for keywords mixed_model does not take, with the one that was meant."""
+    keywords = [k for k in inspect.signature(mixed_model).parameters if k != "unknown"]
     name = sorted(unknown)[0]
     meant = _R_NAMES.get(name) or next(
-        iter(difflib.get_close_matches(name.lower(), _KEYWORDS, n=1, cutoff=0.6)), None
+        iter(difflib.get_close_matches(name.lower(), keywords, n=1, cutoff=0.6)), None
     )
-    hint = f"; did you mean {meant!r}?" if meant else f"; it takes {', '.join(_KEYWORDS)}"
+    hint = f"; did you mean {meant!r}?" if meant else f"; it takes {', '.join(keywords)}"
     return f"mixed_model() got an unexpected keyword argument {name!r}{hint}"
 
 
@@ -330,7 +330,7 @@ def mixed_model(
     singular = _singular(graph.unpack(theta)[1], design.random_names)
     if not opt.problem:
         problems = existence_problems(
-            design, family, graph.layout, theta, H, boundary=bool(edge or singular)
+            design, family, graph.layout, theta, H, bool(edge or singular), prior_spec
         )
         if problems:  # no estimate to converge to: the fit says it did not converge
             opt = dataclasses.replace(opt, converged=False, problem="; ".join(problems))

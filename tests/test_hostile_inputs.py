@@ -69,6 +69,28 @@ def test_covariates_far_from_unit_scale_warn_to_rescale(binary, factor):
     assert "rescale it (its coefficient scales back by the same factor)" in str(caught[0].message)
 
 
+def test_covariates_far_from_zero_warn_to_centre(binary):
+    df = binary.assign(x=1e5 + binary["time"])
+    with pytest.warns(UserWarning, match=re.escape("centre it (subtract its mean, 100007")):
+        gp.mixed_model("y ~ x", "~ 1 | id", df, "binomial")
+
+
+def test_keyword_arguments_and_strings_in_formulas_name_no_column(binary):
+    # 'degree' and 'female' are a keyword and a string here, not the (empty) columns
+    df = binary.assign(degree=np.nan, female=np.nan)
+    fit = gp.mixed_model(
+        "y ~ poly(time, degree=2) + C(sex, Treatment('female'))", "~ 1 | id", df, "binomial"
+    )
+    assert fit.nobs == 800
+
+
+def test_dotted_names_predict(binary):
+    df = binary.assign(**{"x.1": binary["time"]})
+    fit = gp.mixed_model("y ~ x.1", "~ 1 | id", df, "binomial")
+    reference = gp.mixed_model("y ~ time", "~ 1 | id", binary, "binomial")
+    np.testing.assert_allclose(fit.predict(df.head(5)), reference.predict(binary.head(5)))
+
+
 @pytest.mark.parametrize("column", ["time", "y", "id"])
 def test_duplicated_columns_are_named(binary, column):
     df = pd.concat([binary, binary[[column]]], axis=1)
@@ -138,6 +160,17 @@ def test_anova_refuses_a_different_grouping(binary, fm1):
         gp.anova(fm1, other)
 
 
+def test_anova_with_repeated_row_labels(binary, fm1, glm_binary):
+    # row labels repeat after a concat: the rows are compared as sets of values
+    df = pd.concat([binary[binary["id"] <= 50], binary[binary["id"] > 50]])
+    df.index = list(range(400)) * 2
+    glm = gp.glm(FIXED, df, "binomial")
+    mixed = gp.mixed_model(FIXED, "~ 1 | id", df, "binomial")
+    table = gp.anova(glm, mixed)
+    expected = gp.anova(glm_binary, fm1)
+    assert float(table["LRT"].iloc[1]) == pytest.approx(float(expected["LRT"].iloc[1]), abs=1e-6)
+
+
 def test_anova_accepts_the_same_rows_in_another_order(binary, fm1, fm2):
     shuffled = gp.mixed_model(
         FIXED, "~ time || id", binary.sample(frac=1.0, random_state=3), "binomial"
@@ -195,6 +228,11 @@ def test_unknown_keywords_name_the_one_meant(binary, kwargs, hint):
     msg = f"mixed_model() got an unexpected keyword argument {name!r}; {hint}"
     with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
         gp.mixed_model("y ~ time", "~ 1 | id", binary, "binomial", **kwargs)
+
+
+def test_check_quadrature_takes_an_array_of_rules(fm1):
+    table = gp.check_quadrature(fm1, n_agq=np.array([13, 15]))
+    assert table.index.tolist() == [13, 15]
 
 
 @pytest.mark.parametrize("n_agq", [2.5, "15", 0])

@@ -32,6 +32,10 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | {k for k in globals() if not k.startswith("_")})
+
+
 def __getattr__(name: str):
     module = _WHERE.get(name)
     if module is None:

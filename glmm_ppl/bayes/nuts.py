@@ -21,6 +21,7 @@ import arviz as az
 import numpy as np
 
 from ..engine.log_density import LogDensity
+from ..engine.ops import COMPILE_LOCK
 from ..fitting.graph import MixedModelGraph
 from .variables import natural_variables, posterior_dims
 
@@ -41,9 +42,6 @@ class _Chains:
         self.fit, self.graph = fit, graph
         self.center = np.asarray(fit.theta, dtype=float)
         self.scale = scale
-        # PyTensor's compilation (and a compiled function's copy) changes global settings
-        # while it runs: never in two threads at once
-        self.compile_lock = threading.Lock()
         if graph.priors is not None:
             graph.priors.compiled(True)
         self.recent = OrderedDict()  # z bytes -> per-group log-likelihoods, all chains
@@ -51,7 +49,7 @@ class _Chains:
         self.kept = int(np.clip(_KEPT_VALUES // max(graph.design.n_groups, 1), 64, 8192))
 
     def _density(self) -> LogDensity:
-        with self.compile_lock:
+        with COMPILE_LOCK:  # it copies compiled functions
             return self.graph.log_density(self.fit.modes)
 
     def make_logp(self):
@@ -151,9 +149,7 @@ def sample_marginal(
             init_mean=np.zeros(k),
             **kwargs,
         )
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
-        raise
     except BaseException as err:  # a Rust panic (pyo3's PanicException) is a BaseException
-        if isinstance(err, Exception):
+        if type(err).__name__ != "PanicException":
             raise
         raise RuntimeError(f"nutpie's sampler stopped with an internal error: {err}") from err

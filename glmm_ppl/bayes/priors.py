@@ -35,7 +35,7 @@ from pymc.distributions.shape_utils import change_dist_size
 from pytensor.graph.basic import Variable
 from pytensor.tensor.random.op import RandomVariable
 
-from ..engine.ops import NUMPY_MODE
+from ..engine.ops import COMPILE_LOCK, NUMPY_MODE
 from ..fitting.parameters import ParameterLayout
 
 __all__ = ["PriorSpec", "make_priors"]
@@ -119,14 +119,15 @@ class PriorSpec:
         """``θ ↦ (log prior, ∂/∂θ)`` in NumPy, compiled once (``jacobian``: with the Jacobian
         of the log-scale parameters, the density of ``θ`` that MCMC samples). One compiled
         function is not safe to call from several threads at once: give each its ``copy()``."""
-        if jacobian not in self._fns:
-            theta = pt.dvector("theta")
-            lp = self.log_prior(theta, jacobian=jacobian)
-            self._fns[jacobian] = pytensor.function(
-                [theta],
-                [lp, pytensor.grad(lp, theta, disconnected_inputs="ignore")],
-                mode=NUMPY_MODE,
-            )
+        with COMPILE_LOCK:
+            if jacobian not in self._fns:
+                theta = pt.dvector("theta")
+                lp = self.log_prior(theta, jacobian=jacobian)
+                self._fns[jacobian] = pytensor.function(
+                    [theta],
+                    [lp, pytensor.grad(lp, theta, disconnected_inputs="ignore")],
+                    mode=NUMPY_MODE,
+                )
         return self._fns[jacobian]
 
 

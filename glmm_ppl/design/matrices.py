@@ -256,20 +256,34 @@ def check_rank(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> 
     )
 
 
-_NAME = re.compile(r"`([^`]+)`|(?<![\w.])([A-Za-z_][\w.]*)(\s*\()?")
+#: A backquoted name, a string literal (which names no column), or a bare name with what
+#: follows it: "(" for a call, "=" (not "==") for a keyword argument.
+_TOKEN = re.compile(
+    r"`(?P<quoted>[^`]+)`|'[^']*'|\"[^\"]*\""
+    r"|(?<![\w.])(?P<bare>[A-Za-z_][\w.]*)(?P<next>\s*(?:\(|=(?!=)))?"
+)
 
 
 def _names_in(formula: str) -> tuple[set[str], set[str]]:
-    """The names a formula writes (backquoted or bare) and the ones it calls as functions."""
+    """The names a formula writes (backquoted or bare; not keyword arguments such as
+    ``degree=`` nor text in string literals) and the ones it calls as functions.
+
+    Examples
+    --------
+    >>> names, calls = _names_in("y ~ poly(x, degree=2) + C(g, Treatment('a')) + `my x`")
+    >>> sorted(names), sorted(calls)
+    (['g', 'my x', 'x', 'y'], ['C', 'Treatment', 'poly'])
+    """
     names, calls = set(), set()
-    formula = re.sub(r"'[^']*'|\"[^\"]*\"", " ", formula)  # string literals name no column
-    for quoted, bare, call in _NAME.findall(formula):
-        if quoted:
-            names.add(quoted)
-        elif call:
-            calls.add(bare)
-        else:
-            names.add(bare)
+    for m in _TOKEN.finditer(formula):
+        if m.group("quoted"):
+            names.add(m.group("quoted"))
+        elif m.group("bare"):
+            after = (m.group("next") or "").strip()
+            if after == "(":
+                calls.add(m.group("bare"))
+            elif not after:
+                names.add(m.group("bare"))
     return names, calls
 
 

@@ -112,7 +112,7 @@ def match_groups(fit_groups: pd.Index, labels: pd.Series) -> np.ndarray:
         )
         raise ValueError(
             f"newdata's group column {labels.name!r} holds {_KINDS[theirs]} (for example "
-            f"{_plain(np.asarray(labels, dtype=object)[0])!r}) but the fit's groups are "
+            f"{_plain(pd.Series(labels).dropna().iloc[0])!r}) but the fit's groups are "
             f"{_KINDS[ours]} (for example {_plain(fit_groups[0])!r}): convert it, e.g. "
             f"newdata[{labels.name!r}] = {fix}"
         )
@@ -130,7 +130,12 @@ def _plain(value):
 def _matrix_from_spec(spec, data: pd.DataFrame, what: str) -> np.ndarray:
     """The fit's columns of one design (a formulaic model spec) on new data; errors name the
     missing column or the levels the fit did not see."""
-    absent = sorted(str(v) for v in spec.required_variables if v not in data.columns)
+    columns = [str(c) for c in data.columns]
+    absent = sorted(  # formulaic reads a dotted name (x.1) as an attribute of x
+        str(v)
+        for v in spec.required_variables
+        if v not in data.columns and not any(c.startswith(f"{v}.") for c in columns)
+    )
     if absent:
         raise ValueError(
             f"newdata needs the column(s) {', '.join(map(repr, absent))} of the {what} "

@@ -1,6 +1,6 @@
 """The numerical core: quadrature rules, compiled kernels, the AGQ engine and the PyTensor Op.
 
-No pandas, no PyMC: arrays in, arrays out.
+Its modules import neither pandas nor PyMC: arrays in, arrays out.
 
 - :mod:`~glmm_ppl.engine.quadrature`: Gauss–Hermite rules and their products
 - :mod:`~glmm_ppl.engine.covariance`: ``D`` from its log-Cholesky parameters ``θ_D`` and back

@@ -25,7 +25,7 @@ from pytensor.graph.op import Op
 
 from .agq import AGQ
 
-__all__ = ["AGQLogLik", "NUMPY_MODE"]
+__all__ = ["AGQLogLik", "COMPILE_LOCK", "NUMPY_MODE"]
 
 # The graphs around the Op are a few small operations: run them with NumPy (the "py" linker)
 # rather than compile C for each (20-30 s on an empty cache, for ~60 µs saved per call). The
@@ -35,6 +35,11 @@ NUMPY_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run").exclu
     "inplace", "BlasOpt"
 )
 _keys = itertools.count()
+
+#: PyTensor's compilation and a compiled function's ``copy()`` change global settings while
+#: they run: every compilation of the package holds this lock (re-entrant: a compilation may
+#: start another).
+COMPILE_LOCK = threading.RLock()
 
 
 class AGQLogLik(Op):

@@ -62,8 +62,10 @@ def product_rule(n: int, q: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    nodes : ndarray, shape (n**q, q)
-    log_weights : ndarray, shape (n**q,)
+    nodes : ndarray, shape (m**q, q)
+        ``m = n`` but for rules of some 400 points or more, whose outermost nodes carry
+        weights that underflow (:func:`gauss_hermite`).
+    log_weights : ndarray, shape (m**q,)
         Logarithms of the product weights (they sum to one on the natural scale).
 
     Examples

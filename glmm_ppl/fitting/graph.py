@@ -17,6 +17,7 @@ new data set or a new penalty setting reuses the compiled graph.
 from __future__ import annotations
 
 import threading
+import weakref
 from functools import lru_cache
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..design.matrices import Design
 from ..engine.agq import AGQ
 from ..engine.covariance import D_to_theta, theta_to_D, theta_to_D_pt
 from ..engine.log_density import LogDensity
-from ..engine.ops import NUMPY_MODE, AGQLogLik
+from ..engine.ops import COMPILE_LOCK, NUMPY_MODE, AGQLogLik
 from ..families import Family
 from .parameters import ParameterLayout
 from .penalty import StudentTPenalty, student_t_kernel_logp
@@ -35,7 +36,7 @@ from .penalty import StudentTPenalty, student_t_kernel_logp
 __all__ = ["MixedModelGraph"]
 
 
-_COMPILING = threading.Lock()
+_PER_THREAD = threading.local()  # each thread's copies of the compiled functions
 
 
 @lru_cache(maxsize=64)
@@ -66,16 +67,31 @@ def _compiled(sizes: ParameterLayout, zero_part: bool, penalized: bool):
     return fn, op
 
 
-@lru_cache(maxsize=256)
-def _for_thread(sizes: ParameterLayout, zero_part: bool, penalized: bool, thread: int):
-    """The compiled objective of one model structure for one thread, and its Op: a compiled
-    function holds its inputs and outputs in storage of its own, so each thread calls its own
-    copy (2 ms to make); the Op reads the engine bound in the calling thread."""
-    with _COMPILING:
-        fn, op = _compiled(sizes, zero_part, penalized)
-        own = fn.copy()
-    own.trust_input = True
-    return own, op
+def _for_thread(structure: tuple):
+    """The compiled objective of one model structure for the calling thread, and its Op: a
+    compiled function holds its inputs and outputs in storage of its own, so each thread calls
+    its own copy (2 ms to make, kept while the thread lives); the Op reads the engine bound in
+    the calling thread."""
+    functions = _PER_THREAD.__dict__.setdefault("objectives", {})
+    found = functions.get(structure)
+    if found is None:
+        with COMPILE_LOCK:
+            fn, op = _compiled(*structure)
+            own = fn.copy()
+        own.trust_input = True
+        found = functions[structure] = (own, op)
+    return found
+
+
+def _priors_for_thread(priors, jacobian: bool):
+    """The compiled log prior of ``priors`` for the calling thread (a copy per thread, as the
+    objective; forgotten with the priors)."""
+    by_spec = _PER_THREAD.__dict__.setdefault("priors", weakref.WeakKeyDictionary())
+    mine = by_spec.setdefault(priors, {})
+    if jacobian not in mine:
+        with COMPILE_LOCK:
+            mine[jacobian] = priors.compiled(jacobian).copy()
+    return mine[jacobian]
 
 
 class MixedModelGraph:
@@ -161,12 +177,12 @@ class MixedModelGraph:
     def __call__(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
         """``(objective, log-likelihood, ∂objective/∂θ)`` at ``θ``; the objective adds the log
         penalty (in the graph) and the log priors (without Jacobian: the MAP objective)."""
-        fn, op = _for_thread(*self._structure, threading.get_ident())
+        fn, op = _for_thread(self._structure)
         theta = np.asarray(theta, dtype=np.float64)
         with op.bound(self.engine):
             obj, ll, grad = fn(theta, self.X, self.X_zi, self.offset, *self._pen)
         if self.priors is not None:
-            lp, g = self.priors.compiled()(theta)
+            lp, g = _priors_for_thread(self.priors, False)(theta)
             obj, grad = obj + lp, grad + g
         return float(obj), float(ll), grad
 
@@ -177,14 +193,16 @@ class MixedModelGraph:
         return _log_prior(theta, self.p, self.penalty, self._priors_fn(jacobian))
 
     def _priors_fn(self, jacobian: bool):
-        return None if self.priors is None else self.priors.compiled(jacobian)
+        return None if self.priors is None else _priors_for_thread(self.priors, jacobian)
 
     def log_density(self, modes=None) -> LogDensity:
         """The density of ``θ`` for samplers (:class:`~glmm_ppl.engine.log_density.LogDensity`):
         the log-likelihood plus the penalty and the priors with their Jacobian. It has its own
         copy of the engine's modes and of the compiled priors, so each thread can have one."""
-        priors_fn = self._priors_fn(True)
-        priors_fn = None if priors_fn is None else priors_fn.copy()
+        priors_fn = None
+        if self.priors is not None:  # the density's own copy: it may move to another thread
+            with COMPILE_LOCK:
+                priors_fn = self.priors.compiled(True).copy()
         log_prior = None
         if self.penalty is not None or priors_fn is not None:
             p, penalty = self.p, self.penalty

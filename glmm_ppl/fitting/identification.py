@@ -19,9 +19,10 @@ import numpy as np
 
 __all__ = ["check_identified", "existence_problems"]
 
-#: A fixed effect's standard error above this many times max(1, |estimate|) means the data do
-#: not bound it (separation gives ratios in the thousands; identified effects stay below 10).
-SE_RATIO = 100.0
+#: A fixed effect whose contribution to a logit or log linear predictor (its standard error
+#: times the column's root mean square) is this uncertain is not bounded by the data:
+#: separation gives thousands, identified effects a few units at most.
+SE_LINK = 50.0
 #: Smallest eigenvalue of the correlation-scaled information matrix below which the
 #: log-likelihood counts as flat along its eigenvector.
 FLAT = 1e-9
@@ -75,13 +76,49 @@ def check_identified(design, family) -> None:
             )
 
 
-def _flat_direction(info: np.ndarray, cov, fixed) -> list | None:
-    """The parameters along which the log-likelihood is flat, or None: a variance or extra
-    parameter (log scale) with a standard error above ``LOG_SE``, or the smallest eigenvalue
-    of the correlation-scaled information below ``FLAT`` (a ridge across parameters)."""
+def _rms_columns(design, layout) -> np.ndarray:
+    """The root mean square of each fixed-effects column, 1 for the other entries of ``θ``."""
+    out = np.ones(layout.size)
+    blocks = layout.blocks
+    out[blocks["fixed-effects"]] = np.sqrt(np.mean(design.X**2, axis=0))
+    if design.X_zi is not None:
+        out[blocks["zero_part"]] = np.sqrt(np.mean(design.X_zi**2, axis=0))
+    return out
+
+
+def _on_link_scale(family, layout) -> list:
+    """The fixed effects whose linear predictor has a link of its own scale (logit, log, …):
+    the main predictor unless its link is the identity (its scale is the response's), and the
+    zero part (logit)."""
+    blocks = layout.blocks
+    entries = list(range(blocks["zero_part"].start, blocks["zero_part"].stop))
+    if family.link.name != "identity":
+        entries = list(range(blocks["fixed-effects"].start, blocks["fixed-effects"].stop)) + entries
+    return entries
+
+
+def _log_scale(layout) -> list:
+    """The entries of ``θ`` on a log scale: the log standard deviations of ``D`` (all of
+    ``θ_D`` when ``D`` is diagonal, else the diagonal of its log-Cholesky factor) and the
+    logs of the extra parameters."""
+    start = layout.blocks["var-cov"].start
+    if layout.diagonal:
+        log_sd = list(range(start, start + layout.q))
+    else:
+        rows, cols = np.tril_indices(layout.q)  # the packed order of the factor's entries
+        log_sd = [start + k for k in np.flatnonzero(rows == cols)]
+    extra = layout.blocks["extra"]
+    return log_sd + list(range(extra.start, extra.stop))
+
+
+def _flat_direction(info: np.ndarray, cov, layout) -> list | None:
+    """The parameters along which the log-likelihood is flat, or None: a log standard
+    deviation or log extra parameter with a standard error above ``LOG_SE``, or the smallest
+    eigenvalue of the correlation-scaled information below ``FLAT`` (a ridge across
+    parameters)."""
     if cov is not None:
         se = np.sqrt(np.abs(np.diag(cov)))
-        loose = [j for j in range(len(se)) if j not in set(fixed) and se[j] > LOG_SE]
+        loose = [j for j in _log_scale(layout) if se[j] > LOG_SE]
         if loose:
             return loose[:2]
     scale = np.sqrt(np.abs(np.diag(info)))
@@ -90,16 +127,24 @@ def _flat_direction(info: np.ndarray, cov, fixed) -> list | None:
     if eigval[0] >= FLAT * max(eigval[-1], 1.0):
         return None
     weights = np.abs(eigvec[:, 0])
-    return [j for j in np.argsort(-weights)[:2] if weights[j] > 0.3]
+    top = np.argsort(-weights)
+    return [int(top[0])] + [int(j) for j in top[1:2] if weights[j] > 0.3]
 
 
 def existence_problems(
-    design, family, layout, theta: np.ndarray, hessian: np.ndarray, boundary: bool = False
+    design,
+    family,
+    layout,
+    theta: np.ndarray,
+    hessian: np.ndarray,
+    boundary: bool = False,
+    priors=None,
 ) -> list:
     """Messages for an estimate that does not exist or that the data do not pin down (empty
     when there is none). ``boundary``: the fit is known to be at a boundary (a variance at 0,
     a correlation at ±1), where the log-likelihood is flat by nature, so flatness is not
-    reported again.
+    reported again. ``priors``: the fit's priors (a prior on the standard deviations gives
+    their MAP estimate a finite value even where the likelihood has none).
 
     Examples
     --------
@@ -109,7 +154,8 @@ def existence_problems(
     []
     """
     problems = []
-    if design.q_main and _binary(design, family):
+    sd_prior = priors is not None and any(k == "sd" or k.startswith("sd_") for k in priors.priors)
+    if design.q_main and _binary(design, family) and not sd_prior:
         y, starts = design.y, design.starts
         lo, hi = np.minimum.reduceat(y, starts[:-1]), np.maximum.reduceat(y, starts[:-1])
         if np.all(lo == hi):
@@ -123,25 +169,23 @@ def existence_problems(
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
         cov = None
-    blocks = layout.blocks
-    fixed = np.r_[
-        np.arange(blocks["fixed-effects"].start, blocks["fixed-effects"].stop),
-        np.arange(blocks["zero_part"].start, blocks["zero_part"].stop),
-    ]
     if cov is not None:
         se = np.sqrt(np.abs(np.diag(cov)))
-        loose = [j for j in fixed if se[j] > SE_RATIO * max(1.0, abs(theta[j]))]
+        on_link = se * _rms_columns(design, layout)
+        loose = [j for j in _on_link_scale(family, layout) if on_link[j] > SE_LINK]
         if loose:
             names = [layout.names[j] for j in loose]
+            j = loose[0]
             problems.append(
                 f"the data do not bound the fixed effect(s) {', '.join(map(repr, names))} "
-                f"(standard error {se[loose[0]]:.3g} for an estimate of {theta[loose[0]]:.3g}): "
-                "a level or combination of predictors where the response is all 0 or all 1 "
-                "(separation) sends a coefficient to ±∞; penalized=True (a Student-t prior on "
-                "the fixed effects) or priors= give finite estimates"
+                f"(standard error {se[j]:.3g} for an estimate of {theta[j]:.3g}): a level or "
+                "combination of predictors where the response sits at the edge of its range "
+                "(all 0, or all 1 for a binary response: separation) sends a coefficient to "
+                "±∞; penalized=True (a Student-t prior on the fixed effects) or priors= give "
+                "finite estimates"
             )
     if not problems and not boundary:
-        flat = _flat_direction(info, cov, fixed)
+        flat = _flat_direction(info, cov, layout)
         if flat is not None:
             names = [layout.names[j] for j in flat]
             problems.append(

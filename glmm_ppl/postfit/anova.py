@@ -23,16 +23,23 @@ __all__ = ["anova", "format_anova"]
 
 def _by_row(values, rows, all_columns: bool = False) -> np.ndarray | None:
     """Per-row values (the main predictor's offset, or every column with ``all_columns``) in
-    the order of the data's row labels (None stays None)."""
+    the order of the data's row labels (None stays None). Where the labels repeat, the rows
+    cannot be lined up by label: the values are sorted instead, so that two fits compare as
+    sets of values."""
     if values is None:
         return None
     values = np.asarray(values, dtype=float).reshape(len(rows), -1)
     values = values if all_columns else values[:, 0]
+    if not pd.Index(rows).is_unique:
+        return np.sort(values, axis=0)
     return values[np.argsort(rows, kind="stable")]
 
 
-def _groups_by_row(design) -> np.ndarray:
-    """Each row's group (its index among the groups) in the order of the data's row labels."""
+def _groups_by_row(design) -> np.ndarray | None:
+    """Each row's group (its index among the groups) in the order of the data's row labels;
+    None where the labels repeat."""
+    if not pd.Index(design.rows).is_unique:
+        return None
     index = np.repeat(np.arange(design.n_groups), np.diff(design.starts))
     return index[np.argsort(design.rows, kind="stable")]
 

@@ -37,7 +37,9 @@ def _rules(fit, n_agq) -> list[int]:
     q = fit.design.q
     if n_agq is None:
         return _default_rules(fit.n_agq, q)
-    if isinstance(n_agq, numbers.Integral) or not isinstance(n_agq, list | tuple | range):
+    if isinstance(n_agq, numbers.Integral) or not isinstance(
+        n_agq, list | tuple | range | np.ndarray
+    ):
         values = [n_agq]
     else:
         values = list(n_agq)

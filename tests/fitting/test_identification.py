@@ -123,3 +123,35 @@ def test_gaussian_at_large_scale_finds_the_rescaled_estimates():
         big = gp.mixed_model("big ~ x", "~ 1 | g", df, "gaussian")
     np.testing.assert_allclose(big.fixef().to_numpy() / 1e9, unit.fixef().to_numpy(), rtol=1e-3)
     np.testing.assert_allclose(float(big.D.iloc[0, 0]) / 1e18, float(unit.D.iloc[0, 0]), rtol=1e-2)
+
+
+def test_identity_link_responses_in_large_units_are_not_flagged():
+    # standard errors in the response's units are not separation, nor a flat likelihood
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(60), 5)
+    time = np.tile(np.arange(5.0), 60)
+    df = pd.DataFrame({"g": g, "x": rng.normal(size=300), "time": time})
+    b0, b1 = rng.normal(scale=800, size=60), rng.normal(scale=300, size=60)
+    df["y"] = 1000 + 500 * df["x"] + b0[g] + b1[g] * time + rng.normal(scale=900, size=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gp.ConvergenceWarning)
+        ri = gp.mixed_model("y ~ x", "~ 1 | g", df, "gaussian")
+        slopes = gp.mixed_model("y ~ x", "~ time | g", df, "gaussian")
+    assert ri.converged and slopes.converged
+
+
+def test_a_prior_on_the_sd_gives_constant_groups_a_finite_map():
+    # the likelihood has no maximum in the SD, but the posterior mode has one: the fit does
+    # not claim the estimate is missing
+    pm = pytest.importorskip("pymc")
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"g": np.repeat(np.arange(40), 5), "x": rng.normal(size=200)})
+    df["y"] = np.repeat(rng.integers(0, 2, 40), 5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = gp.mixed_model(
+            "y ~ x", "~ 1 | g", df, "binomial", priors={"sd": pm.HalfNormal.dist(2.0)}
+        )
+    assert not any("constant within every group" in str(w.message) for w in caught)
+    assert "constant within every group" not in fit.opt_summary.problem
+    assert 1.0 < float(np.sqrt(fit.D.iloc[0, 0])) < 20.0
