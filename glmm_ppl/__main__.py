@@ -101,9 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="run GLMMadaptive's basics vignette end to end")
     p = sub.add_parser("fit", help="fit a mixed model to a CSV file and print its summary")
     p.add_argument("--data", required=True, help="CSV file")
-    p.add_argument("--fixed", required=True, help="e.g. 'y ~ sex * time'")
-    p.add_argument("--random", required=True, help="e.g. '~ 1 | id' or '~ time || id'")
-    p.add_argument("--family", default="binomial", help="e.g. binomial, poisson, gamma")
+    p.add_argument(
+        "--fixed",
+        required=True,
+        help="e.g. 'y ~ sex * time', or with the random effects 'y ~ sex * time + (1 | id)'",
+    )
+    p.add_argument(
+        "--random", help="e.g. '~ 1 | id' or '~ time || id' (not needed in a one-formula --fixed)"
+    )
+    p.add_argument("--family", required=True, help="e.g. binomial, poisson, gamma")
     p.add_argument("--n-agq", type=int, default=None, help="quadrature points per random effect")
     p.add_argument("--penalized", action="store_true", help="Student-t penalty on fixed effects")
     p.add_argument("--zi-fixed", help="zero part's fixed effects, e.g. '~ x'")

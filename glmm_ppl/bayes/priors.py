@@ -64,8 +64,9 @@ class PriorSpec:
         return f"PriorSpec({', '.join(self.priors)})"
 
     def describe(self) -> list[str]:
-        """One line per prior, for summaries."""
-        return [f"{key} ~ {_name(dist)}" for key, dist in self.priors.items()]
+        """One line per prior with its parameters, for summaries (``sd ~ HalfNormal(0, 3)``,
+        PyMC's notation: the distribution's parameters in order)."""
+        return [f"{key} ~ {_show(dist)}" for key, dist in self.priors.items()]
 
     # ---- the graph -----------------------------------------------------------------------
     def log_prior(self, theta, jacobian: bool):
@@ -144,6 +145,21 @@ def _float64(dist):
     rng, size, *params = dist.owner.inputs
     params = [pt.cast(p, "float64") if p.dtype in _NARROW else p for p in params]
     return op.make_node(rng, size, *params).default_output()
+
+
+def _show(value) -> str:
+    """A prior with its parameters in the order PyMC takes them (``HalfNormal(0, 3)``), or an
+    LKJ shape given as a number."""
+    if isinstance(value, int | float | np.floating | np.integer):
+        return f"LKJ(eta={float(value):g})"
+    op = value.owner.op
+    name = (getattr(op, "_print_name", None) or (_name(value),))[0]
+    try:
+        params = [np.asarray(p.eval()) for p in op.dist_params(value.owner)]
+    except Exception:  # a symbolic distribution (a mixture, a censored one): its name alone
+        return name
+    shown = [f"{float(v):g}" if v.ndim == 0 else np.array2string(v, precision=4) for v in params]
+    return f"{name}({', '.join(shown)})"
 
 
 def _name(dist) -> str:

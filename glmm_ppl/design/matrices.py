@@ -211,7 +211,10 @@ def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
     try:
         mm = model_matrix(formula, data, na_action="raise")
     except FormulaicError as err:
-        raise ValueError(f"cannot build the {what} design from {formula!r}: {err}") from None
+        hint = ""
+        if "^" in formula and "xor" in str(err):
+            hint = "; powers are written ** in a formula, e.g. I(time**2) (^ is Python's xor)"
+        raise ValueError(f"cannot build the {what} design from {formula!r}: {err}{hint}") from None
     X, names = np.asarray(mm, dtype=float), _r_names(mm.columns)
     finite = np.isfinite(X)
     if not finite.all():

@@ -221,3 +221,14 @@ def test_random_effects_posterior_centres_on_the_modes(fm1):
     sd = b.std(("chain", "draw")).to_numpy()[:, 0]
     cond = np.sqrt(fm1.ranef(post_vars=True)["var.(Intercept)"].to_numpy())
     assert np.median(sd / cond) > 0.95
+
+
+def test_priors_are_described_with_their_parameters(binary):
+    priors = {"fixed": pm.Normal.dist(0, 2.5), "sd": pm.HalfNormal.dist(3), "corr": 2}
+    fit = gp.mixed_model("y ~ time", "~ time | id", binary, "binomial", priors=priors)
+    assert fit.priors.describe() == [
+        "fixed ~ Normal(0, 2.5)",
+        "sd ~ HalfNormal(0, 3)",
+        "corr ~ LKJ(eta=2)",
+    ]
+    assert "fixed ~ Normal(0, 2.5); sd ~ HalfNormal(0, 3); corr ~ LKJ(eta=2)" in str(fit.summary())
