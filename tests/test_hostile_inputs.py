@@ -35,6 +35,22 @@ def test_columns_named_like_functions_or_with_dots_and_spaces_fit(binary, name):
     assert fit.fixef().index.tolist()[1] == name
 
 
+@pytest.mark.parametrize(
+    "term, names",
+    [
+        ("poly(time, 2)", ["poly(time, 2)[1]", "poly(time, 2)[2]"]),
+        ("scale(time)", ["scale(time)"]),
+        ("center(time)", ["center(time)"]),
+    ],
+)
+def test_formula_transforms_fit(binary, term, names):
+    fit = gp.mixed_model(f"y ~ {term}", "~ 1 | id", binary, "binomial")
+    assert fit.fixef().index.tolist() == ["(Intercept)", *names]
+    if term != "poly(time, 2)":  # a linear transform of time: the same likelihood
+        reference = gp.mixed_model("y ~ time", "~ 1 | id", binary, "binomial")
+        assert fit.loglik == pytest.approx(reference.loglik, abs=1e-6)
+
+
 def test_column_named_like_a_function_the_formula_calls(binary):
     df = binary.copy()
     df["I"] = df["time"]

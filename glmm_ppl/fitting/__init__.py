@@ -6,6 +6,8 @@
 - :mod:`~glmm_ppl.fitting.glm`: GLMs on arrays (starting values) and central differences
 - :mod:`~glmm_ppl.fitting.optimize`: EM, Fisher scoring, L-BFGS and Newton (:func:`fit_mixed`),
   with its settings (:class:`Control`) and record (:class:`OptSummary`)
+- :mod:`~glmm_ppl.fitting.identification`: data that do not identify the model, refused
+  before the fit or named after it
 """
 
 from .glm import central_differences, fit_glm_arrays
