@@ -16,30 +16,18 @@ from .design.formula import split_bambi_formula
 from .design.matrices import build_design, split_fixed
 from .families import Family, get_family
 from .fitting.graph import MixedModelGraph
-from .fitting.identification import check_identified, existence_problems
+from .fitting.identification import (
+    SingularFitWarning,
+    boundary_problem,
+    check_identified,
+    existence_problems,
+)
 from .fitting.optimize import Control, ConvergenceWarning, fit_mixed
 from .fitting.parameters import ParameterLayout
 from .fitting.penalty import make_penalty
 from .postfit.results import MixedModelFit
 
 __all__ = ["mixed_model", "SingularFitWarning"]
-
-
-class SingularFitWarning(UserWarning):
-    """A boundary fit: the estimated random-effects covariance matrix is (nearly) singular (a
-    correlation at ±1 or a variance at 0), or an extra parameter of the family ran to the edge
-    of its range (a negative-binomial size to ∞: no overdispersion). The fit is still returned;
-    its summary repeats the message.
-
-    Examples
-    --------
-    >>> import warnings, glmm_ppl as gp
-    >>> with warnings.catch_warnings():
-    ...     warnings.simplefilter("error", gp.SingularFitWarning)
-    ...     fit = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
-    >>> fit.warnings
-    ()
-    """
 
 
 @lru_cache(maxsize=1)
@@ -109,24 +97,6 @@ def _covariate_scale(design) -> str | None:
             f"the fixed-effects column {name!r} has values of order {size:.0e} and a spread "
             f"of {spread:.2g}: the fit's steps assume coefficients near 1, so its estimates may "
             f"be inaccurate or fail to converge; {fix}"
-        )
-    return None
-
-
-def _singular(D: np.ndarray, names: list[str]) -> str | None:
-    sd = np.sqrt(np.diag(D))
-    if np.any(sd < 1e-4 * max(1.0, sd.max())):
-        small = [n for n, s in zip(names, sd, strict=False) if s < 1e-4 * max(1.0, sd.max())]
-        return f"boundary (singular) fit: the variance of {', '.join(small)} is estimated near 0"
-    corr = D / np.outer(sd, sd)
-    i, j = np.triu_indices(len(sd), 1)
-    high = np.abs(corr[i, j]) > 0.99
-    if high.any():
-        k = int(np.argmax(np.abs(corr[i, j])))
-        return (
-            f"boundary (singular) fit: the correlation of {names[i[k]]} and {names[j[k]]} is "
-            f"estimated at {corr[i[k], j[k]]:.3f}; consider independent random effects ('||') "
-            "or fewer random terms"
         )
     return None
 
@@ -327,7 +297,7 @@ def mixed_model(
         theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
     notes = []
     edge = _extra_at_edge(graph.split(theta)["log_phis"], family, design)
-    singular = _singular(graph.unpack(theta)[1], design.random_names)
+    singular = boundary_problem(graph.unpack(theta)[1], design.random_names)
     if not opt.problem:
         problems = existence_problems(
             design, family, graph.layout, theta, H, bool(edge or singular), prior_spec

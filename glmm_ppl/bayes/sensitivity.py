@@ -25,6 +25,7 @@ import pytensor
 from threadpoolctl import ThreadpoolController
 
 from ..fitting.graph import MixedModelGraph
+from ..fitting.identification import SingularFitWarning, boundary_problem
 from ..fitting.optimize import Control, ConvergenceWarning, fit_mixed
 from .priors import make_priors
 
@@ -35,7 +36,21 @@ except ImportError:  # PyTensor before 2.32
 
 __all__ = ["prior_sensitivity", "plot_prior_sensitivity", "psens"]
 
-_COLUMNS = ("parameter", "estimate", "std_error", "loglik", "log_prior", "converged")
+_COLUMNS = (
+    "parameter",
+    "estimate",
+    "std_error",
+    "loglik",
+    "log_prior",
+    "converged",
+    "at_boundary",
+    "natural_name",
+    "log_scale",
+)
+
+
+#: Wald bands wider than this on the scale of θ (a factor e^±10 for a log SD) are not drawn
+_WIDEST_BAND = 10.0
 
 
 def _check_grid(grid) -> dict[str, list[float]]:
@@ -125,14 +140,29 @@ def _initial_values(graph: MixedModelGraph, theta: np.ndarray) -> dict:
     return values
 
 
+def _best_fit(graph: MixedModelGraph, control, starts: list):
+    """The MAP fit of ``graph`` from each start (the previous grid point's estimates, the
+    original fit's), the one with the highest objective: a start at a boundary (an SD pushed
+    to 0 by a narrow prior) stays there, while the posterior mode may have moved away."""
+    best = None
+    for k, start in enumerate(starts):
+        if k and np.array_equal(start, starts[0]):
+            continue
+        theta, objective, _, H, opt = fit_mixed(graph, control, _initial_values(graph, start))
+        if best is None or objective > best[1]:
+            best = (theta, objective, H, opt)
+    return best
+
+
 def prior_sensitivity(fit, prior, grid: dict, key: str = "fixed", control=None) -> pd.DataFrame:
     """Refit the MAP estimates over a grid of hyperparameters of one prior.
 
     Every combination of the grid's values (the Cartesian product, in the order given)
     replaces the prior ``key`` of ``fit`` by ``prior(**values)``; the fit's other priors and
     its penalty stay. The hyperparameters are PyTensor shared variables of one compiled
-    log-prior graph, so the grid needs no recompilation, and each fit starts from the
-    estimates of the previous grid point (the first from ``fit``'s).
+    log-prior graph, so the grid needs no recompilation. Each grid point is fitted from the
+    estimates of the previous point and from ``fit``'s, and the higher posterior mode is kept,
+    so the table does not depend on the order of the grid.
 
     Parameters
     ----------
@@ -158,7 +188,10 @@ def prior_sensitivity(fit, prior, grid: dict, key: str = "fixed", control=None) 
         (the names of ``fit.names``), ``estimate`` and ``std_error`` (from the Hessian of the
         objective, on the scale of ``θ``), ``loglik`` (with the penalty, if any, as
         ``fit.loglik``), ``log_prior`` (the log density of all priors at the estimates, without
-        Jacobian) and ``converged``.
+        Jacobian), ``converged``, ``at_boundary`` (a variance at 0 or a correlation at ±1),
+        ``natural_name`` (``sd(<random effect>)`` for a log standard deviation, the extra
+        parameter's name for its log) and ``log_scale`` (whether ``exp`` of the estimate is
+        that natural-scale parameter).
 
     Raises
     ------
@@ -174,6 +207,8 @@ def prior_sensitivity(fit, prior, grid: dict, key: str = "fixed", control=None) 
     -----
     ConvergenceWarning
         When some grid points did not converge (their ``converged`` is False).
+    SingularFitWarning
+        When some grid points are at a boundary (their ``at_boundary`` is True).
 
     Examples
     --------
@@ -185,7 +220,8 @@ def prior_sensitivity(fit, prior, grid: dict, key: str = "fixed", control=None) 
     ...     fit, lambda sigma: pm.Normal.dist(0, sigma), {"sigma": [0.1, 10.0]}, key="time"
     ... )
     >>> table.columns.tolist()
-    ['sigma', 'parameter', 'estimate', 'std_error', 'loglik', 'log_prior', 'converged']
+    ['sigma', 'parameter', 'estimate', 'std_error', 'loglik', 'log_prior', 'converged',
+     'at_boundary', 'natural_name', 'log_scale']
     >>> time = table[table.parameter == "time"].set_index("sigma")["estimate"]
     >>> bool(abs(time[0.1]) < abs(time[10.0]) <= abs(fit.fixef()["time"]) + 1e-6)
     True
@@ -207,16 +243,20 @@ def prior_sensitivity(fit, prior, grid: dict, key: str = "fixed", control=None) 
     control = fit.opt_summary.control if control is None else Control.from_user(control)
     graph = MixedModelGraph(fit.design, fit.family, fit.n_agq, fit.penalty, spec)
     graph.engine.modes = fit.modes.copy()
-    theta, rows, failed = fit.theta, [], []
+    theta, rows, failed, boundary = fit.theta, [], [], []
+    natural, on_log = fit.layout.natural_names, set(fit.layout.log_scale)
     with ThreadpoolController().limit(limits=1, user_api="blas"):
         for point in itertools.product(*grid.values()):
             for var, value in zip(shared.values(), point, strict=True):
                 var.set_value(np.float64(value))
-            theta, objective, _, H, opt = fit_mixed(graph, control, _initial_values(graph, theta))
+            theta, objective, H, opt = _best_fit(graph, control, [theta, fit.theta])
             log_prior = float(spec.compiled()(theta)[0])
             hyper = dict(zip(names, point, strict=True))
             if not opt.converged:
                 failed.append(hyper)
+            at_boundary = boundary_problem(graph.unpack(theta)[1], fit.design.random_names)
+            if at_boundary:
+                boundary.append(hyper)
             se = _std_errors(H)
             for j, name in enumerate(graph.names):
                 rows.append(
@@ -228,17 +268,25 @@ def prior_sensitivity(fit, prior, grid: dict, key: str = "fixed", control=None) 
                         "loglik": float(objective - log_prior),
                         "log_prior": log_prior,
                         "converged": bool(opt.converged),
+                        "at_boundary": at_boundary is not None,
+                        "natural_name": natural[j],
+                        "log_scale": j in on_log and natural[j] != name,
                     }
                 )
-    if failed:
-        shown = "; ".join(", ".join(f"{k}={v:g}" for k, v in h.items()) for h in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        warnings.warn(
-            f"the fit did not converge at {len(failed)} of the grid points ({shown}{more}); "
-            "see the column 'converged'",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+    for points, what, category in (
+        (failed, "the fit did not converge", ConvergenceWarning),
+        (boundary, "the random-effects covariance is at a boundary", SingularFitWarning),
+    ):
+        if points:
+            shown = "; ".join(", ".join(f"{k}={v:g}" for k, v in h.items()) for h in points[:5])
+            more = f" and {len(points) - 5} more" if len(points) > 5 else ""
+            column = "converged" if category is ConvergenceWarning else "at_boundary"
+            warnings.warn(
+                f"{what} at {len(points)} of the grid points ({shown}{more}); see the column "
+                f"{column!r}",
+                category,
+                stacklevel=2,
+            )
     return pd.DataFrame(rows, columns=[*names, *_COLUMNS])
 
 
@@ -286,7 +334,7 @@ def plot_prior_sensitivity(table: pd.DataFrame, x: str, parameters=None, by: str
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
-    missing = [c for c in _COLUMNS if c not in table.columns]
+    missing = [c for c in _COLUMNS[:6] if c not in table.columns]  # the rest are optional
     if missing:
         raise ValueError(
             f"table lacks the columns {', '.join(map(repr, missing))}; make it with "
@@ -340,16 +388,20 @@ def plot_prior_sensitivity(table: pd.DataFrame, x: str, parameters=None, by: str
             xs = piece[x].to_numpy(dtype=float)
             est = piece["estimate"].to_numpy(dtype=float)
             half = 1.96 * piece["std_error"].to_numpy(dtype=float)
+            # a parameter the data do not bound has no useful band (a log SD at 0: ±1e5)
+            half = np.where(np.isfinite(half) & (half < _WIDEST_BAND), half, np.nan)
+            lo, hi = est - half, est + half
+            natural = bool(piece["log_scale"].iloc[0]) if "log_scale" in piece else False
+            if natural:  # standard deviations and extra parameters on their own scale
+                est, lo, hi = np.exp(est), np.exp(lo), np.exp(hi)
             label = None if by is None else f"{level:g}"
             (line,) = ax.plot(xs, est, marker="o", label=label)
-            ax.fill_between(
-                xs, est - half, est + half, color=line.get_color(), alpha=0.2, linewidth=0
-            )
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
         if log_x:
             ax.set_xscale("log")
-        ax.set_title(name)
+        ax.set_title(rows["natural_name"].iloc[0] if "natural_name" in rows else name)
         ax.set_xlabel(x)
-    axes[0, 0].set_ylabel("estimate ± 1.96 SE")
+    axes[0, 0].set_ylabel("estimate, 95% Wald band")
     if by is not None:
         axes[0, 0].legend(title=by)
     return fig

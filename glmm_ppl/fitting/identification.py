@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_identified", "existence_problems"]
+__all__ = [
+    "SingularFitWarning",
+    "boundary_problem",
+    "check_identified",
+    "existence_problems",
+]
 
 #: A fixed effect whose contribution to a logit or log linear predictor (its standard error
 #: times the column's root mean square) is this uncertain is not bounded by the data:
@@ -29,6 +34,49 @@ FLAT = 1e-9
 #: Standard error of a log standard deviation or log extra parameter above which the data do
 #: not bound it (a factor e^±20 either way).
 LOG_SE = 10.0
+
+
+class SingularFitWarning(UserWarning):
+    """A boundary fit: the estimated random-effects covariance matrix is (nearly) singular (a
+    correlation at ±1 or a variance at 0), or an extra parameter of the family ran to the edge
+    of its range (a negative-binomial size to ∞: no overdispersion). The fit is still returned;
+    its summary repeats the message.
+
+    Examples
+    --------
+    >>> import warnings, glmm_ppl as gp
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", gp.SingularFitWarning)
+    ...     fit = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> fit.warnings
+    ()
+    """
+
+
+def boundary_problem(D: np.ndarray, names: list[str]) -> str | None:
+    """The message for a random-effects covariance at the boundary of its space (a variance
+    at 0, a correlation at ±1), or None.
+
+    Examples
+    --------
+    >>> boundary_problem(np.diag([1.0, 1e-12]), ["(Intercept)", "time"])
+    'boundary (singular) fit: the variance of time is estimated near 0'
+    """
+    sd = np.sqrt(np.diag(D))
+    if np.any(sd < 1e-4 * max(1.0, sd.max())):
+        small = [n for n, s in zip(names, sd, strict=False) if s < 1e-4 * max(1.0, sd.max())]
+        return f"boundary (singular) fit: the variance of {', '.join(small)} is estimated near 0"
+    corr = D / np.outer(sd, sd)
+    i, j = np.triu_indices(len(sd), 1)
+    high = np.abs(corr[i, j]) > 0.99
+    if high.any():
+        k = int(np.argmax(np.abs(corr[i, j])))
+        return (
+            f"boundary (singular) fit: the correlation of {names[i[k]]} and {names[j[k]]} is "
+            f"estimated at {corr[i[k], j[k]]:.3f}; consider independent random effects ('||') "
+            "or fewer random terms"
+        )
+    return None
 
 
 def _binary(design, family) -> bool:
@@ -97,20 +145,6 @@ def _on_link_scale(family, layout) -> list:
     return entries
 
 
-def _log_scale(layout) -> list:
-    """The entries of ``θ`` on a log scale: the log standard deviations of ``D`` (all of
-    ``θ_D`` when ``D`` is diagonal, else the diagonal of its log-Cholesky factor) and the
-    logs of the extra parameters."""
-    start = layout.blocks["var-cov"].start
-    if layout.diagonal:
-        log_sd = list(range(start, start + layout.q))
-    else:
-        rows, cols = np.tril_indices(layout.q)  # the packed order of the factor's entries
-        log_sd = [start + k for k in np.flatnonzero(rows == cols)]
-    extra = layout.blocks["extra"]
-    return log_sd + list(range(extra.start, extra.stop))
-
-
 def _flat_direction(info: np.ndarray, cov, layout) -> list | None:
     """The parameters along which the log-likelihood is flat, or None: a log standard
     deviation or log extra parameter with a standard error above ``LOG_SE``, or the smallest
@@ -118,7 +152,7 @@ def _flat_direction(info: np.ndarray, cov, layout) -> list | None:
     parameters)."""
     if cov is not None:
         se = np.sqrt(np.abs(np.diag(cov)))
-        loose = [j for j in _log_scale(layout) if se[j] > LOG_SE]
+        loose = [j for j in layout.log_scale if se[j] > LOG_SE]
         if loose:
             return loose[:2]
     scale = np.sqrt(np.abs(np.diag(info)))

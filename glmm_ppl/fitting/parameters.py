@@ -40,6 +40,8 @@ class ParameterLayout:
     ['(Intercept)', 'time', 'D_11', 'D_12', 'D_22']
     >>> lay.blocks["var-cov"]
     slice(2, 5, None)
+    >>> lay.log_scale  # the log-Cholesky factor's diagonal
+    [2, 4]
     """
 
     fixed_names: tuple[str, ...]
@@ -116,6 +118,35 @@ class ParameterLayout:
             + theta_names(self.q, self.diagonal)
             + [f"log({name})" for name in self.phi_names]
         )
+
+    @property
+    def log_scale(self) -> list[int]:
+        """The entries of ``θ`` that are logarithms of a natural-scale parameter: the log
+        standard deviations of ``D`` (all of ``θ_D`` when ``D`` is diagonal, else the diagonal
+        of its log-Cholesky factor, which is a standard deviation only for the first random
+        effect and otherwise a conditional one) and the logs of the extra parameters."""
+        start = self.blocks["var-cov"].start
+        if self.diagonal:
+            log_sd = list(range(start, start + self.q))
+        else:
+            rows, cols = np.tril_indices(self.q)  # the packed order of the factor's entries
+            log_sd = [start + int(k) for k in np.flatnonzero(rows == cols)]
+        extra = self.blocks["extra"]
+        return log_sd + list(range(extra.start, extra.stop))
+
+    @property
+    def natural_names(self) -> list[str]:
+        """Names of the entries of ``θ`` on their natural scale where ``exp`` gives one: the
+        standard deviations ``sd(<random effect>)`` of a diagonal ``D`` (or of a single random
+        effect) and the extra parameters; the other entries keep their names."""
+        names = self.names
+        if self.diagonal or self.q == 1:
+            start = self.blocks["var-cov"].start
+            for k, name in enumerate(self.random_names):
+                names[start + k] = f"sd({name})"
+        extra = self.blocks["extra"]
+        names[extra] = list(self.phi_names)
+        return names
 
     def split(self, theta) -> dict:
         """The blocks of ``θ``: ``beta``, ``gamma`` (zero part), ``theta_D``, ``log_phis``."""

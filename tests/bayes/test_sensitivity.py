@@ -2,6 +2,7 @@
 plot, and ArviZ's power-scaling diagnostic on NUTS output."""
 
 import itertools
+import warnings
 
 import arviz as az
 import matplotlib
@@ -79,6 +80,9 @@ def test_table_layout(run, penalized_like):
         "loglik",
         "log_prior",
         "converged",
+        "at_boundary",
+        "natural_name",
+        "log_scale",
     ]
     assert len(table) == 4 * N_PARAMS
     points = list(itertools.product(*GRID.values()))
@@ -110,18 +114,21 @@ def test_each_grid_point_is_the_direct_fit(run, poisson):
 
 def test_one_compilation_for_the_whole_grid(run):
     """The log prior is compiled once; every grid point runs the same function object, with
-    its own hyperparameter values, and starts from the previous point's estimates."""
+    its own hyperparameter values, and is fitted from the previous point's estimates and from
+    the original fit's (the first point from the fit's alone)."""
     table, compiled, points = run
     assert len(compiled) == 1  # the prior's graph (the likelihood's is cached by structure)
-    assert len(points) == 4
+    assert len(points) == 1 + 2 * 3
     functions = [fn for fn, _, _ in points]
     assert all(fn is functions[0] for fn in functions)
-    assert [values for _, values, _ in points] == [
-        {"nu": nu, "sigma": sigma} for nu, sigma in itertools.product(*GRID.values())
+    grid_points = [{"nu": nu, "sigma": sigma} for nu, sigma in itertools.product(*GRID.values())]
+    assert [values for _, values, _ in points] == [grid_points[0]] + [
+        p for p in grid_points[1:] for _ in range(2)
     ]
-    # warm starts: the previous grid point's estimates
+    # the two starts of the second point: the first point's estimates, then the fit's
     first = table[(table["nu"] == 3) & (table["sigma"] == 0.5)]["estimate"].to_numpy()
     np.testing.assert_allclose(points[1][2]["betas"], first[:4])
+    np.testing.assert_allclose(points[2][2]["betas"], points[0][2]["betas"])
     np.testing.assert_allclose(0.5 * np.log(points[1][2]["D"][0, 0]), first[4])  # log sd
 
 
@@ -162,7 +169,8 @@ def test_plot(run):
     table, _, _ = run
     fig = plot_prior_sensitivity(table, "sigma", by="nu")
     assert len(fig.axes) == N_PARAMS
-    assert [ax.get_title() for ax in fig.axes] == table["parameter"].unique().tolist()
+    titles = table["natural_name"].unique().tolist()  # sd((Intercept)) for D_11
+    assert [ax.get_title() for ax in fig.axes] == titles and "sd((Intercept))" in titles
     assert all(len(ax.get_lines()) == 2 for ax in fig.axes)
     assert fig.axes[0].get_xscale() == "linear"  # 0.5 to 2.5
     fig = plot_prior_sensitivity(table, "nu", parameters=["sexfemale"], by="sigma")
@@ -225,3 +233,63 @@ def test_errors(penalized_like):
         )
     with pytest.raises(TypeError, match=r"^priors\['fixed'\] must be an unregistered PyMC"):
         prior_sensitivity(penalized_like, lambda nu, sigma: sigma, valid)
+
+
+def test_every_grid_order_gives_the_same_table(binary):
+    # a narrow prior pushes an SD to 0; a warm start from there must not stay there when the
+    # next, wider prior lets the posterior mode move away
+    fit = gp.mixed_model(
+        "y ~ sex*time + (time || id)",
+        data=binary,
+        family="binomial",
+        priors={"fixed": pm.Normal.dist(0, 2.5), "sd": pm.HalfNormal.dist(3)},
+    )
+    grid = [0.1, 0.3, 1.0, 3.0, 10.0]
+    tables = []
+    for order in (grid, grid[::-1], [3.0, 0.1, 10.0, 0.3, 1.0]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", gp.SingularFitWarning)
+            table = gp.prior_sensitivity(
+                fit, lambda sigma: pm.HalfNormal.dist(sigma), {"sigma": order}, key="sd"
+            )
+        table = table.sort_values(["sigma", "parameter"]).reset_index(drop=True)
+        natural = np.where(table["log_scale"], np.exp(table["estimate"]), table["estimate"])
+        tables.append((table, natural))
+    first, natural0 = tables[0]
+    for table, natural in tables[1:]:
+        np.testing.assert_allclose(
+            table["loglik"] + table["log_prior"], first["loglik"] + first["log_prior"], atol=2e-3
+        )
+        np.testing.assert_allclose(natural, natural0, atol=1e-2)
+    # at the fit's own prior the table reproduces the fit
+    at_fit = first[first["sigma"] == 3.0].set_index("parameter")["estimate"]
+    np.testing.assert_allclose(at_fit.loc[fit.names].to_numpy(), fit.theta, atol=1e-4)
+    # the names and scales the plot uses
+    sd_rows = first[first["parameter"] == "D_11"]
+    assert set(sd_rows["natural_name"]) == {"sd((Intercept))"} and sd_rows["log_scale"].all()
+    assert sd_rows.loc[sd_rows["sigma"] == 0.3, "at_boundary"].all()
+
+
+def test_plot_shows_sds_on_their_natural_scale(binary):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fit = gp.mixed_model(
+        "y ~ time + (1 | id)",
+        data=binary,
+        family="binomial",
+        priors={"sd": pm.HalfNormal.dist(3)},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gp.SingularFitWarning)
+        table = gp.prior_sensitivity(
+            fit, lambda sigma: pm.HalfNormal.dist(sigma), {"sigma": [0.01, 1.0, 10.0]}, key="sd"
+        )
+    fig = gp.plot_prior_sensitivity(table, "sigma")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["(Intercept)", "time", "sd((Intercept))"]
+    sd_line = fig.axes[2].get_lines()[0].get_ydata()
+    expected = np.exp(table[table["parameter"] == "D_11"].sort_values("sigma")["estimate"])
+    np.testing.assert_allclose(sd_line, expected)
+    low, high = fig.axes[2].get_ylim()
+    assert high < 10  # no band of ±1e5 from a standard deviation pushed to 0
