@@ -285,7 +285,10 @@ def test_plot_shows_sds_on_their_natural_scale(binary):
         table = gp.prior_sensitivity(
             fit, lambda sigma: pm.HalfNormal.dist(sigma), {"sigma": [0.01, 1.0, 10.0]}, key="sd"
         )
+    import matplotlib.pyplot as plt
+
     fig = gp.plot_prior_sensitivity(table, "sigma")
+    plt.close(fig)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["(Intercept)", "time", "sd((Intercept))"]
     sd_line = fig.axes[2].get_lines()[0].get_ydata()
