@@ -30,6 +30,7 @@ __all__ = [
     "build_design",
     "check_rank",
     "complete_rows",
+    "formula_columns",
     "group_label",
     "model_matrix_of",
     "offset_values",
@@ -290,6 +291,29 @@ def _names_in(formula: str) -> tuple[set[str], set[str]]:
     return names, calls
 
 
+def formula_columns(formula: str, required, names: set) -> tuple[set, set]:
+    """The columns a formula uses, and the names it calls as functions.
+
+    ``required`` are formulaic's required variables, corrected by the names the formula
+    writes: formulaic leaves out a column named like a function (``log``, ``C``, ``I``) and
+    reads a dotted name (``x.1``) as an attribute of ``x``. ``names`` are the data's columns;
+    a required name that is not among them stays (it is missing).
+
+    Examples
+    --------
+    >>> used, calls = formula_columns("y ~ x.1 + log", {"y", "x"}, {"y", "x.1", "log"})
+    >>> sorted(used), calls
+    (['log', 'x.1', 'y'], set())
+    """
+    tokens, calls = _names_in(formula)
+    used = {
+        str(v)
+        for v in required
+        if str(v) in names or not any(t.startswith(f"{v}.") for t in tokens)
+    }
+    return used | (tokens & names), calls
+
+
 def _check_columns(data: pd.DataFrame, needed: set, in_formulas: set, called: set) -> None:
     """Columns the model uses: not duplicated, not named like a function the formula calls,
     and (in the formulas) not dates or durations, which have no numeric meaning in a design."""
@@ -360,17 +384,9 @@ def complete_rows(
     in_formulas, called = set(), set()
     try:
         for formula in formulas:
-            in_formulas |= set(map(str, Formula(formula).required_variables))
-            tokens, calls = _names_in(formula)
+            used, calls = formula_columns(formula, Formula(formula).required_variables, names)
+            in_formulas |= used
             called |= calls
-            # formulaic leaves out a column named like a function (log, C, I) and reads a
-            # dotted name (x.1) as an attribute (x): the names written in the formula count
-            in_formulas = {
-                v
-                for v in in_formulas
-                if v in names or not any(t.startswith(v + ".") for t in tokens)
-            }
-            in_formulas |= tokens & names
     except FormulaicError as err:
         raise ValueError(f"cannot parse the formulas {', '.join(formulas)}: {err}") from None
     needed = in_formulas | set(columns)

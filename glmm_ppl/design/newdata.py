@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
-from .matrices import Design, aux_values, offset_values
+from .matrices import Design, aux_values, formula_columns, offset_values
 
 __all__ = ["ModelArrays", "model_arrays"]
 
@@ -130,12 +130,9 @@ def _plain(value):
 def _matrix_from_spec(spec, data: pd.DataFrame, what: str) -> np.ndarray:
     """The fit's columns of one design (a formulaic model spec) on new data; errors name the
     missing column or the levels the fit did not see."""
-    columns = [str(c) for c in data.columns]
-    absent = sorted(  # formulaic reads a dotted name (x.1) as an attribute of x
-        str(v)
-        for v in spec.required_variables
-        if v not in data.columns and not any(c.startswith(f"{v}.") for c in columns)
-    )
+    names = {str(c) for c in data.columns}
+    used, _ = formula_columns(str(spec.formula), spec.required_variables, names)
+    absent = sorted(used - names)
     if absent:
         raise ValueError(
             f"newdata needs the column(s) {', '.join(map(repr, absent))} of the {what} "
