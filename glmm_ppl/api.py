@@ -21,6 +21,8 @@ from .fitting.identification import (
     boundary_problem,
     check_identified,
     existence_problems,
+    extra_at_edge,
+    scale_advice,
 )
 from .fitting.optimize import Control, ConvergenceWarning, fit_mixed
 from .fitting.parameters import ParameterLayout
@@ -37,68 +39,6 @@ def _blas() -> ThreadpoolController:
 
 _MAX_NODES = 100_000
 _MAX_POINTS = 100  # per random effect (lme4 allows 25)
-
-
-def _extra_at_edge(log_phis: np.ndarray, family: Family, design) -> str | None:
-    """A message when an extra parameter ran towards 0 or ∞: beyond e^±12 (the data do not
-    bound it, and the model is at a limit, e.g. a negative binomial at its Poisson limit), or,
-    for a ``sigma`` in the response's units (identity link), below 1e-8 of its spread."""
-    in_response_units = family.link.name == "identity" and family.n_eta == 1
-    for name, value in zip(family.phi_names, log_phis, strict=True):
-        if name == "sigma" and in_response_units:
-            spread = float(np.std(design.y))
-            if spread > 0 and np.exp(value) < 1e-8 * spread:
-                return (
-                    f"the {family.name} parameter 'sigma' ran to {np.exp(value):.3g}, against a "
-                    f"response spread of {spread:.3g}: the model reproduces the data exactly, "
-                    "so sigma has no positive estimate"
-                )
-        elif abs(value) > 12.0:
-            return (
-                f"the {family.name} parameter {name!r} ran to {np.exp(value):.3g}, the edge of "
-                "its range: the data do not bound it and the model is at a limiting case (for a "
-                "size or precision, no overdispersion: consider the Poisson or binomial family)"
-            )
-    return None
-
-
-def _response_scale(design, family) -> str | None:
-    """Advice to rescale a response on the linear predictor's own scale (identity link) whose
-    spread is far from 1: the optimizer's steps and tolerances are absolute."""
-    if family.link.name != "identity" or family.n_eta != 1:
-        return None
-    spread = float(np.std(design.y))
-    if not np.isfinite(spread) or spread == 0 or 1e-4 <= spread <= 1e6:
-        return None
-    factor = 10.0 ** np.round(np.log10(spread))
-    how = f"divide it by {factor:.0e}" if factor > 1 else f"multiply it by {1 / factor:.0e}"
-    return (
-        f"the response {design.response_name!r} has a standard deviation of {spread:.3g}: the "
-        "fit's steps and tolerances assume a scale near 1, so estimates on this scale may be "
-        f"inaccurate or fail to converge; {how} (the fixed effects, standard deviations and "
-        "sigma scale back by the same factor)"
-    )
-
-
-def _covariate_scale(design) -> str | None:
-    """Advice to rescale or centre fixed-effects columns far from unit scale: the fit's steps
-    in their coefficients (and the Hessian's differences) are absolute."""
-    X = design.X
-    for k, name in enumerate(design.fixed_names):
-        size = float(np.sqrt(np.mean(X[:, k] ** 2)))
-        spread, centre = float(np.std(X[:, k])), float(np.mean(X[:, k]))
-        if size > 1e6 or 0 < size < 1e-4:
-            fix = "rescale it (its coefficient scales back by the same factor)"
-        elif spread > 0 and abs(centre) > 1e3 * spread:
-            fix = f"centre it (subtract its mean, {centre:.6g}; only the intercept changes)"
-        else:
-            continue
-        return (
-            f"the fixed-effects column {name!r} has values of order {size:.0e} and a spread "
-            f"of {spread:.2g}: the fit's steps assume coefficients near 1, so its estimates may "
-            f"be inaccurate or fail to converge; {fix}"
-        )
-    return None
 
 
 #: the R spellings users bring (GLMMadaptive, lme4, glmmTMB) of mixed_model's keywords
@@ -282,9 +222,8 @@ def mixed_model(
             f"group (at most {_MAX_NODES:,}); use fewer points or fewer random effects"
         )
     check_identified(design, family)
-    for note in (_response_scale(design, family), _covariate_scale(design)):
-        if note:
-            warnings.warn(note, UserWarning, stacklevel=2)
+    for note in scale_advice(design, family):
+        warnings.warn(note, UserWarning, stacklevel=2)
     penalty = make_penalty(penalized, design.X.shape[1])
     prior_spec = None
     if priors is not None:  # PyMC is imported only for models with priors
@@ -296,7 +235,7 @@ def mixed_model(
     with _blas().limit(limits=1, user_api="blas"):
         theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
     notes = []
-    edge = _extra_at_edge(graph.split(theta)["log_phis"], family, design)
+    edge = extra_at_edge(graph.split(theta)["log_phis"], family, design)
     singular = boundary_problem(graph.unpack(theta)[1], design.random_names)
     if not opt.problem:
         problems = existence_problems(
