@@ -145,5 +145,9 @@ html_theme_options = {
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
 }
-html_static_path: list[str] = []
+# Pages without a toctree of their own would get an empty left sidebar: they get none, and
+# their article takes the room (with the wider column of _static/layout.css).
+html_sidebars = {p.stem: [] for p in DOCS.glob("*.md") if "toctree" not in p.read_text()}
+html_static_path = ["_static"]
+html_css_files = ["layout.css"]
 html_copy_source = False

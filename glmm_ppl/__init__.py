@@ -37,7 +37,7 @@ with _gc_paused():
     # the kernels' disk cache (engine/numba_cache.py) is set up before any kernel is defined
     from . import engine  # noqa: F401, I001
     from . import bayes, families
-    from .api import SingularFitWarning, mixed_model
+    from .api import QuadratureWarning, SingularFitWarning, mixed_model
     from .data import load_vignette
     from .design import cr_marg_probs, cr_setup
     from .fitting import Control, ConvergenceWarning, OptSummary
@@ -51,6 +51,7 @@ with _gc_paused():
         glm,
         marginal_coefs,
         plot_effects,
+        plot_residuals,
         scaled_residuals,
         scoring_rules,
         tidy,
@@ -93,6 +94,7 @@ __all__ = [
     "marginal_coefs",
     "effect_plot_data",
     "plot_effects",
+    "plot_residuals",
     "scaled_residuals",
     "scoring_rules",
     "check_quadrature",
@@ -103,6 +105,7 @@ __all__ = [
     "Control",
     "OptSummary",
     "ConvergenceWarning",
+    "QuadratureWarning",
     "SingularFitWarning",
     "__version__",
     *bayes.__all__,  # imported on first use

@@ -24,21 +24,18 @@ from .fitting.identification import (
     extra_at_edge,
     scale_advice,
 )
-from .fitting.optimize import Control, ConvergenceWarning, fit_mixed
+from .fitting.optimize import Control, ConvergenceWarning
 from .fitting.parameters import ParameterLayout
 from .fitting.penalty import make_penalty
+from .fitting.rule import MAX_NODES, MAX_POINTS, QuadratureWarning, default_points, fit_checked
 from .postfit.results import MixedModelFit
 
-__all__ = ["mixed_model", "SingularFitWarning"]
+__all__ = ["mixed_model", "SingularFitWarning", "QuadratureWarning"]
 
 
 @lru_cache(maxsize=1)
 def _blas() -> ThreadpoolController:
     return ThreadpoolController()  # inspecting the loaded libraries takes milliseconds: once
-
-
-_MAX_NODES = 100_000
-_MAX_POINTS = 100  # per random effect (lme4 allows 25)
 
 
 #: the R spellings users bring (GLMMadaptive, lme4, glmmTMB) of mixed_model's keywords
@@ -54,6 +51,20 @@ def _unknown_keywords(unknown: dict) -> str:
     )
     hint = f"; did you mean {meant!r}?" if meant else f"; it takes {', '.join(keywords)}"
     return f"mixed_model() got an unexpected keyword argument {name!r}{hint}"
+
+
+def _check_points(n_agq) -> None:
+    if isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1:
+        raise ValueError(
+            f"n_agq must be a positive integer (points per random effect) or 'auto', got {n_agq!r}"
+        )
+    if n_agq > MAX_POINTS:
+        raise ValueError(
+            f"n_agq={n_agq}: at most {MAX_POINTS} points per random effect. The rule is "
+            "centred and scaled at each group's mode, so its error falls fast with the points "
+            "(check_quadrature shows it), while the cost grows as n_agq**q per group; use "
+            "check_quadrature(fit) to compare rules"
+        )
 
 
 def _formulas(fixed, random) -> tuple[str, str]:
@@ -119,9 +130,14 @@ def mixed_model(
         A name (``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gamma"``…; see
         :data:`glmm_ppl.families.FAMILIES`) or a family object such as
         ``glmm_ppl.families.binomial(link="probit")`` or one written by the user.
-    n_agq : int, optional
+    n_agq : int or "auto", optional
         Quadrature points per random effect; 11 with at most two random effects, 7 otherwise
-        (as GLMMadaptive); at most 100, and ``n_agq**q`` at most 100,000.
+        (as GLMMadaptive); at most 100, and ``n_agq**q`` at most 100,000. After the fit, the
+        log-likelihood at the estimates is evaluated with a finer rule (one evaluation, see
+        :func:`glmm_ppl.check_quadrature`); a change above ``control={"rule_tol": ...}``
+        (0.005 by default) is a :class:`QuadratureWarning`. ``"auto"`` starts from the
+        default and refits with about 1.5 times the points until that change is within the
+        tolerance; ``fit.n_agq`` is the rule it settled on.
     penalized : bool or dict
         ``True`` adds GLMMadaptive's Student-t penalty on the fixed effects (df 3, mean 0,
         scale 1); a dict with keys ``pen_mu``, ``pen_sigma``, ``pen_df`` sets it.
@@ -187,19 +203,9 @@ def mixed_model(
         )
     family = get_family(family)
     control = Control.from_user(control)
-    if n_agq is not None and (
-        isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1
-    ):
-        raise ValueError(
-            f"n_agq must be a positive integer (points per random effect), got {n_agq!r}"
-        )
-    if n_agq is not None and n_agq > _MAX_POINTS:
-        raise ValueError(
-            f"n_agq={n_agq}: at most {_MAX_POINTS} points per random effect. The rule is "
-            "centred and scaled at each group's mode, so its error falls fast with the points "
-            "(check_quadrature shows it), while the cost grows as n_agq**q per group; use "
-            "check_quadrature(fit) to compare rules"
-        )
+    auto = isinstance(n_agq, str) and n_agq == "auto"
+    if not (auto or n_agq is None):
+        _check_points(n_agq)
     design = build_design(
         fixed,
         random,
@@ -214,12 +220,12 @@ def mixed_model(
     )
     family = design.family
     q = design.q
-    if n_agq is None:
-        n_agq = 11 if q <= 2 else 7
-    if n_agq**q > _MAX_NODES:
+    if n_agq is None or auto:
+        n_agq = default_points(q)
+    if n_agq**q > MAX_NODES:
         raise ValueError(
             f"n_agq={n_agq} with {q} random effects gives {n_agq**q:,} quadrature nodes per "
-            f"group (at most {_MAX_NODES:,}); use fewer points or fewer random effects"
+            f"group (at most {MAX_NODES:,}); use fewer points or fewer random effects"
         )
     check_identified(design, family)
     for note in scale_advice(design, family):
@@ -233,7 +239,7 @@ def mixed_model(
     graph = MixedModelGraph(design, family, int(n_agq), penalty, prior_spec)
     # BLAS threads spinning beside the quadrature threads only slow the small algebra here
     with _blas().limit(limits=1, user_api="blas"):
-        theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
+        graph, theta, objective, H, opt, rule = fit_checked(graph, control, initial_values, auto)
     notes = []
     edge = extra_at_edge(graph.split(theta)["log_phis"], family, design)
     singular = boundary_problem(graph.unpack(theta)[1], design.random_names)
@@ -246,6 +252,11 @@ def mixed_model(
     if opt.problem:
         warnings.warn(opt.problem, ConvergenceWarning, stacklevel=2)
         notes.append(opt.problem)
+    if rule is not None and rule.coarse:
+        warnings.warn(rule.message(auto), QuadratureWarning, stacklevel=2)
+        notes.append(rule.message(auto))
+        if singular:  # the boundary may be the rule's: more points first, not fewer effects
+            singular = singular.split(";")[0] + f"; {rule.boundary_advice()}"
     for message in (edge, singular):
         if message:
             warnings.warn(message, SingularFitWarning, stacklevel=2)
@@ -260,10 +271,11 @@ def mixed_model(
         loglik=objective - log_prior,  # with a penalty included, as GLMMadaptive reports it
         log_prior=log_prior,
         priors=prior_spec,
-        n_agq=int(n_agq),
+        n_agq=graph.engine.n_agq,
         penalty=penalty,
         opt_summary=opt,
         modes=graph.engine.modes.copy(),
         post_cov=graph.engine.posterior_covariance(),
         warnings=tuple(notes),
+        rule_check=rule,
     )

@@ -160,12 +160,15 @@ def test_backquoted_response_and_group(binary, fixed, random):
 
 
 # ---- likelihood-ratio tests need the same data --------------------------------------------
-def test_anova_refuses_a_permuted_response(binary, fm1):
+def test_anova_refuses_a_permuted_response(binary, fm1, glm_binary):
     df = binary.copy()
     df["y"] = np.random.default_rng(1).permutation(df["y"].to_numpy())
     other = gp.mixed_model(FIXED, "~ time || id", df, "binomial")
     with pytest.raises(ValueError, match=r"different responses \(\d+ of 800 rows differ\)"):
         gp.anova(fm1, other)
+    # with more models, every pair of successive rows is checked, and the error names it
+    with pytest.raises(ValueError, match=r"^fm1 against other: the models were fitted to diff"):
+        gp.anova(other, glm_binary, fm1)
 
 
 def test_anova_refuses_a_different_grouping(binary, fm1):

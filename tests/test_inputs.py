@@ -633,7 +633,7 @@ def test_weights_not_positive(counts, bad):
 # ---- settings: n_agq, control, penalized, initial values -----------------------------------------
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_bad_n_agq(binary, bad):
-    msg = f"n_agq must be a positive integer (points per random effect), got {bad!r}"
+    msg = f"n_agq must be a positive integer (points per random effect) or 'auto', got {bad!r}"
     with pytest.raises(ValueError, match=re.escape(msg)):
         fit(binary, n_agq=bad)
 
@@ -829,8 +829,8 @@ def test_anova_not_nested(binary, fm1):
     # fixed effects differ both ways: I(time ** 2) is not in fm1, sexfemale:time not in the GLM
     other = gp.glm("y ~ sex + time + I(time**2)", binary, "binomial")
     msg = (
-        "m0 is not nested in m1: its fixed effects or random effects are not a subset of the "
-        "larger model's"
+        "other is not nested in fm1: its fixed effects or random effects are not a subset of "
+        "the larger model's"
     )
     with pytest.raises(ValueError, match=re.escape(msg)):
         gp.anova(other, fm1)
@@ -838,7 +838,7 @@ def test_anova_not_nested(binary, fm1):
 
 def test_anova_same_number_of_parameters(fm1, fm1_q15):
     msg = (
-        "the two models have the same number of parameters (5); a likelihood-ratio test needs "
+        "fm1 and fm1_q15 have the same number of parameters (5); a likelihood-ratio test needs "
         "one model nested in the other"
     )
     with pytest.raises(ValueError, match=re.escape(msg)):
@@ -851,6 +851,24 @@ def test_anova_rejects_other_objects(fm1):
         match=re.escape("anova compares fits from glmm_ppl.mixed_model or glmm_ppl.glm, got str"),
     ):
         gp.anova(fm1, "fm2")
+
+
+def test_anova_names_need_one_label_per_model(glm_binary, fm1, fm2):
+    msg = "names must give one name per model (3), got 2: ('glm', 'fm1')"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        gp.anova(glm_binary, fm1, fm2, names=("glm", "fm1"))
+    with pytest.raises(TypeError, match=re.escape("names must be a list or tuple of 2 row labels")):
+        gp.anova(glm_binary, fm1, names="ab")
+
+
+def test_anova_needs_two_models_or_a_wald_hypothesis(glm_binary, fm1):
+    with pytest.raises(ValueError, match=re.escape("anova needs two or more models to compare")):
+        gp.anova(fm1)
+    msg = "a Wald test (L) takes one model and no names, got 2 model(s) and names=None"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        gp.anova(glm_binary, fm1, L={"time": 1})
+    with pytest.raises(ValueError, match=re.escape("rhs and sandwich are options of the Wald")):
+        gp.anova(glm_binary, fm1, sandwich=True)
 
 
 def test_anova_refuses_a_larger_model_without_the_correlation(binary):
@@ -887,11 +905,26 @@ def test_anova_warns_about_a_fit_that_did_not_converge(poisson_data):
             "poisson",
             control={"em_iter": 0, "max_iter": 1, "newton_iter": 0},
         )
-    with pytest.warns(UserWarning, match="^m1 did not converge: its log-likelihood, and the test"):
+    with pytest.warns(UserWarning, match="^rough did not converge: its log-likelihood, and the"):
         gp.anova(small, rough)
 
 
 # ---- after the fit: likelihood-ratio tests across nested families --------------------------------
+def test_anova_labels_fits_that_no_variable_holds(poisson_data):
+    fixed = "y ~ x + offset(log_e)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the NB size may run to its upper limit here
+        fits = [
+            gp.mixed_model(fixed, "~ 1 | g", poisson_data, family)
+            for family in ("negative_binomial", "poisson")
+        ]
+    with pytest.warns(UserWarning, match="poisson is negative_binomial with a parameter at the"):
+        table = gp.anova(gp.glm(fixed, poisson_data, "poisson"), *fits)
+    label = "y ~ x + offset(log_e), ~ 1 | g"
+    assert list(table.index) == [fixed, label, f"{label} (2)"]
+    assert table.loc[f"{label} (2)", "log.Lik"] == fits[0].loglik  # the larger model, last
+
+
 def test_anova_poisson_within_negative_binomial(poisson_data):
     """Poisson is the negative binomial at size → ∞: the test runs, with the boundary said."""
     m0 = _fit("y ~ x + offset(log_e)", poisson_data, "poisson")

@@ -209,9 +209,50 @@ def test_lrt_fm2_against_fm3(fm2, fm3, ref):
 def test_anova_orders_models_by_size(fm1, fm2):
     forward, backward = gp.anova(fm1, fm2), gp.anova(fm2, fm1)
     assert backward["LRT"].iloc[1] == forward["LRT"].iloc[1]
-    # the labels stay with the arguments: fm2 was passed first, as "m0"
-    assert list(backward.index) == ["m1", "m0"]
-    assert backward.loc["m0", "log.Lik"] == fm2.loglik
+    # the rows are named by the caller's variables
+    assert list(backward.index) == ["fm1", "fm2"]
+    # labels given stay with their arguments: fm2 was passed first, as "b"
+    named = gp.anova(fm2, fm1, names=["b", "a"])
+    assert list(named.index) == ["a", "b"]
+    assert named.loc["b", "log.Lik"] == fm2.loglik
+
+
+def test_anova_of_several_models(glm_binary, fm1, fm2, fm3):
+    """As R's anova(m1, m2, m3, ...): the rows sorted by size, each tested against the row
+    above."""
+    table = gp.anova(fm3, glm_binary, fm2, fm1)
+    assert list(table.index) == ["glm_binary", "fm1", "fm2", "fm3"]
+    fits = [glm_binary, fm1, fm2, fm3]
+    loglik = np.array([m.loglik for m in fits])
+    n_params = np.array([glm_binary.df, fm1.n_params, fm2.n_params, fm3.n_params])
+    np.testing.assert_array_equal(table["log.Lik"], loglik)
+    np.testing.assert_allclose(table["LRT"].iloc[1:], 2 * np.diff(loglik), rtol=0, atol=1e-10)
+    assert table["df"].iloc[1:].tolist() == np.diff(n_params).tolist() == [1, 1, 1]
+    np.testing.assert_allclose(
+        table["p.value"].iloc[1:], stats.chi2.sf(table["LRT"].iloc[1:], 1), rtol=1e-10
+    )
+    assert table[["LRT", "df", "p.value"]].iloc[0].isna().all()
+    # each row's test is that of the pair alone
+    assert table.loc["fm3", "LRT"] == gp.anova(fm2, fm3).loc["fm3", "LRT"]
+
+
+def test_anova_prints_p_values_as_the_summaries(glm_binary, fm1, fm2):
+    table = gp.anova(glm_binary, fm1, fm2)
+    assert table["p.value"].dtype == np.float64 and table.loc["fm1", "p.value"] < 1e-4
+    lines = repr(table).splitlines()
+    assert lines[0].split() == ["AIC", "BIC", "log.Lik", "LRT", "df", "p.value"]
+    assert lines[2].startswith("fm1") and lines[2].endswith("< 1e-04")
+    assert str(table) == repr(table)
+    assert "&lt; 1e-04" in table._repr_html_()
+    # a slice is a plain DataFrame, printed with its numbers
+    assert "< 1e-04" not in repr(table[["p.value"]])
+
+
+def test_anova_labels_a_model_no_variable_holds_by_its_formulas(binary, fm1):
+    table = gp.anova(gp.glm("y ~ sex * time", binary, "binomial"), fm1)
+    assert list(table.index) == ["y ~ sex * time", "fm1"]
+    table = gp.anova(fm1, gp.mixed_model("y ~ sex * time", "~ time || id", binary, "binomial"))
+    assert list(table.index) == ["fm1", "y ~ sex * time, ~ time || id"]
 
 
 # ---- random effects and intervals ---------------------------------------------------------------

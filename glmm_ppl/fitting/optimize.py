@@ -79,6 +79,9 @@ class Control:
     newton_iter, newton_tol : int, float
         Maximum number of Newton steps of the final refinement, and the Newton decrement
         (log-likelihood units) below which it stops.
+    rule_tol : float
+        The change of the log-likelihood at the estimates under a finer quadrature rule above
+        which the rule counts as too coarse (a warning; ``n_agq="auto"`` adds points).
     """
 
     em_iter: int = 5
@@ -89,6 +92,7 @@ class Control:
     hessian_step: float = 1e-4
     newton_iter: int = 10
     newton_tol: float = 1e-6
+    rule_tol: float = 0.005
 
     @classmethod
     def from_user(cls, control) -> Control:

@@ -5,8 +5,9 @@
 - :mod:`~glmm_ppl.postfit.summary`, :mod:`~glmm_ppl.postfit.tidy`: its summary and tables
 - :mod:`~glmm_ppl.postfit.predict`, :mod:`~glmm_ppl.postfit.marginal`,
   :mod:`~glmm_ppl.postfit.effects`: predictions, marginal coefficients, effect plots
-- :mod:`~glmm_ppl.postfit.simulate`, :mod:`~glmm_ppl.postfit.scoring_rules`: simulation,
-  simulated residuals, scoring rules
+- :mod:`~glmm_ppl.postfit.simulate`, :mod:`~glmm_ppl.postfit.residual_plot`,
+  :mod:`~glmm_ppl.postfit.scoring_rules`: simulation, simulated residuals and their plot,
+  scoring rules
 - :mod:`~glmm_ppl.postfit.anova`, :mod:`~glmm_ppl.postfit.wald`,
   :mod:`~glmm_ppl.postfit.sandwich`: likelihood-ratio and Wald tests, robust covariance
 - :mod:`~glmm_ppl.postfit.quadcheck`: the log-likelihood under finer rules
@@ -18,6 +19,7 @@ from .effects import effect_plot_data, plot_effects
 from .glm import GLMFit, glm
 from .marginal import marginal_coefs
 from .quadcheck import check_quadrature
+from .residual_plot import plot_residuals
 from .results import MixedModelFit
 from .scoring_rules import scoring_rules
 from .simulate import scaled_residuals
@@ -33,6 +35,7 @@ __all__ = [
     "glm",
     "marginal_coefs",
     "plot_effects",
+    "plot_residuals",
     "scaled_residuals",
     "scoring_rules",
     "tidy",

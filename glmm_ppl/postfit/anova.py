@@ -7,7 +7,9 @@ this p-value is conservative; like GLMMadaptive, no correction is made.
 
 from __future__ import annotations
 
+import inspect
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -120,73 +122,57 @@ def _family_nested(small, large) -> bool:
     )
 
 
-def anova(
-    m0, m1=None, names: tuple[str, str] = ("m0", "m1"), *, L=None, rhs=None, sandwich=False
-) -> pd.DataFrame:
-    """Likelihood-ratio test of two nested fits of the same data, or with ``L`` a Wald test of
-    linear hypotheses ``Lβ = rhs`` on one fit's fixed effects.
+class _AnovaTable(pd.DataFrame):
+    """The numeric table of a likelihood-ratio :func:`anova`, shown as :func:`format_anova`
+    prints it. Its slices and copies are plain DataFrames (pandas' ``_constructor``)."""
 
-    Parameters
-    ----------
-    m0, m1 : MixedModelFit or GLMFit
-        The smaller and the larger model (they are ordered by their number of parameters if
-        given the other way round). A :class:`GLMFit` serves as a model without random effects.
-        For a Wald test, ``m0`` alone.
-    names : tuple of str
-        Row labels.
-    L : array-like, pandas.DataFrame, pandas.Series or dict, optional
-        Wald test of ``m0``'s fixed effects: the linear combinations, one per row. A 2-D array
-        with one column per fixed effect (in the order of ``fixef()``), a 1-D array for a
-        single row, or a DataFrame (or Series, or dict of name → value or list of values)
-        whose columns are fixed-effect names; effects it does not name get 0.
-    rhs : float or array-like, optional
-        The hypothesised values of the Wald test, one per row of ``L`` (a scalar is
-        repeated); 0 by default.
-    sandwich : bool
-        Wald test with the robust covariance (``vcov(sandwich=True)``) instead of
-        ``vcov()``.
+    def __repr__(self) -> str:
+        return format_anova(self)
 
-    Returns
-    -------
-    pandas.DataFrame
-        Likelihood-ratio test: columns ``AIC``, ``BIC``, ``log.Lik``, ``LRT``, ``df``,
-        ``p.value``; one row per model. Wald test: one row (``"L"``) with ``Chisq``, ``df``
-        (the rank of ``L``) and ``Pr(>|Chi|)``.
+    def _repr_html_(self) -> str:
+        return _formatted(self).to_html()
 
-    Raises
-    ------
-    ValueError
-        If the fits use different data or families, or are not nested. Different families
-        are accepted where one is a special case of the other (Poisson within the negative
-        binomial or a zero-inflated model, binomial within the zero-inflated binomial…); the
-        test is then on the boundary and a warning says its p-value is conservative.
 
-    Examples
-    --------
-    >>> import glmm_ppl as gp
-    >>> df = gp.load_vignette("binary")
-    >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial")
-    >>> table = gp.anova(gp.glm("y ~ sex * time", df, "binomial"), fm1, names=("glm", "fm1"))
-    >>> round(float(table.loc["fm1", "LRT"]), 2)
-    162.07
-    >>> gp.anova(fm1, L={"sexfemale": [1, 0], "sexfemale:time": [0, 1]}).round(4)
-        Chisq  df  Pr(>|Chi|)
-    L  5.0085   2      0.0817
-    """
-    if L is not None:
-        if m1 is not None:
-            raise ValueError("give either a second model (likelihood-ratio test) or L (Wald test)")
-        return wald_test(m0, L, rhs=rhs, sandwich=sandwich)
-    if m1 is None:
-        raise ValueError("anova needs a second model to compare with, or L for a Wald test")
-    a, b = _describe(m0), _describe(m1)
-    if a["df"] > b["df"]:
-        m0, m1, a, b, names = m1, m0, b, a, names[::-1]
-    if a["df"] == b["df"]:
-        raise ValueError(
-            f"the two models have the same number of parameters ({a['df']}); a likelihood-ratio "
-            "test needs one model nested in the other"
-        )
+def _formula_of(m) -> str:
+    if isinstance(m, MixedModelFit):
+        return f"{m.design.fixed}, {m.design.random}"
+    return m.fixed
+
+
+def _unique(names: list[str]) -> list[str]:
+    """The names, a repeated one numbered: ``"a"``, ``"a (2)"``."""
+    out: list[str] = []
+    for name in names:
+        label, k = name, 1
+        while label in out:
+            k += 1
+            label = f"{name} ({k})"
+        out.append(label)
+    return out
+
+
+def _caller_names(models, frame) -> list[str]:
+    """The caller's variable names of the models (its locals before its globals; names that
+    start with ``_`` are skipped), or for a model no variable holds, its formulas."""
+    scopes = (frame.f_locals, frame.f_globals) if frame is not None else ()
+    names = []
+    for m in models:
+        bound = (k for s in scopes for k, v in s.items() if v is m and not k.startswith("_"))
+        names.append(next(bound, None) or _formula_of(m))
+    return names
+
+
+def _checked_names(names, n: int) -> list[str]:
+    if not isinstance(names, list | tuple):
+        raise TypeError(f"names must be a list or tuple of {n} row labels, got {names!r}")
+    if len(names) != n:
+        raise ValueError(f"names must give one name per model ({n}), got {len(names)}: {names!r}")
+    return list(names)
+
+
+def _check_pair(a: dict, b: dict, names: tuple[str, str]) -> None:
+    """Raise if the smaller fit ``a`` and the larger ``b`` are not comparable, or ``a`` is not
+    nested in ``b``; warn if the test is on the boundary of a family's range."""
     if len(a["y"]) != len(b["y"]) or not np.array_equal(a["rows"], b["rows"]):
         raise ValueError(
             f"the models were fitted to different rows of the data ({len(a['y'])} and "
@@ -214,14 +200,11 @@ def anova(
         raise ValueError(
             "the models use different group weights, so their log-likelihoods are not comparable"
         )
-    boundary = False
-    if a["family"] != b["family"]:
-        if not _family_nested(a["family"], b["family"]):
-            raise ValueError(
-                f"the models use different families: {a['family']!r} and {b['family']!r}, and "
-                "the first is not a special case of the second"
-            )
-        boundary = True
+    if a["family"] != b["family"] and not _family_nested(a["family"], b["family"]):
+        raise ValueError(
+            f"the models use different families: {a['family']!r} and {b['family']!r}, and "
+            "the first is not a special case of the second"
+        )
     if a["group"] is not None and a["group"] != b["group"]:
         raise ValueError(
             f"the models group by different columns: {a['group']!r} and {b['group']!r}"
@@ -234,14 +217,7 @@ def anova(
             f"{names[0]} is not nested in {names[1]}: its fixed effects or random effects are not "
             "a subset of the larger model's"
         )
-    for name, d in zip(names, (a, b), strict=True):
-        if not d["converged"]:
-            warnings.warn(
-                f"{name} did not converge: its log-likelihood, and the test, are unreliable",
-                UserWarning,
-                stacklevel=2,
-            )
-    if boundary:
+    if a["family"] != b["family"]:
         warnings.warn(
             f"{a['family'].name} is {b['family'].name} with a parameter at the boundary of its "
             "range (a dispersion at its limit or a zero-part probability of 0): the χ² reference "
@@ -249,28 +225,138 @@ def anova(
             "the zero part has covariates or random effects, which the smaller model leaves "
             "unidentified",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    if a["penalized"] or b["penalized"]:
+
+
+def anova(
+    *models, names: list[str] | tuple[str, ...] | None = None, L=None, rhs=None, sandwich=False
+) -> pd.DataFrame:
+    """Likelihood-ratio tests of nested fits of the same data, as R's ``anova(m1, m2, ...)``,
+    or with ``L`` a Wald test of linear hypotheses ``Lβ = rhs`` on one fit's fixed effects.
+
+    Parameters
+    ----------
+    *models : MixedModelFit or GLMFit
+        Two or more nested fits, in any order: the rows are sorted by the number of parameters
+        (fits with as many keep their order) and each is tested against the row above. A
+        :class:`GLMFit` serves as a model without random effects. For a Wald test, one fit.
+    names : list or tuple of str, optional
+        Row labels, one per model in the order given. By default the names of the caller's
+        variables that hold the models, as in R; a model no variable holds is labelled by its
+        formulas (``"y ~ sex * time, ~ 1 | id"``). A label that repeats one above it is
+        numbered (``" (2)"``).
+    L : array-like, pandas.DataFrame, pandas.Series or dict, optional
+        Wald test of the model's fixed effects: the linear combinations, one per row. A 2-D
+        array with one column per fixed effect (in the order of ``fixef()``), a 1-D array for a
+        single row, or a DataFrame (or Series, or dict of name → value or list of values)
+        whose columns are fixed-effect names; effects it does not name get 0.
+    rhs : float or array-like, optional
+        The hypothesised values of the Wald test, one per row of ``L`` (a scalar is
+        repeated); 0 by default.
+    sandwich : bool
+        Wald test with the robust covariance (``vcov(sandwich=True)``) instead of
+        ``vcov()``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Likelihood-ratio tests: one row per model, smallest first, with numeric columns
+        ``AIC``, ``BIC``, ``log.Lik``, ``LRT`` (``2 Δlog L`` from the row above), ``df`` (the
+        difference in the number of parameters) and ``p.value`` (χ²(df)); the first row's
+        test columns are empty (NaN). It prints as ``format_anova`` does. Wald test: one
+        row (``"L"``) with ``Chisq``, ``df`` (the rank of ``L``) and ``Pr(>|Chi|)``.
+
+    Raises
+    ------
+    ValueError
+        If two successive fits use different data or families, or are not nested. Different
+        families are accepted where one is a special case of the other (Poisson within the
+        negative binomial or a zero-inflated model, binomial within the zero-inflated
+        binomial…); the test is then on the boundary and a warning says its p-value is
+        conservative.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> df = gp.load_vignette("binary")
+    >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial")
+    >>> fm2 = gp.mixed_model("y ~ sex * time", "~ time || id", df, "binomial")
+    >>> table = gp.anova(fm2, fm1, gp.glm("y ~ sex * time", df, "binomial"))
+    >>> table
+                       AIC     BIC    log.Lik       LRT df  p.value
+    y ~ sex * time  919.11  937.85  -455.5535
+    fm1             759.04  772.07  -374.5197  162.0676  1  < 1e-04
+    fm2             730.94  746.57  -359.4715   30.0965  1  < 1e-04
+    >>> round(float(table.loc["fm1", "LRT"]), 2)
+    162.07
+    >>> gp.anova(fm1, L={"sexfemale": [1, 0], "sexfemale:time": [0, 1]}).round(4)
+        Chisq  df  Pr(>|Chi|)
+    L  5.0085   2      0.0817
+    """
+    if L is not None:
+        if len(models) != 1 or names is not None:
+            raise ValueError(
+                f"a Wald test (L) takes one model and no names, got {len(models)} model(s) and "
+                f"names={names!r}"
+            )
+        return wald_test(models[0], L, rhs=rhs, sandwich=sandwich)
+    if rhs is not None or sandwich:
+        raise ValueError("rhs and sandwich are options of the Wald test: give L as well")
+    if len(models) < 2:
+        raise ValueError(
+            f"anova needs two or more models to compare, or one model and L for a Wald test, "
+            f"got {len(models)} model(s)"
+        )
+    described = [_describe(m) for m in models]
+    if names is None:
+        names = _caller_names(models, inspect.currentframe().f_back)
+    else:
+        names = _checked_names(names, len(models))
+    order = sorted(range(len(models)), key=lambda i: described[i]["df"])
+    fits = [models[i] for i in order]
+    described = [described[i] for i in order]
+    names = _unique([names[i] for i in order])
+    for pair, (a, b) in zip(pairwise(names), pairwise(described), strict=True):
+        if a["df"] == b["df"]:
+            raise ValueError(
+                f"{pair[0]} and {pair[1]} have the same number of parameters ({a['df']}); a "
+                "likelihood-ratio test needs one model nested in the other"
+            )
+        try:
+            _check_pair(a, b, pair)
+        except ValueError as error:
+            if len(models) == 2:
+                raise
+            raise ValueError(f"{pair[0]} against {pair[1]}: {error}") from None
+    for name, d in zip(names, described, strict=True):
+        if not d["converged"]:
+            warnings.warn(
+                f"{name} did not converge: its log-likelihood, and the test, are unreliable",
+                UserWarning,
+                stacklevel=2,
+            )
+    if any(d["penalized"] for d in described):
         warnings.warn(
             "a penalized fit's log-likelihood includes the penalty: the likelihood-ratio test "
             "is only approximate",
             UserWarning,
             stacklevel=2,
         )
-    lrt = 2.0 * (m1.loglik - m0.loglik)
-    df = b["df"] - a["df"]
-    p = stats.chi2.sf(max(lrt, 0.0), df)
-    return pd.DataFrame(
+    loglik = np.array([m.loglik for m in fits], dtype=float)
+    lrt = np.concatenate([[np.nan], 2.0 * np.diff(loglik)])
+    df = np.diff([d["df"] for d in described])
+    p = np.concatenate([[np.nan], stats.chi2.sf(np.maximum(lrt[1:], 0.0), df)])
+    return _AnovaTable(
         {
-            "AIC": [m0.aic, m1.aic],
-            "BIC": [m0.bic, m1.bic],
-            "log.Lik": [m0.loglik, m1.loglik],
-            "LRT": [np.nan, lrt],
-            "df": pd.array([pd.NA, df], dtype="Int64"),
-            "p.value": [np.nan, p],
+            "AIC": [m.aic for m in fits],
+            "BIC": [m.bic for m in fits],
+            "log.Lik": loglik,
+            "LRT": lrt,
+            "df": pd.array([pd.NA, *df.tolist()], dtype="Int64"),
+            "p.value": p,
         },
-        index=list(names),
+        index=names,
     )
 
 
@@ -287,11 +373,16 @@ def format_anova(table: pd.DataFrame) -> str:
     m0  10.00   11.00  -3.0000
     m1   8.00    9.50  -1.0000 4.0000  1  0.0455
     """
+    return _formatted(table).to_string()
+
+
+def _formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns of an :func:`anova` table as the text :func:`format_anova` prints."""
     out = pd.DataFrame(index=table.index)
     for col in ("AIC", "BIC"):
         out[col] = table[col].map(lambda v: f"{v:.2f}")
     out["log.Lik"] = table["log.Lik"].map(lambda v: f"{v:.4f}")
     out["LRT"] = table["LRT"].map(lambda v: "" if np.isnan(v) else f"{v:.4f}")
     out["df"] = table["df"].map(lambda v: "" if pd.isna(v) else str(v))
-    out["p.value"] = table["p.value"].map(lambda v: "" if np.isnan(v) else format_pvalue(v))
-    return out.to_string()
+    out["p.value"] = table["p.value"].map(format_pvalue)
+    return out

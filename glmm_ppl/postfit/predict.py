@@ -11,7 +11,8 @@ zero part and truncation for zero-inflated and hurdle families).
   main part. GLMMadaptive's marginal predictions are instead ``g⁻¹(xᵀβ_M)`` with the marginal
   coefficients ``β_M`` (:func:`glmm_ppl.postfit.marginal.marginal_coefs`, a least-squares summary of
   the marginal means over the fitted rows): on the vignette's fm1 the two differ by up to
-  0.006 in probability. ``effect_plot_data(..., marginal=True)`` gives GLMMadaptive's.
+  0.011 in probability over times 0 to 15. ``effect_plot_data(..., marginal="coefficients")``
+  gives GLMMadaptive's.
 - ``subject_specific``: ``η⁰ + zᵀb̂_i`` with the empirical Bayes modes; groups the fit did not
   see get their modes from the rows of ``newdata`` (which must then hold the response) —
   dynamic prediction.

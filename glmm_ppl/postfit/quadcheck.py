@@ -4,8 +4,8 @@ With ``k`` points per random effect the adaptive rule integrates each group's li
 exactly for polynomials of degree ``2k − 1`` in the standardised random effects; when the
 integrands are far from normal (few observations per group, large variances, several
 correlated effects) the log-likelihood at ``θ̂`` moves with ``k``. :func:`check_quadrature`
-evaluates it with finer rules (and, on request, refits with them); :func:`quadrature_note`
-turns the check into a sentence when the change matters.
+evaluates it with finer rules (and, on request, refits with them); every fit already holds
+one such check (``fit.rule_check``, :mod:`glmm_ppl.fitting.rule`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 from ..fitting.graph import MixedModelGraph
 from ..fitting.optimize import ConvergenceWarning, fit_mixed
 
-__all__ = ["check_quadrature", "quadrature_note"]
+__all__ = ["check_quadrature"]
 
 _MAX_NODES = 100_000
 _DELTA = "max |Δθ|/SE"
@@ -142,48 +142,3 @@ def check_quadrature(fit, n_agq=None, refit: bool = False) -> pd.DataFrame:
     out = pd.DataFrame.from_dict(rows, orient="index", columns=columns, dtype=float)
     out.index = pd.Index(list(rows), name="n_agq", dtype=int)
     return out
-
-
-def quadrature_note(fit, tolerance: float = 0.01) -> str | None:
-    """A warning sentence when a finer rule changes the log-likelihood by more than
-    ``tolerance``, else None.
-
-    The finest of the default rules of :func:`check_quadrature` (``2 n_agq + 1`` points,
-    capped at 100,000 nodes per group) is compared with the fit; None also when no finer rule
-    fits under that cap.
-
-    Parameters
-    ----------
-    fit : MixedModelFit
-    tolerance : float
-        Change of the log-likelihood (absolute, log-likelihood units) that is worth a note.
-
-    Returns
-    -------
-    str or None
-
-    Examples
-    --------
-    >>> import glmm_ppl as gp
-    >>> from glmm_ppl.postfit.quadcheck import quadrature_note
-    >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
-    >>> quadrature_note(fm1) is None
-    True
-    >>> quadrature_note(fm1, tolerance=1e-5)[:61]
-    'the log-likelihood at the estimates changes by -6.913e-05 wit'
-    """
-    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or tolerance <= 0:
-        raise ValueError(f"tolerance must be a positive number, got {tolerance!r}")
-    rules = _default_rules(fit.n_agq, fit.design.q)
-    if not rules:
-        return None
-    table = check_quadrature(fit, n_agq=rules[-1:])  # the finest rule only: summary() calls this
-    k = int(table.index[-1])
-    change = float(table.loc[k, "change"])
-    if not abs(change) > tolerance:
-        return None
-    return (
-        f"the log-likelihood at the estimates changes by {change:.4g} with {k} quadrature "
-        f"points per random effect instead of {fit.n_agq}: the rule may be too coarse; refit "
-        f"with n_agq={k} (or check_quadrature(fit, refit=True)) to see how the estimates move"
-    )

@@ -14,8 +14,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .quadcheck import quadrature_note
-
 __all__ = ["Summary", "format_pvalue", "wald_table"]
 
 
@@ -126,10 +124,13 @@ class Summary:
             "method: adaptive Gauss-Hermite quadrature rule",
             f"quadrature points: {fit.n_agq}",
         ]
+        rule = fit.rule_check
+        if rule is not None:
+            integration.append(
+                f"log-likelihood change with {rule.finer} points: {rule.change:.2g}"
+                + (" (the rule may be too coarse)" if rule.coarse else "")
+            )
         notes = list(fit.warnings)
-        quadrature = quadrature_note(fit)
-        if quadrature:
-            notes.append(quadrature)
         o = fit.opt_summary
         optimization = [
             f"method: {o.optimizer}",

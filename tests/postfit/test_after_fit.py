@@ -13,7 +13,7 @@ from scipy import special, stats
 
 import glmm_ppl as gp
 from glmm_ppl.fitting.graph import MixedModelGraph
-from glmm_ppl.postfit.quadcheck import check_quadrature, quadrature_note
+from glmm_ppl.postfit.quadcheck import check_quadrature
 from glmm_ppl.postfit.sandwich import group_scores, sandwich_vcov
 from glmm_ppl.postfit.simulate import scaled_residuals, simulate
 from glmm_ppl.postfit.tidy import glance, tidy
@@ -477,7 +477,6 @@ def test_quadrature_fm1_is_fine(fm1):
     np.testing.assert_allclose(t.loc[21, "logLik"], fm1.loglik + t.loc[21, "change"])
     assert check_quadrature(fm1).index.tolist() == [15, 23]  # default: n_agq + 4, 2 n_agq + 1
     assert check_quadrature(fm1, n_agq=(None,)).index.tolist() == [15, 23]
-    assert quadrature_note(fm1) is None
     refit = check_quadrature(fm1, n_agq=21, refit=True)
     assert refit.columns.tolist() == ["logLik", "change", "max |Δθ|/SE"]
     assert refit.loc[21, "max |Δθ|/SE"] < 0.05
@@ -492,9 +491,6 @@ def test_quadrature_fm3_changes_and_finer_rules_change_less(fm3):
     ll = np.r_[fm3.loglik, t["logLik"]]
     steps = np.abs(np.diff(ll))  # 11 → 15 → 23 → 41
     assert steps[0] > steps[1] > steps[2]
-    note = quadrature_note(fm3, tolerance=0.005)
-    assert note is not None and "with 23 quadrature points per random effect instead of 11" in note
-    assert quadrature_note(fm3, tolerance=0.05) is None
 
 
 def test_quadrature_penalized_like_with_like(poisson):
@@ -512,5 +508,3 @@ def test_quadrature_errors(fm3):
     )
     with pytest.raises(ValueError, match=re.escape("must hold positive integers (points per")):
         check_quadrature(fm3, n_agq=[15, 0])
-    with pytest.raises(ValueError, match=re.escape("tolerance must be a positive number")):
-        quadrature_note(fm3, tolerance=0)

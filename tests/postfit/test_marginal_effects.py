@@ -112,9 +112,12 @@ def test_log_link_with_offset_is_exact():
     np.testing.assert_allclose(marginal_coefs(fit)["Estimate"], expected, rtol=1e-7, atol=1e-9)
     new = pd.DataFrame({"time": [0.0, 3.0], "sex": ["male", "female"], "log_e": [0.0, 1.0]})
     X = model_arrays(fit.design, new).X
-    out = effect_plot_data(fit, new, marginal=True)
+    out = effect_plot_data(fit, new, marginal="coefficients")
     np.testing.assert_allclose(out["pred"], X @ expected + new["log_e"].to_numpy(), rtol=1e-7)
     np.testing.assert_allclose(out["pred_response"], np.exp(out["pred"]))
+    # with a log link the exact marginal mean is the same curve
+    exact = effect_plot_data(fit, new, marginal=True)
+    np.testing.assert_allclose(exact["pred"], out["pred"], rtol=1e-7)
 
 
 def test_quadrature_means_match_monte_carlo(fm1):
@@ -175,8 +178,8 @@ def test_conditional_effects(fm1, grid):
     assert np.all(narrow["upp"] - narrow["low"] < out["upp"] - out["low"])
 
 
-def test_marginal_effects(fm1, mc1, grid):
-    out = effect_plot_data(fm1, grid, marginal=True)
+def test_marginal_coefficient_effects(fm1, mc1, grid):
+    out = effect_plot_data(fm1, grid, marginal="coefficients")
     X = model_arrays(fm1.design, grid).X
     np.testing.assert_allclose(out["pred"], X @ mc1["Estimate"].to_numpy(), rtol=1e-10)
     V = mc1.attrs["vcov"].to_numpy()
@@ -188,14 +191,66 @@ def test_marginal_effects(fm1, mc1, grid):
     assert np.ptp(out["pred"]) < np.ptp(cond["pred"])
 
 
+def test_exact_marginal_effects_are_the_marginal_predictions(fm1, grid):
+    out = effect_plot_data(fm1, grid, marginal=True)
+    want = fm1.predict(grid, type_pred="response", type="marginal", se_fit=True)
+    for col in ("pred", "low", "upp"):
+        np.testing.assert_allclose(out[f"{col}_response"], want[col], rtol=0, atol=1e-10)
+    link = fm1.predict(grid, type_pred="link", type="marginal", se_fit=True)
+    for col in ("pred", "low", "upp"):
+        np.testing.assert_allclose(out[col], link[col], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(out[f"{col}_response"], special.expit(out[col]), rtol=1e-12)
+    # the band is the link-scale band mapped back, so it stays inside (0, 1)
+    assert np.all((0 < out["low_response"]) & (out["low_response"] < out["pred_response"]))
+    assert np.all((out["pred_response"] < out["upp_response"]) & (out["upp_response"] < 1))
+    narrow = effect_plot_data(fm1, grid, marginal=True, level=0.5)
+    np.testing.assert_allclose(narrow["pred"], out["pred"], rtol=1e-12)
+    ratio = stats.norm.ppf(0.75) / stats.norm.ppf(0.975)
+    np.testing.assert_allclose(
+        narrow["upp"] - narrow["low"], ratio * (out["upp"] - out["low"]), rtol=1e-8
+    )
+    assert out.attrs == {
+        "response": "y",
+        "family": "binomial",
+        "link": "logit",
+        "zero_part": False,
+        "marginal": True,
+        "level": 0.95,
+    }
+    assert effect_plot_data(fm1, grid, marginal=np.bool_(True)).attrs["marginal"] is True
+
+
+def test_coefficients_are_inverse_link_of_marginal_coefs(fm1, grid):
+    out = effect_plot_data(fm1, grid, marginal="coefficients")
+    X = model_arrays(fm1.design, grid).X
+    beta_m = gp.marginal_coefs(fm1)["Estimate"].to_numpy()
+    np.testing.assert_allclose(out["pred_response"], special.expit(X @ beta_m), rtol=1e-10)
+    assert out.attrs["marginal"] == "coefficients"
+
+
+def test_exact_and_coefficient_marginal_curves_differ(fm1):
+    """g⁻¹(xᵀβ_M) is a least-squares summary, not the marginal mean: on fm1 over times 0 to
+    15 the two differ by 0.0105 at most (females at time 15)."""
+    t = np.linspace(0.0, 15.0, 151)
+    grid = pd.DataFrame({"time": np.tile(t, 2), "sex": np.repeat(["male", "female"], len(t))})
+    exact = effect_plot_data(fm1, grid, marginal=True)["pred_response"].to_numpy()
+    coefs = effect_plot_data(fm1, grid, marginal="coefficients")["pred_response"].to_numpy()
+    gap = np.abs(exact - coefs)
+    assert gap.max() > 0.005
+    np.testing.assert_allclose(gap.max(), 0.0105, atol=5e-4)
+    assert grid.iloc[int(np.argmax(gap))].tolist() == [15.0, "female"]
+
+
 def test_effect_plot_data_checks(fm1, grid):
     for bad in (0, 1, 1.5, -0.1, "0.9", True):
         with pytest.raises(ValueError, match="level must be a number strictly between 0 and 1"):
             effect_plot_data(fm1, grid, level=bad)
     with pytest.raises(TypeError, match="newdata must be a pandas DataFrame, got dict"):
         effect_plot_data(fm1, grid.to_dict())
-    with pytest.raises(TypeError, match="marginal must be True or False, got str"):
-        effect_plot_data(fm1, grid, marginal="yes")
+    for bad in ("yes", "marginal", 1, None):
+        message = f"marginal must be False, True or 'coefficients', got {bad!r}"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            effect_plot_data(fm1, grid, marginal=bad)
     msg = "newdata needs the column(s) 'sex' of the fixed-effects formula; it has time"
     with pytest.raises(ValueError, match=re.escape(msg)):
         effect_plot_data(fm1, grid[["time"]])
@@ -217,7 +272,7 @@ def test_plot_effects_by(fm1, grid):
         line = next(ln for ln in lines if ln.get_label() == "male")
         np.testing.assert_allclose(line.get_xdata(), male["time"])
         np.testing.assert_allclose(line.get_ydata(), male["pred_response"])
-        assert ax.get_xlabel() == "time" and ax.get_ylabel() == "pred_response"
+        assert ax.get_xlabel() == "time" and ax.get_ylabel() == "Predicted probability"
         assert ax.get_legend() is not None
     finally:
         plt.close(ax.figure)
@@ -229,11 +284,84 @@ def test_plot_effects_link_scale_on_given_axes(fm1, grid):
     try:
         assert plot_effects(data, "time", ax=ax, scale="link") is ax
         (line,) = ax.get_lines()
-        assert len(_bands(ax)) == 1 and ax.get_ylabel() == "pred"
+        assert len(_bands(ax)) == 1 and ax.get_ylabel() == "Linear predictor (logit link)"
         order = np.argsort(data["time"].to_numpy(), kind="stable")
         np.testing.assert_allclose(line.get_ydata(), data["pred"].to_numpy()[order])
     finally:
         plt.close(fig)
+
+
+def _drawn_texts(axes) -> list:
+    """The titles, axis labels and drawn tick labels (those within the view limits; the
+    others are not drawn) of the axes, with text."""
+    texts = []
+    for ax in axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            pad = 1e-9 * (hi - lo)
+            texts += [
+                t.label1 for t in axis.get_major_ticks() if lo - pad <= t.get_loc() <= hi + pad
+            ]
+    return [t for t in texts if t.get_visible() and t.get_text()]
+
+
+def _outside(fig, texts) -> list[str]:
+    """The texts whose drawn extent leaves the figure."""
+    box = fig.bbox
+    renderer = fig.canvas.get_renderer()
+    out = []
+    for text in texts:
+        ext = text.get_window_extent(renderer)
+        if (
+            ext.x0 < box.x0 - 0.5
+            or ext.y0 < box.y0 - 0.5
+            or ext.x1 > box.x1 + 0.5
+            or ext.y1 > box.y1 + 0.5
+        ):
+            out.append(text.get_text())
+    return out
+
+
+@pytest.mark.parametrize(
+    "marginal, scale, label",
+    [
+        (True, "response", "Marginal probability"),
+        ("coefficients", "response", "Probability from marginal coefficients"),
+        (False, "link", "Linear predictor (logit link)"),
+        (True, "link", "Marginal mean on the logit scale"),
+        ("coefficients", "link", "Marginal linear predictor (logit link)"),
+    ],
+)
+def test_plot_effects_renders_readable_labels(fm1, grid, marginal, scale, label):
+    data = effect_plot_data(fm1, grid, marginal=marginal)
+    ax = plot_effects(data, "time", by="sex", scale=scale)
+    fig = ax.figure
+    try:
+        fig.canvas.draw()
+        assert fig.get_layout_engine().__class__.__name__ == "ConstrainedLayoutEngine"
+        assert len(fig.axes) == 1
+        assert ax.get_ylabel() == label and ax.get_xlabel() == "time"
+        texts = _drawn_texts([ax])
+        assert len(texts) > 6 and _outside(fig, texts) == []
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["male", "female"]
+    finally:
+        plt.close(fig)
+
+
+def test_plot_effects_labels_of_other_families_and_without_attrs(fm1, grid):
+    pois = gp.load_vignette("poisson")
+    gm1 = gp.mixed_model(FIXED, "~ 1 | id", pois, "poisson")
+    data = effect_plot_data(gm1, grid)
+    ax = plot_effects(data, "time")
+    try:
+        assert ax.get_ylabel() == "Predicted mean of y"
+        plain = effect_plot_data(fm1, grid)
+        plain.attrs = {}
+        assert plot_effects(plain, "time", ax=ax).get_ylabel() == "Predicted mean"
+        assert plot_effects(plain, "time", ax=ax, scale="link").get_ylabel() == "Linear predictor"
+    finally:
+        plt.close(ax.figure)
 
 
 def test_plot_effects_errors(fm1, grid):
