@@ -38,7 +38,7 @@ with _gc_paused():
     from . import engine  # noqa: F401, I001
     from . import bayes, families
     from .api import QuadratureWarning, SingularFitWarning, mixed_model
-    from .data import load_vignette
+    from .data import load_schools, load_vignette
     from .design import cr_marg_probs, cr_setup
     from .fitting import Control, ConvergenceWarning, OptSummary
     from .postfit import (
@@ -89,6 +89,7 @@ __all__ = [
     "anova",
     "families",
     "load_vignette",
+    "load_schools",
     "cr_setup",
     "cr_marg_probs",
     "marginal_coefs",

@@ -30,6 +30,7 @@ MEMBERS = {
 }
 TOCTREE = [
     "getting_started",
+    "nested",
     "how_it_works",
     "families/index",
     "map_mcmc_priors",

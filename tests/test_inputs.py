@@ -234,8 +234,8 @@ def test_glm_drops_missing_rows_like_mixed_model(binary):
 # ---- formulas ------------------------------------------------------------------------------------
 def test_random_formula_without_bar(binary):
     msg = (
-        "random must look like '~ 1 | g', '~ x | g' (correlated) or '~ x || g' (independent), "
-        "got '~ 1 + id'"
+        "random must look like '~ x | g' (correlated), '~ x || g' (independent), "
+        "'~ 1 | school/class' (nested) or lme4's '(x | school) + (1 | class)', got '~ 1 + id'"
     )
     with pytest.raises(ValueError, match=re.escape(msg)):
         fit(binary, random="~ 1 + id")

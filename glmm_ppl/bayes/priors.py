@@ -35,6 +35,7 @@ from pymc.distributions.shape_utils import change_dist_size
 from pytensor.graph.basic import Variable
 from pytensor.tensor.random.op import RandomVariable
 
+from ..engine.covariance import Blocks, has_correlations
 from ..engine.ops import COMPILE_LOCK, NUMPY_MODE
 from ..fitting.parameters import ParameterLayout
 
@@ -92,11 +93,21 @@ class PriorSpec:
         return total
 
     def _log_prior_D(self, theta_D, jacobian: bool):
-        lay, pr = self.layout, self.priors
-        q = lay.q
+        """The priors of ``D``'s parameters, block by block with several grouping factors."""
+        lay = self.layout
+        if not isinstance(lay.diagonal, Blocks):
+            return self._log_prior_block(lay.random_names, lay.diagonal, theta_D, jacobian)
         total = pt.as_tensor_variable(np.float64(0.0))
-        sd_dists = [pr.get(f"sd_{name}", pr.get("sd")) for name in lay.random_names]
-        if lay.diagonal or q == 1:
+        for _, _, diagonal, rows, entries in lay.diagonal.parts():
+            names = lay.random_names[rows]
+            total = total + self._log_prior_block(names, diagonal, theta_D[entries], jacobian)
+        return total
+
+    def _log_prior_block(self, names, diagonal: bool, theta_D, jacobian: bool):
+        pr, q = self.priors, len(names)
+        total = pt.as_tensor_variable(np.float64(0.0))
+        sd_dists = [pr.get(f"sd_{name}", pr.get("sd")) for name in names]
+        if diagonal or q == 1:
             for k, dist in enumerate(sd_dists):  # θ_k = log sd_k
                 if dist is not None:
                     total = (
@@ -203,13 +214,14 @@ def make_priors(priors, layout: ParameterLayout, penalized: bool) -> PriorSpec |
     if layout.zi_names:
         valid += ["zero_part", *[f"zi_{n}" for n in layout.zi_names]]
     valid += ["sd", *[f"sd_{n}" for n in layout.random_names]]
-    if not layout.diagonal and layout.q > 1:
+    correlated = has_correlations(layout.q, layout.diagonal)
+    if correlated:
         valid.append("corr")
     valid += list(layout.phi_names)
     unknown = [k for k in priors if k not in valid]
     if unknown:
         extra = ""
-        if "corr" in unknown and (layout.diagonal or layout.q == 1):
+        if "corr" in unknown and not correlated:
             extra = " ('corr' needs correlated random effects: terms joined by '|')"
         raise ValueError(
             f"priors for parameters the model does not have: {', '.join(map(repr, unknown))}"

@@ -18,10 +18,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..engine.covariance import theta_to_D, theta_to_D_pt
+from ..engine.covariance import has_correlations, theta_to_D, theta_to_D_pt
 from ..engine.ops import AGQLogLik
 from ..fitting.graph import MixedModelGraph
 from ..fitting.penalty import student_t_kernel_logp
+from ..postfit.factors import ranef_by_factor
 from .variables import posterior_coords
 
 __all__ = ["to_pymc", "per_group_loglik"]
@@ -107,7 +108,7 @@ def _variance_and_priors(fit, D, beta, pieces) -> None:
     d = fit.design
     sd = pt.sqrt(pt.diag(D))
     pm.Deterministic("sd", sd, dims="random")
-    if not d.diagonal and d.q > 1:
+    if has_correlations(d.q, d.diagonal):
         pm.Deterministic("corr", D / pt.outer(sd, sd), dims=("random", "random_"))
     if fit.penalty is not None:
         mu, sigma, df = fit.penalty.values()
@@ -136,24 +137,25 @@ def _latent_model(fit) -> pm.Model:
             "the latent model (marginal=False) has no group weights: a weight replicates a "
             "group's marginal likelihood, random effects included; use marginal=True"
         )
-    graph = MixedModelGraph(d, family, fit.n_agq, fit.penalty, fit.priors)
-    graph.engine.modes = fit.modes.copy()
-    parts = graph.split(fit.theta)
-    L0 = np.linalg.cholesky(theta_to_D(parts["theta_D"], d.q, d.diagonal))
-    z0 = np.linalg.solve(L0, np.asarray(fit.modes, dtype=float).T).T
-    group = np.repeat(np.arange(d.n_groups), np.diff(d.starts))
+    parts = MixedModelGraph(d, family, fit.n_agq, fit.penalty, fit.priors).split(fit.theta)
     offset = d.offset if d.offset is not None else np.zeros((d.nobs, d.n_eta))
     with pm.Model(coords=posterior_coords(fit)) as model:
         beta, gamma, theta_D, phis, pieces = _parameters(fit, parts)
         eta = pt.dot(pt.constant(d.X), beta) + offset[:, 0]
         if gamma is not None:
             eta_zi = pt.dot(pt.constant(d.X_zi), gamma) + offset[:, 1]
-        L = _cholesky_pt(theta_D, d.q, d.diagonal)
-        D = L @ L.T
-        z = pm.Normal("z", 0.0, 1.0, dims=("group", "random"), initval=z0)
-        b = pm.Deterministic("b", pt.dot(z, L.T), dims=("group", "random"))
-        b_rows = b[group]  # (N, q): each row's group
-        eta = eta + pt.sum(pt.constant(d.Z) * b_rows[:, : d.q_main], axis=1)
+        D = theta_to_D_pt(theta_D, d.q, d.diagonal)
+        if d.nested:
+            eta = eta + _nested_effects(fit, parts["theta_D"], theta_D)
+        else:
+            L0 = np.linalg.cholesky(theta_to_D(parts["theta_D"], d.q, d.diagonal))
+            z0 = np.linalg.solve(L0, np.asarray(fit.modes, dtype=float).T).T
+            group = np.repeat(np.arange(d.n_groups), np.diff(d.starts))
+            L = _cholesky_pt(theta_D, d.q, d.diagonal)
+            z = pm.Normal("z", 0.0, 1.0, dims=("group", "random"), initval=z0)
+            b = pm.Deterministic("b", pt.dot(z, L.T), dims=("group", "random"))
+            b_rows = b[group]  # (N, q): each row's group
+            eta = eta + pt.sum(pt.constant(d.Z) * b_rows[:, : d.q_main], axis=1)
         data = {name: pt.constant(d.aux[:, k]) for k, name in enumerate(family.aux_names)}
         if family.zero_part:
             if d.Z_zi is not None:
@@ -163,6 +165,30 @@ def _latent_model(fit) -> pm.Model:
         pm.Potential("loglik", pt.sum(logp))
         _variance_and_priors(fit, D, beta, pieces)
     return model
+
+
+def _nested_effects(fit, theta_D0: np.ndarray, theta_D):
+    """Each row's ``zᵀb`` of a model with several grouping factors: per factor, free ``z`` of
+    its units (dims: the factor and ``random[<factor>]``) and ``b = z Lᵀ`` named
+    ``b[<factor>]``, starting at the modes."""
+    d = fit.design
+    model = pm.modelcontext(None)
+    modes = ranef_by_factor(fit)
+    total = 0.0
+    for factor, (name, _, diagonal, rows, entries) in zip(
+        d.factors, d.diagonal.parts(), strict=True
+    ):
+        q = factor.q
+        L0 = np.linalg.cholesky(theta_to_D(theta_D0[entries], q, diagonal))
+        z0 = np.linalg.solve(L0, modes[name].to_numpy().T).T
+        effects = f"random[{name}]"
+        model.add_coord(name, [str(u) for u in factor.labels])
+        model.add_coord(effects, list(factor.random_names))
+        L = _cholesky_pt(theta_D[entries], q, diagonal)
+        z = pm.Normal(f"z[{name}]", 0.0, 1.0, dims=(name, effects), initval=z0)
+        b = pm.Deterministic(f"b[{name}]", pt.dot(z, L.T), dims=(name, effects))
+        total = total + pt.sum(pt.constant(d.Z[:, rows]) * b[factor.index], axis=1)
+    return total
 
 
 def per_group_loglik(fit, theta: np.ndarray) -> np.ndarray:

@@ -58,6 +58,11 @@ def sample_random_effects(
     """
     if method not in ("importance", "normal"):
         raise ValueError(f"method must be 'importance' or 'normal', got {method!r}")
+    if fit.design.nested:
+        raise NotImplementedError(
+            "draws of the random effects of several grouping factors are not available; "
+            "to_pymc(fit, marginal=False) samples them with the parameters"
+        )
     if int(proposals) < 1:
         raise ValueError(f"proposals must be a positive integer, got {proposals!r}")
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.covariance import theta_names, theta_to_D
+from ..engine.covariance import has_correlations, theta_names, theta_to_D
 
 __all__ = ["posterior_coords", "posterior_dims", "natural_variables", "theta_draws"]
 
@@ -27,7 +27,7 @@ def posterior_coords(fit) -> dict:
         coords["zero_part"] = list(d.zi_fixed_names)
     if fit.family.n_phis:
         coords["extra"] = list(fit.family.phi_names)
-    if not d.diagonal and d.q > 1:
+    if has_correlations(d.q, d.diagonal):
         coords["random_"] = list(d.random_names)
     return coords
 
@@ -53,7 +53,7 @@ def natural_variables(fit, theta: np.ndarray) -> dict:
     ).reshape(theta.shape[:-1] + (d.q, d.q))
     sd = np.sqrt(np.diagonal(Ds, axis1=-2, axis2=-1))
     out["sd"] = sd
-    if not d.diagonal and d.q > 1:
+    if has_correlations(d.q, d.diagonal):
         out["corr"] = Ds / (sd[..., :, None] * sd[..., None, :])
     return out
 
@@ -64,6 +64,6 @@ def posterior_dims(fit) -> dict:
         dims["gamma"] = ["zero_part"]
     if fit.family.n_phis:
         dims["log_phi"] = dims["phi"] = ["extra"]
-    if not fit.design.diagonal and fit.design.q > 1:
+    if has_correlations(fit.design.q, fit.design.diagonal):
         dims["corr"] = ["random", "random_"]
     return dims

@@ -1,5 +1,6 @@
-"""The data sets bundled with the package (GLMMadaptive's basics vignette)."""
+"""The data sets bundled with the package (GLMMadaptive's basics vignette; pupils in classes in
+schools)."""
 
-from .datasets import load_vignette
+from .datasets import load_schools, load_vignette
 
-__all__ = ["load_vignette"]
+__all__ = ["load_schools", "load_vignette"]

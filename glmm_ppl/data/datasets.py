@@ -1,4 +1,5 @@
-"""The data sets bundled with the package (GLMMadaptive's basics vignette)."""
+"""The data sets bundled with the package: GLMMadaptive's basics vignette, and pupils in
+classes in schools for nested random effects."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load_vignette"]
+__all__ = ["load_schools", "load_vignette"]
 
 _FILES = {"binary": "vignette_binary.csv", "poisson": "vignette_poisson.csv"}
 
@@ -33,3 +34,22 @@ def load_vignette(kind: str = "binary") -> pd.DataFrame:
         df = pd.read_csv(fh)
     df["sex"] = pd.Categorical(df["sex"], categories=["male", "female"])
     return df
+
+
+def load_schools() -> pd.DataFrame:
+    """Simulated binary outcomes of 1,920 pupils: 8 pupils in each of 4 classes in each of 60
+    schools, for models with nested random effects (``(1 | school/class)``).
+
+    Columns ``pupil`` (1 to 8 within a class), ``class`` (labels such as ``"1.1"``, unique
+    across schools), ``school`` (1 to 60), a pupil-level covariate ``x``, a school-level
+    covariate ``ses`` and the binary response ``y``. The test suite holds lme4's, glmmTMB's and
+    the exact maximum-likelihood fits of ``y ~ x + ses + (1 | school/class)`` on it.
+
+    Examples
+    --------
+    >>> df = load_schools()
+    >>> df.shape, df["school"].nunique(), df["class"].nunique()
+    ((1920, 6), 60, 240)
+    """
+    with resources.files("glmm_ppl.data").joinpath("schools.csv").open() as fh:
+        return pd.read_csv(fh, dtype={"class": str})

@@ -1,16 +1,20 @@
 """From formulas and a data frame to arrays: the design of a model, kept for new data.
 
 - :mod:`~glmm_ppl.design.formula`: the one-formula (lme4) form split into fixed and random parts
-- :mod:`~glmm_ppl.design.matrices`: the response, ``X``, ``Z``, groups, offsets, weights and the
-  family's data columns of a fit (:class:`Design`)
+- :mod:`~glmm_ppl.design.terms`: the random-effects terms and their grouping factors
+- :mod:`~glmm_ppl.design.nested`: nested grouping factors: their order and the rows sorted by them
+- :mod:`~glmm_ppl.design.response`: the response and the family's data columns (trials, censoring)
+- :mod:`~glmm_ppl.design.matrices`: the response, ``X``, ``Z``, groups, offsets and weights of a
+  fit (:class:`Design`)
 - :mod:`~glmm_ppl.design.newdata`: the same columns built for new data
 - :mod:`~glmm_ppl.design.ordinal`: the continuation-ratio layout of an ordinal response
 """
 
 from .formula import split_bambi_formula
-from .matrices import Design, build_design, complete_rows, parse_random, parse_response, split_fixed
+from .matrices import Design, build_design, complete_rows, split_fixed
 from .newdata import ModelArrays, model_arrays
 from .ordinal import cr_marg_probs, cr_setup
+from .response import parse_response
 
 __all__ = [
     "Design",
@@ -20,7 +24,6 @@ __all__ = [
     "cr_marg_probs",
     "cr_setup",
     "model_arrays",
-    "parse_random",
     "parse_response",
     "split_bambi_formula",
     "split_fixed",

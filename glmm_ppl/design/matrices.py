@@ -22,6 +22,9 @@ from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaicError
 
 from ..families import Family
+from .nested import factor_labels, nest, nested_effects
+from .response import aux_values, bind_family, computed_columns, parse_response
+from .terms import random_terms, unquote
 
 __all__ = [
     "Design",
@@ -34,14 +37,12 @@ __all__ = [
     "group_label",
     "model_matrix_of",
     "offset_values",
-    "parse_random",
     "parse_response",
     "split_fixed",
     "split_offsets",
     "unquote",
 ]
 
-_RANDOM = re.compile(r"^\s*~?(?P<terms>[^|]*?)\s*(?P<bar>\|\|?)\s*(?P<group>[^|]+?)\s*$")
 _TREATMENT = re.compile(r"(?P<var>[A-Za-z_.][\w.]*)\[T\.(?P<level>[^\]]*)\]")
 
 
@@ -77,6 +78,11 @@ class Design:
         Offsets of the linear predictors.
     weights : ndarray (n,) or None
         Multipliers of the groups' log-likelihoods.
+    factors : tuple of Factor
+        With several grouping factors, each one (outermost first, the first gives ``groups``):
+        its random effects are its block of ``Z``'s columns and of ``D``
+        (:class:`~glmm_ppl.engine.covariance.Blocks` in ``diagonal``); rows are sorted by
+        the units of every factor (:mod:`glmm_ppl.design.nested`).
     """
 
     y: np.ndarray
@@ -103,6 +109,17 @@ class Design:
     zi_random: str | None = None
     offset: np.ndarray | None = field(default=None, repr=False)
     weights: np.ndarray | None = field(default=None, repr=False)
+    factors: tuple = field(default=(), repr=False)
+
+    @property
+    def nested(self) -> bool:
+        """Whether the model has several (nested) grouping factors (``factors``)."""
+        return len(self.factors) > 1
+
+    @property
+    def levels(self) -> np.ndarray:
+        """``(N, L)``: each row's unit of each grouping factor, outermost first."""
+        return np.column_stack([f.index for f in self.factors])
 
     @property
     def n_groups(self) -> int:
@@ -163,38 +180,6 @@ def split_fixed(fixed: str) -> tuple[str, str]:
     if not lhs:
         raise ValueError(f"fixed formula {fixed!r} has no response: write 'y ~ terms'")
     return lhs, "~ " + (rhs.strip() or "1")
-
-
-def parse_random(random: str) -> tuple[str, str, bool]:
-    """Split ``"~ terms | g"`` into ``("~ terms", "g", diagonal)``.
-
-    Examples
-    --------
-    >>> parse_random("~ time || id")
-    ('~ time', 'id', True)
-    """
-    m = _RANDOM.match(random) if isinstance(random, str) else None
-    if m is None or not m.group("group"):
-        raise ValueError(
-            f"random must look like '~ 1 | g', '~ x | g' (correlated) or '~ x || g' "
-            f"(independent), got {random!r}"
-        )
-    terms = m.group("terms").strip() or "1"
-    if re.search(r"\boffset\s*\(", terms):
-        raise ValueError(f"offset(...) belongs in the fixed-effects formula, not in {random!r}")
-    return "~ " + terms, unquote(m.group("group").strip()), m.group("bar") == "||"
-
-
-def unquote(name: str) -> str:
-    """A column name without the backquotes a formula may put around it (``"`my y`"``).
-
-    Examples
-    --------
-    >>> unquote("`my y`"), unquote("y")
-    ('my y', 'y')
-    """
-    name = name.strip()
-    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == "`" else name
 
 
 def _r_names(columns) -> list[str]:
@@ -421,27 +406,6 @@ def complete_rows(
     return df, n_dropped
 
 
-_TWO_COLUMNS = re.compile(r"^(?P<fn>p|cbind)\(\s*(?P<a>[^,()]+?)\s*,\s*(?P<b>[^,()]+?)\s*\)$")
-
-
-def parse_response(lhs: str) -> tuple[str, str | None, str | None]:
-    """The response column and, for a two-column response, the second column and its form.
-
-    ``"y"`` → ``("y", None, None)``; bambi's ``"p(successes, trials)"`` →
-    ``("successes", "trials", "p")``; R's ``"cbind(a, b)"`` → ``("a", "b", "cbind")`` (successes
-    and failures, or a value and its censoring indicator).
-
-    Examples
-    --------
-    >>> parse_response("p(s, n)")
-    ('s', 'n', 'p')
-    """
-    m = _TWO_COLUMNS.match(lhs.strip())
-    if m is None:
-        return unquote(lhs.strip()), None, None
-    return unquote(m.group("a")), unquote(m.group("b")), m.group("fn")
-
-
 def split_offsets(rhs: str) -> tuple[str, list[str]]:
     """``"~ x + offset(log(e))"`` → ``("~ x", ["log(e)"])``: offsets leave the formula."""
     exprs, out, i = [], [], 0
@@ -533,68 +497,14 @@ def _group_weights(weights, df: pd.DataFrame, data: pd.DataFrame, group: str, gr
     return values
 
 
-def bind_family(family: Family, second, form, trials, censoring):
-    """The family as the data use it, and the columns of its per-row data."""
-    columns = {}
-    if form == "p" or (form == "cbind" and family.trials != "never"):
-        if trials is not None:
-            raise ValueError("give trials either in the response or as trials=, not both")
-        family = family.using_trials()
-        columns["trials"] = (second, form)
-    elif form == "cbind" and "censoring" in family.data_names:
-        if censoring is not None:
-            raise ValueError("give censoring either in the response or as censoring=, not both")
-        columns["censoring"] = (second, form)
-    elif form == "cbind":
+def _zero_part_term(zi_random: str) -> tuple[str, str, bool]:
+    """The one term of ``zi_random``: ``(effects, grouping column, diagonal)``."""
+    terms = random_terms(zi_random)
+    if len(terms) > 1:
         raise ValueError(
-            f"a two-column response cbind(...) needs a family with trials (binomial, "
-            f"zi_binomial, beta_binomial) or censoring (censored_normal), not {family.name}"
+            f"zi_random takes the random effects of one grouping column, got {zi_random!r}"
         )
-    if trials is not None:
-        family = family.using_trials()
-        columns["trials"] = (trials, None)
-    if censoring is not None:
-        if "censoring" not in family.data_names:
-            raise ValueError(f"censoring= applies to censored_normal, not {family.name}")
-        columns["censoring"] = (censoring, None)
-    for name in family.aux_names:
-        if name not in ("trials", "censoring"):
-            raise ValueError(
-                f"the {family.name} family reads a per-row column {name!r}; mixed_model passes "
-                "only trials and censoring columns to a family (put other per-row values in "
-                "the formula, e.g. as an offset)"
-            )
-        if name not in columns:
-            how = (
-                "trials='column', a response p(successes, trials) or cbind(successes, failures)"
-                if name == "trials"
-                else "censoring='column' (0 observed, 1 left, 2 right censored) or a response "
-                "cbind(y, indicator)"
-            )
-            raise ValueError(f"the {family.name} family needs {name}: give {how}")
-    return family, columns
-
-
-def aux_values(family: Family, columns: dict, df: pd.DataFrame, response: str) -> dict:
-    """The family's per-row data columns (trials, censoring) as float arrays, checked."""
-    out = {}
-    for name, (column, form) in columns.items():
-        if not pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(df[column]):
-            raise ValueError(f"{name} column {column!r} must be numeric, got {df[column].dtype}")
-        values = df[column].to_numpy(dtype=float)
-        if name == "trials":
-            bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
-            what = "failures" if form == "cbind" else "trials"
-            if bad.any():
-                raise ValueError(
-                    f"{what} column {column!r} must hold non-negative integers; "
-                    f"{int(bad.sum())} row(s) do not (for example {values[bad][0]:g})"
-                )
-            if form == "cbind":  # successes and failures: the trials are their sum
-                values = values + df[response].to_numpy(dtype=float)
-        family.check_data(name, values, column)
-        out[name] = values
-    return out
+    return terms[0].terms, terms[0].name, terms[0].diagonal
 
 
 def build_design(
@@ -634,15 +544,22 @@ def build_design(
     lhs, fixed_rhs = split_fixed(fixed)
     response, second, form = parse_response(lhs)
     fixed_rhs, fixed_offsets = split_offsets(fixed_rhs)
-    random_terms, group, diagonal = parse_random(random)
+    terms = random_terms(random)
+    nested = len(terms) > 1
+    group, diagonal = terms[0].name, terms[0].diagonal
     family, aux_columns = bind_family(family, second, form, trials, censoring)
+    if nested and (family.zero_part or weights is not None):
+        what = "families with a zero part" if family.zero_part else "weights="
+        raise ValueError(f"several grouping factors ({random!r}) are not available with {what}")
     if not family.zero_part and (zi_fixed is not None or zi_random is not None):
         raise ValueError(
             f"zi_fixed and zi_random apply to zero-inflated and hurdle families, not {family.name}"
         )
-    formulas, columns = [fixed_rhs, random_terms], [response, group]
+    formulas = [fixed_rhs, *[t.terms for t in terms]]
+    columns = [response, *dict.fromkeys(c for t in terms for c in t.columns)]
     formulas += [f"~ {e}" for e in fixed_offsets]
     columns += [c for c, _ in aux_columns.values()]
+    data = computed_columns(data, aux_columns)
     zi_offsets: list[str] = []
     if family.zero_part:
         zi_fixed = "~ 1" if zi_fixed is None else zi_fixed
@@ -651,7 +568,7 @@ def build_design(
         zi_rhs, zi_offsets = split_offsets("~ " + zi_fixed.split("~", 1)[1].strip())
         formulas += [zi_rhs, *[f"~ {e}" for e in zi_offsets]]
         if zi_random is not None:
-            zi_terms, zi_group, zi_diagonal = parse_random(zi_random)
+            zi_terms, zi_group, zi_diagonal = _zero_part_term(zi_random)
             if zi_group != group:
                 raise ValueError(
                     f"zi_random must use the grouping column of random ({group!r}), got "
@@ -683,13 +600,19 @@ def build_design(
     if isinstance(weights, str):
         columns.append(weights)
     df, n_dropped = complete_rows(data, formulas, columns)
+    units = None
+    if nested:
+        df, terms, units = nest(df, terms)
+        group = terms[0].name
+    if len(terms[0].columns) > 1:  # a factor of label combinations: its labels as a column
+        df = df.assign(**{group: factor_labels(df, terms[0].columns).to_numpy()})
     codes, groups = pd.factorize(df[group], sort=True)
     if len(groups) < 2:
         raise ValueError(
             f"grouping column {group!r} has a single group ({groups[0]}); a mixed model "
             "needs at least two groups"
         )
-    order = np.argsort(codes, kind="stable")
+    order = np.argsort(codes, kind="stable")  # nested rows are sorted already
     df = df.iloc[order]
     codes = codes[order]
     aux = aux_values(family, aux_columns, df, response)
@@ -701,10 +624,17 @@ def build_design(
         )
     X, fixed_names, fixed_spec = model_matrix_of(fixed_rhs, df, "fixed-effects")
     check_rank(X, fixed_names)
-    Z, random_names, random_spec = model_matrix_of(random_terms, df, "random-effects")
-    if Z.shape[1] == 0:
-        raise ValueError(f"random formula {random!r} has no terms")
-    check_rank(Z, random_names, "random-effects")
+    factors = ()
+    if nested:
+        Z, random_names, diagonal, factors = nested_effects(
+            df, terms, units, model_matrix_of, check_rank
+        )
+        random_spec = None
+    else:
+        Z, random_names, random_spec = model_matrix_of(terms[0].terms, df, "random-effects")
+        if Z.shape[1] == 0:
+            raise ValueError(f"random formula {random!r} has no terms")
+        check_rank(Z, random_names, "random-effects")
     specs = {
         "fixed": fixed_spec,
         "random": random_spec,
@@ -767,4 +697,5 @@ def build_design(
         zi_random=zi_random,
         offset=offset_matrix,
         weights=None if weights is None else _group_weights(weights, df, data, group, groups),
+        factors=factors,
     )

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
-from .matrices import Design, aux_values, formula_columns, offset_values
+from .matrices import Design, formula_columns, offset_values
+from .nested import factor_labels
+from .response import aux_values
 
 __all__ = ["ModelArrays", "model_arrays"]
 
@@ -45,6 +47,12 @@ class ModelArrays:
         The per-row data (``trials``, ``censoring``) the data have, with or without the
         response; ``missing`` names the columns of those they lack.
     missing : dict
+    units : ndarray (N, L) of int or None
+        With several grouping factors, the row's unit of each (``-1``: one the fit did not
+        see).
+    labels : ndarray (N, L) of object or None
+        With several grouping factors, the row's label of each (None where the data lack its
+        columns).
     """
 
     X: np.ndarray
@@ -58,6 +66,8 @@ class ModelArrays:
     rows: pd.Index
     aux: dict = field(default_factory=dict)
     missing: dict = field(default_factory=dict)
+    units: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
     def fixed_part(self, beta: np.ndarray, gamma: np.ndarray | None) -> np.ndarray:
         """``η⁰`` (N, E)."""
@@ -166,6 +176,17 @@ def _matrix_from_spec(spec, data: pd.DataFrame, what: str) -> np.ndarray:
     return X
 
 
+def unit_index(design, newdata: pd.DataFrame) -> np.ndarray:
+    """``(N, L)``: each row's unit of each factor among the fit's (``-1``: a unit the fit did
+    not see, or a row without the factor's columns)."""
+    out = np.full((len(newdata), len(design.factors)), -1, dtype=np.int64)
+    for k, factor in enumerate(design.factors):
+        if all(c in newdata.columns for c in factor.columns):
+            labels = factor_labels(newdata, factor.columns)
+            out[:, k] = match_groups(factor.labels, labels.rename(factor.name))
+    return out
+
+
 def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelArrays:
     """The model's arrays on ``newdata`` (the fitted data, in the fit's row order, if None).
 
@@ -193,6 +214,7 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
             y=design.response_data(),
             rows=pd.Index(design.rows),
             aux={n: design.aux[:, k] for k, n in enumerate(design.family.aux_names)},
+            units=design.levels if design.nested else None,
         )
     if not isinstance(newdata, pd.DataFrame):
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
@@ -200,7 +222,15 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         raise ValueError("newdata has no rows")
     specs, N = design.specs, len(newdata)
     X = _matrix_from_spec(specs["fixed"], newdata, "fixed-effects")
-    Zm = _matrix_from_spec(specs["random"], newdata, "random-effects")
+    if design.nested:
+        Zm = np.column_stack(
+            [
+                _matrix_from_spec(f.spec, newdata, f"random-effects ({f.name})")
+                for f in design.factors
+            ]
+        )
+    else:
+        Zm = _matrix_from_spec(specs["random"], newdata, "random-effects")
     X_zi = (
         _matrix_from_spec(specs["zi_fixed"], newdata, "zero-part fixed-effects")
         if "zi_fixed" in specs
@@ -230,8 +260,14 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         zi_off = offset_values(offsets["zi"], newdata, "zi_fixed")
         if zi_off is not None:
             offset[:, 1] += zi_off
-    group = design.group_name
-    if group in newdata.columns:
+    group, units, labels = design.group_name, None, None
+    if design.nested:
+        units, labels = unit_index(design, newdata), np.full((N, len(design.factors)), None)
+        for k, f in enumerate(design.factors):
+            if all(c in newdata.columns for c in f.columns):
+                labels[:, k] = factor_labels(newdata, f.columns).to_numpy()
+        index, groups = units[:, 0], labels[:, 0]
+    elif group in newdata.columns:
         groups = newdata[group].to_numpy()
         index = match_groups(design.groups, newdata[group])
     else:
@@ -246,6 +282,8 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         index=index,
         y=_response(design, newdata),
         rows=newdata.index,
+        units=units,
+        labels=labels if design.nested else None,
         **_aux(design, newdata),
     )
 

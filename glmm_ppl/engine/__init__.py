@@ -7,6 +7,8 @@ Its modules import neither pandas nor PyMC: arrays in, arrays out.
 - :mod:`~glmm_ppl.engine.pointwise`: a family's log density and its derivatives, compiled
 - :mod:`~glmm_ppl.engine.kernels`: the numba loops over groups (modes, nodes, sums)
 - :mod:`~glmm_ppl.engine.agq`: :class:`AGQ`, the marginal log-likelihood of one data set
+- :mod:`~glmm_ppl.engine.multilevel`: ``MultilevelAGQ``, the same with nested grouping factors
+  (its kernels in :mod:`~glmm_ppl.engine.multilevel_kernels`; imported when first needed)
 - :mod:`~glmm_ppl.engine.ops`: :class:`AGQLogLik`, the engine as a PyTensor Op
 - :mod:`~glmm_ppl.engine.log_density`: :class:`LogDensity`, the density of ``θ`` for samplers
 - :mod:`~glmm_ppl.engine.numba_cache`: the kernels' disk cache, renewed by any change to the

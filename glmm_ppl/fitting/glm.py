@@ -21,13 +21,16 @@ __all__ = ["central_differences", "fit_glm_arrays"]
 
 def central_differences(f, theta: np.ndarray, step: float) -> np.ndarray:
     """Central differences of ``f`` (scalar or vector valued) in each entry of ``theta``, with
-    steps ``step · max(|θ_j|, 1)``; column ``j`` holds the derivative in ``θ_j``."""
+    steps ``step · max(|θ_j|, 1)``; column ``j`` holds the derivative in ``θ_j`` (not a number
+    where ``f`` is infinite on both sides)."""
     h = step * np.maximum(np.abs(theta), 1.0)
     columns = []
     for j, hj in enumerate(h):
         e = np.zeros(len(theta))
         e[j] = hj
-        columns.append((np.asarray(f(theta + e)) - np.asarray(f(theta - e))) / (2 * hj))
+        up, down = np.asarray(f(theta + e)), np.asarray(f(theta - e))
+        with np.errstate(invalid="ignore"):
+            columns.append((up - down) / (2 * hj))
     return np.stack(columns, axis=-1)
 
 

@@ -26,14 +26,14 @@ import pytensor.tensor as pt
 
 from ..design.matrices import Design
 from ..engine.agq import AGQ
-from ..engine.covariance import D_to_theta, theta_to_D, theta_to_D_pt
+from ..engine.covariance import Blocks, D_to_theta, theta_to_D, theta_to_D_pt
 from ..engine.log_density import LogDensity
 from ..engine.ops import COMPILE_LOCK, NUMPY_MODE, AGQLogLik
 from ..families import Family
 from .parameters import ParameterLayout
 from .penalty import StudentTPenalty, student_t_kernel_logp
 
-__all__ = ["MixedModelGraph"]
+__all__ = ["MixedModelGraph", "quadrature_engine"]
 
 
 _PER_THREAD = threading.local()  # each thread's copies of the compiled functions
@@ -94,6 +94,31 @@ def _priors_for_thread(priors, jacobian: bool):
     return mine[jacobian]
 
 
+def quadrature_engine(design: Design, family: Family, n_agq: int):
+    """The quadrature engine of the design: multilevel with several (nested) grouping
+    factors."""
+    if design.nested:
+        from ..engine.multilevel import MultilevelAGQ
+
+        return MultilevelAGQ(
+            design.response_data(),
+            design.Z,
+            design.levels,
+            tuple(f.q for f in design.factors),
+            family,
+            n_agq,
+            weights=design.weights,
+        )
+    return AGQ(
+        design.response_data(),
+        design.Z_by_predictor(),
+        design.starts,
+        family,
+        n_agq,
+        weights=design.weights,
+    )
+
+
 class MixedModelGraph:
     """Compiled objective of one model on one data set.
 
@@ -149,16 +174,12 @@ class MixedModelGraph:
         self.p, self.p_zi, self.q = layout.p, layout.p_zi, layout.q
         self.n_theta, self.n_phis = layout.n_theta_D, layout.n_phis
         self.names = layout.names
-        self.engine = AGQ(
-            design.response_data(),
-            design.Z_by_predictor(),
-            design.starts,
-            family,
-            n_agq,
-            weights=design.weights,
-        )
+        self.engine = quadrature_engine(design, family, n_agq)
+        structure = layout.diagonal
+        if isinstance(structure, Blocks):
+            structure = Blocks(("",) * len(structure.sizes), structure.sizes, structure.diagonal)
         sizes = ParameterLayout(  # the compiled graph depends on the sizes only
-            ("",) * layout.p, ("",) * layout.p_zi, ("",) * layout.q, layout.diagonal,
+            ("",) * layout.p, ("",) * layout.p_zi, ("",) * layout.q, structure,
             ("",) * layout.n_phis,
         )  # fmt: skip
         self._structure = (sizes, design.n_eta == 2, penalty is not None)
@@ -179,7 +200,9 @@ class MixedModelGraph:
         penalty (in the graph) and the log priors (without Jacobian: the MAP objective)."""
         fn, op = _for_thread(self._structure)
         theta = np.asarray(theta, dtype=np.float64)
-        with op.bound(self.engine):
+        # far out along a line search exp(θ) overflows and D has infinities: the objective
+        # is then not finite, which the optimizers handle, without NumPy's warnings
+        with op.bound(self.engine), np.errstate(over="ignore", invalid="ignore"):
             obj, ll, grad = fn(theta, self.X, self.X_zi, self.offset, *self._pen)
         if self.priors is not None:
             lp, g = _priors_for_thread(self.priors, False)(theta)
@@ -210,6 +233,10 @@ class MixedModelGraph:
             def log_prior(theta):
                 return _log_prior(theta, p, penalty, priors_fn)
 
+        if self.design.nested:
+            from .density import EngineDensity
+
+            return EngineDensity(self, log_prior=log_prior, modes=modes)
         diagonal = self.design.diagonal
         return LogDensity(
             self.engine, self.X, self.X_zi, self.offset, diagonal, log_prior=log_prior, modes=modes

@@ -13,9 +13,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.covariance import n_theta, theta_names
+from ..engine.covariance import Blocks, n_theta, theta_names
 
 __all__ = ["ParameterLayout"]
+
+
+def _log_sd(q: int, diagonal) -> list[int]:
+    """The entries of ``θ_D`` that are log standard deviations (conditional ones below the
+    first effect of a full block)."""
+    if isinstance(diagonal, Blocks):
+        return [
+            entries.start + k
+            for _, size, diag, _, entries in diagonal.parts()
+            for k in _log_sd(size, diag)
+        ]
+    if diagonal:
+        return list(range(q))
+    rows, cols = np.tril_indices(q)  # the packed order of the factor's entries
+    return [int(k) for k in np.flatnonzero(rows == cols)]
 
 
 @dataclass(frozen=True)
@@ -26,8 +41,9 @@ class ParameterLayout:
     ----------
     fixed_names, zi_names, random_names : tuple of str
         Names of the fixed effects, of the zero part's fixed effects and of the random effects.
-    diagonal : bool
-        Whether ``D`` is diagonal (independent random effects, ``||``).
+    diagonal : bool or Blocks
+        Whether ``D`` is diagonal (independent random effects, ``||``); the
+        :class:`~glmm_ppl.engine.covariance.Blocks` of a model with several grouping factors.
     phi_names : tuple of str
         Names of the family's extra parameters.
 
@@ -47,7 +63,7 @@ class ParameterLayout:
     fixed_names: tuple[str, ...]
     zi_names: tuple[str, ...]
     random_names: tuple[str, ...]
-    diagonal: bool
+    diagonal: bool | Blocks
     phi_names: tuple[str, ...]
 
     @classmethod
@@ -57,7 +73,9 @@ class ParameterLayout:
             fixed_names=tuple(design.fixed_names),
             zi_names=tuple(design.zi_fixed_names),
             random_names=tuple(design.random_names),
-            diagonal=bool(design.diagonal),
+            diagonal=design.diagonal
+            if isinstance(design.diagonal, Blocks)
+            else bool(design.diagonal),
             phi_names=tuple(family.phi_names),
         )
 
@@ -126,11 +144,7 @@ class ParameterLayout:
         of its log-Cholesky factor, which is a standard deviation only for the first random
         effect and otherwise a conditional one) and the logs of the extra parameters."""
         start = self.blocks["var-cov"].start
-        if self.diagonal:
-            log_sd = list(range(start, start + self.q))
-        else:
-            rows, cols = np.tril_indices(self.q)  # the packed order of the factor's entries
-            log_sd = [start + int(k) for k in np.flatnonzero(rows == cols)]
+        log_sd = [start + k for k in _log_sd(self.q, self.diagonal)]
         extra = self.blocks["extra"]
         return log_sd + list(range(extra.start, extra.stop))
 
@@ -140,10 +154,24 @@ class ParameterLayout:
         standard deviations ``sd(<random effect>)`` of a diagonal ``D`` (or of a single random
         effect) and the extra parameters; the other entries keep their names."""
         names = self.names
-        if self.diagonal or self.q == 1:
-            start = self.blocks["var-cov"].start
-            for k, name in enumerate(self.random_names):
-                names[start + k] = f"sd({name})"
+        start = self.blocks["var-cov"].start
+        parts = (
+            self.diagonal.parts()
+            if isinstance(self.diagonal, Blocks)
+            else [
+                (
+                    "",
+                    self.q,
+                    self.diagonal,
+                    slice(0, self.q),
+                    slice(0, n_theta(self.q, self.diagonal)),
+                )
+            ]
+        )
+        for _, q, diagonal, rows, entries in parts:
+            if diagonal or q == 1:
+                for k, name in enumerate(self.random_names[rows]):
+                    names[start + entries.start + k] = f"sd({name})"
         extra = self.blocks["extra"]
         names[extra] = list(self.phi_names)
         return names

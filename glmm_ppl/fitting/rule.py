@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graph import MixedModelGraph
+from .identification import boundary_problem
 from .optimize import fit_mixed
 
 __all__ = [
@@ -191,10 +192,27 @@ def _start(graph, theta: np.ndarray) -> dict:
     return start | ({"gammas": fixed[graph.p :]} if graph.p_zi else {})
 
 
+def _fit(graph, control, initial_values):
+    """:func:`~glmm_ppl.fitting.optimize.fit_mixed`, and once more from its estimates with the
+    correlations halved when it stopped on the boundary without converging (where the
+    log-Cholesky parameters run far out, the optimizer can stall at a worse boundary point);
+    the better of the two."""
+    fit = fit_mixed(graph, control, initial_values)
+    theta, objective, opt = fit[0], fit[1], fit[4]
+    if opt.converged or not np.isfinite(objective):
+        return fit
+    if boundary_problem(graph.unpack(theta)[1], graph.design.random_names) is None:
+        return fit
+    again = fit_mixed(graph, control, _start(graph, theta))
+    if not again[1] > objective:
+        return fit
+    spent = opt.time_s + again[4].time_s
+    return (*again[:4], dataclasses.replace(again[4], time_s=spent))
+
+
 def fit_checked(graph, control, initial_values=None, auto: bool = False):
-    """Fit (:func:`~glmm_ppl.fitting.optimize.fit_mixed`) and check the rule; with ``auto``,
-    refit with :func:`next_points` points, from the last estimates, until the check passes or
-    no finer rule fits.
+    """Fit (:func:`_fit`) and check the rule; with ``auto``, refit with :func:`next_points`
+    points, from the last estimates, until the check passes or no finer rule fits.
 
     Returns
     -------
@@ -202,7 +220,7 @@ def fit_checked(graph, control, initial_values=None, auto: bool = False):
         The graph of the last rule, its fit as :func:`fit_mixed` gives it, and its
         :class:`RuleCheck` (None when no finer rule fits or the fit has no finite value).
     """
-    theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
+    theta, objective, _, H, opt = _fit(graph, control, initial_values)
     check = check_rule(graph, theta, objective, control.rule_tol)
     spent = opt.time_s
     while auto and check is not None and check.coarse:
@@ -211,7 +229,7 @@ def fit_checked(graph, control, initial_values=None, auto: bool = False):
             break
         start = _start(graph, theta)
         graph = MixedModelGraph(graph.design, graph.family, points, graph.penalty, graph.priors)
-        theta, objective, _, H, opt = fit_mixed(graph, control, start)
+        theta, objective, _, H, opt = _fit(graph, control, start)
         spent += opt.time_s
         check = check_rule(graph, theta, objective, control.rule_tol)
     return graph, theta, objective, H, dataclasses.replace(opt, time_s=spent), check

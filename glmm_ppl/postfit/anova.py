@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..engine.covariance import free_entries
 from .glm import GLMFit
 from .results import MixedModelFit
 from .summary import format_pvalue
@@ -60,12 +61,32 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and np.allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+def _factors(design) -> list[tuple[str, list[str]]]:
+    """``(factor, its random effects)`` of every grouping factor."""
+    if design.nested:
+        return [(f.name, list(f.random_names)) for f in design.factors]
+    return [(design.group_name, list(design.random_names))]
+
+
+def _random_effects(design) -> set:
+    """The random effects as ``(factor, effect)`` pairs."""
+    return {(g, name) for g, names in _factors(design) for name in names}
+
+
+def _correlated(design) -> set:
+    """The pairs of random effects whose covariance is free, ``(factor, a, b)``."""
+    rows, cols = free_entries(design.q, design.diagonal)
+    names = [(g, n) for g, effects in _factors(design) for n in effects]
+    pairs = zip(rows, cols, strict=True)
+    return {(names[r][0], names[r][1], names[c][1]) for r, c in pairs if r != c}
+
+
 def _describe(m) -> dict:
     if isinstance(m, MixedModelFit):
         return {
             "fixed": set(m.design.fixed_names) | {f"zi_{n}" for n in m.design.zi_fixed_names},
-            "random": set(m.design.random_names),
-            "diagonal": m.design.diagonal,
+            "random": _random_effects(m.design),
+            "correlated": _correlated(m.design),
             "group": m.design.group_name,
             "y": _by_row(m.design.y, m.design.rows),
             "rows": np.sort(m.design.rows),
@@ -82,7 +103,7 @@ def _describe(m) -> dict:
         return {
             "fixed": set(m.coef.index),
             "random": set(),
-            "diagonal": True,
+            "correlated": set(),
             "group": None,
             "y": _by_row(m.y, m.rows),
             "rows": np.sort(m.rows),
@@ -210,8 +231,11 @@ def _check_pair(a: dict, b: dict, names: tuple[str, str]) -> None:
             f"the models group by different columns: {a['group']!r} and {b['group']!r}"
         )
     # a correlation of the smaller model must exist in the larger one
-    loses_correlation = not a["diagonal"] and len(a["random"]) > 1 and b["diagonal"]
-    nested = a["fixed"] <= b["fixed"] and a["random"] <= b["random"] and not loses_correlation
+    nested = (
+        a["fixed"] <= b["fixed"]
+        and a["random"] <= b["random"]
+        and a["correlated"] <= b["correlated"]
+    )
     if not nested:
         raise ValueError(
             f"{names[0]} is not nested in {names[1]}: its fixed effects or random effects are not "
@@ -224,6 +248,23 @@ def _check_pair(a: dict, b: dict, names: tuple[str, str]) -> None:
             "is approximate — conservative for one dispersion parameter, and unreliable when "
             "the zero part has covariates or random effects, which the smaller model leaves "
             "unidentified",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_boundary(names: list[str], described: list[dict]) -> None:
+    """Say so when a test adds variances that the smaller model fixes at 0."""
+    added = []
+    for (small, large), (a, b) in zip(pairwise(names), pairwise(described), strict=True):
+        new = sorted(f"{effect} ({factor})" for factor, effect in b["random"] - a["random"])
+        if new:
+            added.append(f"{large} adds the variance of {', '.join(new)} to {small}")
+    if added:
+        warnings.warn(
+            f"{'; '.join(added)}: the smaller model fixes these variances at 0, on the boundary "
+            "of the parameter space, where the χ² p-value is conservative (for one variance "
+            "the null distribution is an equal mixture of χ²(0) and χ²(1): half the p-value)",
             UserWarning,
             stacklevel=3,
         )
@@ -329,6 +370,7 @@ def anova(
             if len(models) == 2:
                 raise
             raise ValueError(f"{pair[0]} against {pair[1]}: {error}") from None
+    _warn_boundary(names, described)
     for name, d in zip(names, described, strict=True):
         if not d["converged"]:
             warnings.warn(

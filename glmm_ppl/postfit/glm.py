@@ -10,16 +10,14 @@ import numpy as np
 import pandas as pd
 
 from ..design.matrices import (
-    aux_values,
-    bind_family,
     check_rank,
     complete_rows,
     model_matrix_of,
     offset_values,
-    parse_response,
     split_fixed,
     split_offsets,
 )
+from ..design.response import aux_values, bind_family, computed_columns, parse_response
 from ..families import Family, get_family
 from ..fitting.glm import fit_glm_arrays
 from .summary import wald_table
@@ -160,6 +158,7 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial", *, offset: str | None
     response, second, form = parse_response(lhs)
     rhs, offsets = split_offsets(rhs)
     family, aux_columns = bind_family(family, second, form, None, None)
+    data = computed_columns(data, aux_columns)
     if family.zero_part:
         raise ValueError(f"glm does not fit zero-part families such as {family.name}")
     columns = [response] + [c for c, _ in aux_columns.values()]

@@ -37,6 +37,7 @@ from ..engine.agq import AGQ
 from ..engine.covariance import theta_to_D
 from ..engine.quadrature import product_rule
 from ..families import Family
+from .factors import NestedModes, fitted_effects
 
 __all__ = ["predict", "fitted", "residuals", "coef"]
 
@@ -254,7 +255,9 @@ def predict(
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level!r}")
     arrays = model_arrays(fit.design, newdata)
-    modes = _Modes(fit, arrays) if type == "subject_specific" else None
+    modes = None
+    if type == "subject_specific":
+        modes = (NestedModes if fit.design.nested else _Modes)(fit, arrays)
     theta = fit.theta
     pred = _point(fit, arrays, theta, type, type_pred, modes)
     if not se_fit:
@@ -359,7 +362,7 @@ def _variance(fit, arrays, what, mean) -> np.ndarray:
     if what == "mean_subject":
         return var_at(eta0)
     if what == "subject_specific":
-        return var_at(eta0 + np.einsum("neq,nq->ne", arrays.Z, fit.modes[arrays.index]))
+        return var_at(eta0 + np.einsum("neq,nq->ne", arrays.Z, fitted_effects(fit, arrays)))
     nodes, log_w = _rule(D.shape[0])
     L = _root(D)
     second = np.zeros(len(eta0))
@@ -381,13 +384,20 @@ def coef(fit) -> pd.DataFrame:
     (100, 2)
     """
     d = fit.design
+    if d.nested:  # as lme4: per factor, the fixed effects plus that factor's random effects
+        return {
+            name: _coef_table(fit, table[factor.random_names], factor.random_names)
+            for factor, (name, table) in zip(d.factors, fit.ranef().items(), strict=True)
+        }
+    return _coef_table(fit, fit.ranef(), d.random_names[: d.q_main])
+
+
+def _coef_table(fit, ranef: pd.DataFrame, names) -> pd.DataFrame:
+    fixed = fit.fixef()
     out = pd.DataFrame(
-        np.tile(fit.fixef().to_numpy(), (d.n_groups, 1)),
-        index=d.groups,
-        columns=list(d.fixed_names),
+        np.tile(fixed.to_numpy(), (len(ranef), 1)), index=ranef.index, columns=list(fixed.index)
     )
-    ranef = fit.ranef()
-    for name in d.random_names[: d.q_main]:
+    for name in names:
         if name in out.columns:
             out[name] = out[name] + ranef[name].to_numpy()
         else:

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..engine.covariance import theta_to_D
 from ..fitting.graph import MixedModelGraph
 from ..fitting.optimize import ConvergenceWarning, fit_mixed
 
@@ -65,7 +66,9 @@ def _rules(fit, n_agq) -> list[int]:
 
 
 def _initial_values(fit) -> dict:
-    values = {"betas": fit.fixef().to_numpy(), "D": fit.D.to_numpy()}
+    d = fit.design
+    D = theta_to_D(fit.theta[fit.layout.blocks["var-cov"]], d.q, d.diagonal)
+    values = {"betas": fit.fixef().to_numpy(), "D": D}
     if fit.design.X_zi is not None:
         values["gammas"] = fit.fixef("zero_part").to_numpy()
     if fit.family.n_phis:

@@ -20,6 +20,7 @@ from ..fitting.optimize import OptSummary
 from ..fitting.parameters import ParameterLayout
 from ..fitting.penalty import StudentTPenalty
 from . import effects as _effects
+from . import factors as _factors
 from . import marginal as _marginal
 from . import predict as _predict
 from . import quadcheck as _quadcheck
@@ -234,8 +235,9 @@ class MixedModelFit:
         return pd.Series(self.theta[s].copy(), index=list(names), name="Estimate")
 
     @property
-    def D(self) -> pd.DataFrame:
-        """Covariance matrix of the random effects (zero-part ones prefixed ``zi_``).
+    def D(self) -> pd.DataFrame | dict:
+        """Covariance matrix of the random effects (zero-part ones prefixed ``zi_``); with
+        several grouping factors, a dict of one matrix per factor, keyed by its name.
 
         Examples
         --------
@@ -246,6 +248,8 @@ class MixedModelFit:
         (Intercept)        0.921  0.000
         time               0.000  0.085
         """
+        if self.design.nested:
+            return _factors.D_by_factor(self)
         names = self.design.random_names
         theta_D = self.theta[self.layout.blocks["var-cov"]]
         D = theta_to_D(theta_D, len(names), self.design.diagonal)
@@ -266,8 +270,10 @@ class MixedModelFit:
         values = np.exp(self.theta[self.layout.blocks["extra"]])
         return pd.Series(values, index=list(self.family.phi_names), dtype=float)
 
-    def ranef(self, post_vars: bool = False) -> pd.DataFrame:
-        """Empirical Bayes modes of the random effects, one row per group.
+    def ranef(self, post_vars: bool = False) -> pd.DataFrame | dict:
+        """Empirical Bayes modes of the random effects, one row per group; with several
+        grouping factors, a dict of one table per factor (indexed by its units' labels,
+        ``"3:2"`` for class 2 of school 3 under ``school/class``).
 
         Parameters
         ----------
@@ -292,6 +298,8 @@ class MixedModelFit:
         2         2.366            0.798
         3         1.737            0.509
         """
+        if self.design.nested:
+            return _factors.ranef_by_factor(self, post_vars)
         names = self.design.random_names
         q = len(names)
         out = pd.DataFrame(self.modes.copy(), index=self.design.groups, columns=names)
@@ -504,7 +512,7 @@ class MixedModelFit:
         """
         return _predict.residuals(self, type, kind)
 
-    def coef(self) -> pd.DataFrame:
+    def coef(self) -> pd.DataFrame | dict:
         """Subject-specific coefficients: the fixed effects plus each group's random effects.
 
         Random effects on terms without a fixed counterpart are added as columns.

@@ -22,6 +22,7 @@ import pandas as pd
 from ..design.newdata import ModelArrays, model_arrays
 from ..engine.pointwise import pointwise_derivatives
 from ..families import FAMILIES, binomial, zi_binomial
+from .factors import fitted_effects
 
 __all__ = ["scoring_rules"]
 
@@ -58,10 +59,7 @@ def _linear_predictor(fit, arrays: ModelArrays) -> np.ndarray:
     beta = fit.fixef().to_numpy()
     gamma = fit.fixef("zero_part").to_numpy() if fit.design.X_zi is not None else None
     eta = arrays.fixed_part(beta, gamma)
-    b = np.zeros((len(eta), arrays.Z.shape[2]))
-    known = arrays.index >= 0
-    b[known] = np.asarray(fit.modes)[arrays.index[known]]
-    return eta + np.einsum("neq,nq->ne", arrays.Z, b)
+    return eta + np.einsum("neq,nq->ne", arrays.Z, fitted_effects(fit, arrays))
 
 
 def _support_limits(family, Y: np.ndarray, max_count) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Responses simulated from a fitted mixed model, and simulation-based (DHARMa) residuals.
 
-A simulated data set draws, for each group, random effects ``b_i ~ N(0, D̂)`` (or takes the
+A simulated data set draws, for each group, random effects ``b_i ~ N(0, D̂)`` (with several
+grouping factors, for each unit of each factor from its block of ``D̂``; or takes the
 empirical Bayes modes ``b̂_i``), forms the linear predictors ``η = Xβ̂ + offset + Z b_i`` (and
 ``η_zi = X_zi γ̂ + offset_zi + Z_zi b_i`` for a zero part) and draws ``y`` from the family given
 ``η`` and ``φ̂``, with the fit's own per-row data (trials). Rows are in the fit's order, sorted by
@@ -16,6 +17,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+
+from ..engine.covariance import theta_to_D
+from .factors import row_effects
 
 __all__ = ["simulate", "scaled_residuals"]
 
@@ -51,12 +55,33 @@ def _factor(D: np.ndarray) -> np.ndarray:
 
 
 def _parts(fit):
-    """``η⁰`` (N, E) with offsets, ``Z`` (N, E, q), each row's group and ``(D, φ)``."""
+    """``η⁰`` (N, E) with offsets, ``Z`` (N, E, q) and ``φ``."""
     d = fit.design
     gamma = fit.fixef("zero_part").to_numpy() if d.X_zi is not None else None
     eta0 = d.fixed_part(fit.fixef().to_numpy(), gamma)
+    return eta0, d.Z_by_predictor(), fit.phis.to_numpy()
+
+
+def _effects(fit, rng, m: int, new: bool) -> np.ndarray:
+    """``(m, N, q)``: each row's random effects in ``m`` simulations: drawn per unit of every
+    grouping factor from ``N(0, D̂)``, or the modes."""
+    d = fit.design
+    D = theta_to_D(fit.theta[fit.layout.blocks["var-cov"]], d.q, d.diagonal)
+    if d.nested:
+        modes = row_effects(d, fit.modes, d.levels)
+        if not new:
+            return np.broadcast_to(modes, (m, *modes.shape))
+        parts = []
+        for factor, (_, _, _, rows, _) in zip(d.factors, d.diagonal.parts(), strict=True):
+            b = rng.standard_normal((m, factor.n_units, factor.q)) @ _factor(D[rows, rows]).T
+            parts.append(b[:, factor.index, :])
+        return np.concatenate(parts, axis=2)
     group = np.repeat(np.arange(d.n_groups), np.diff(d.starts))
-    return eta0, d.Z_by_predictor(), group, fit.D.to_numpy(), fit.phis.to_numpy()
+    if new:
+        b = rng.standard_normal((m, d.n_groups, d.q)) @ _factor(D).T
+    else:
+        b = np.broadcast_to(np.asarray(fit.modes, dtype=float), (m, d.n_groups, d.q))
+    return b[:, group, :]
 
 
 def simulate(fit, nsim: int = 1, seed=None, new_random_effects: bool = True) -> np.ndarray:
@@ -104,20 +129,15 @@ def simulate(fit, nsim: int = 1, seed=None, new_random_effects: bool = True) -> 
     nsim = _check_nsim(nsim)
     rng = _rng(seed)
     d, family = fit.design, fit.family
-    eta0, Z, group, D, phis = _parts(fit)
+    eta0, Z, phis = _parts(fit)
     N, E = eta0.shape
-    q = Z.shape[2]
     aux = d.aux if d.aux is not None else np.zeros((N, 0))
     out = np.empty((nsim, N))
     chunk = max(1, _CHUNK // max(N, 1))
-    L = _factor(D)
     for start in range(0, nsim, chunk):
         m = min(chunk, nsim - start)
-        if new_random_effects:
-            b = rng.standard_normal((m, d.n_groups, q)) @ L.T
-        else:
-            b = np.broadcast_to(np.asarray(fit.modes, dtype=float), (m, d.n_groups, q))
-        eta = eta0[None] + np.einsum("neq,snq->sne", Z, b[:, group, :])  # (m, N, E)
+        b = _effects(fit, rng, m, new_random_effects)
+        eta = eta0[None] + np.einsum("neq,snq->sne", Z, b)  # (m, N, E)
         data = {"eta_zi": eta[:, :, 1].ravel()} if family.zero_part else {}
         for k, name in enumerate(family.aux_names):
             data[name] = np.tile(aux[:, k], m)

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..engine.covariance import project, theta_to_D
+
 __all__ = ["Summary", "format_pvalue", "wald_table"]
 
 
@@ -85,6 +87,8 @@ class Summary:
             + ")"
         )
         data = [f"Number of Observations: {fit.nobs}", f"Number of Groups: {fit.n_groups}"]
+        if d.nested:
+            data[1] = "Number of Groups: " + ", ".join(f"{f.name} {f.n_units}" for f in d.factors)
         if d.n_dropped:
             data.append(f"Rows dropped for missing values: {d.n_dropped}")
         if d.weights is not None:
@@ -94,12 +98,13 @@ class Summary:
         fit_stats = pd.DataFrame(
             {"log.Lik": [fit.loglik], "AIC": [fit.aic], "BIC": [fit.bic]}, index=[""]
         )
-        D = fit.D.to_numpy()
+        D = theta_to_D(fit.theta[fit.layout.blocks["var-cov"]], d.q, d.diagonal)
         sd = np.sqrt(np.diag(D))
         re = pd.DataFrame({"StdDev": sd}, index=fit.design.random_names)
-        if len(sd) > 1 and not d.diagonal:
-            corr = D / np.outer(sd, sd)
-            for j in range(len(sd) - 1):
+        free = project(np.ones_like(D), d.diagonal) != 0  # correlations within blocks only
+        corr = np.where(free, D / np.outer(sd, sd), np.nan)
+        for j in range(len(sd) - 1):
+            if free[j + 1 :, j].any():
                 col = [np.nan] * (j + 1) + list(corr[j + 1 :, j])
                 re["Corr" if j == 0 else f"Corr.{j + 1}"] = col
         fe = wald_table(est, np.sqrt(np.diag(fit.vcov("fixed-effects"))))

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..engine.covariance import free_entries, theta_to_D
+
 __all__ = ["tidy", "glance"]
 
 _EFFECTS = ("fixed", "zero_part", "ran_pars", "extra")
@@ -41,8 +43,9 @@ def _wald_rows(effect: str, est: pd.Series, V: pd.DataFrame, z: float) -> pd.Dat
 
 
 def _ran_pars(fit, level: float) -> pd.DataFrame:
-    D = fit.D.to_numpy()
-    names = list(fit.design.random_names)
+    d = fit.design
+    D = theta_to_D(fit.theta[fit.layout.blocks["var-cov"]], d.q, d.diagonal)
+    names = list(d.random_names)
     sd = np.sqrt(np.diag(D))
     ci = fit.confint("var-cov", level=level)
     rows = []
@@ -52,11 +55,10 @@ def _ran_pars(fit, level: float) -> pd.DataFrame:
             bounds = ci.loc[f"var.{name}"].to_numpy(dtype=float)
             low, high = np.sqrt(np.clip(bounds[[0, 2]], 0.0, None))
         rows.append((f"sd__{name}", sd[a], low, high))
-    if not fit.design.diagonal:
-        for a in range(len(names)):
-            for b in range(a + 1, len(names)):
-                corr = D[a, b] / (sd[a] * sd[b]) if sd[a] * sd[b] > 0 else np.nan
-                rows.append((f"cor__{names[a]}.{names[b]}", corr, np.nan, np.nan))
+    for a, b in zip(*free_entries(d.q, d.diagonal), strict=True):
+        if a < b:
+            corr = D[a, b] / (sd[a] * sd[b]) if sd[a] * sd[b] > 0 else np.nan
+            rows.append((f"cor__{names[a]}.{names[b]}", corr, np.nan, np.nan))
     out = pd.DataFrame(rows, columns=["term", "estimate", "conf_low", "conf_high"])
     out.insert(0, "effect", "ran_pars")
     return out

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..engine.covariance import theta_to_D
+from ..engine.covariance import free_entries, theta_to_D
 from ..fitting.glm import central_differences
 
 __all__ = ["hessian_vcov", "wald_confint"]
@@ -90,7 +90,7 @@ def _varcov(fit, z: float, cols: list[str]) -> pd.DataFrame:
     s = fit.parameter_slice("var-cov")
     names, diag = fit.design.random_names, fit.design.diagonal
     q = len(names)
-    rows, cols_ = np.triu_indices(q) if not diag else (np.arange(q), np.arange(q))
+    rows, cols_ = free_entries(q, diag)
 
     def vech(t):
         return theta_to_D(t, q, diag)[rows, cols_]

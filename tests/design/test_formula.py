@@ -27,6 +27,11 @@ FIXED = "y ~ sex * time"
         ),
         ("y ~ sex * time", ("y ~ sex * time", None)),
         ("y ~ I(a | b) + x", ("y ~ I(a | b) + x", None)),  # a function call, not a term
+        # nested groupings and several factors: lme4's terms, kept as written
+        ("y ~ x + ses + (1 | school/class)", ("y ~ x + ses", "(1 | school/class)")),
+        ("y ~ x + (1|a) + (1|b)", ("y ~ x", "(1|a) + (1|b)")),
+        ("y ~ (x | a) + x + (1 | a:b)", ("y ~ x", "(x | a) + (1 | a:b)")),
+        ("y ~ x + (1 | a:b)", ("y ~ x", "~ 1 | a:b")),  # one factor: the combinations
     ],
 )
 def test_split(formula, expected):
@@ -38,15 +43,14 @@ def test_split(formula, expected):
     [
         (
             "y ~ x + (1 | id) + (0 + time | id)",
-            "several random-effects terms for id: (1 | id), (0 + time | id); mixed_model takes "
-            "one term, '(x | id)' (correlated random effects) or '(x || id)' (independent: "
-            "'(1 | id) + (0 + x | id)' is '(x || id)')",
+            "several random-effects terms for id: write them as one, '(x | id)' (correlated "
+            "random effects) or '(x || id)' (independent: '(1 | id) + (0 + x | id)' is "
+            "'(x || id)')",
         ),
         (
-            "y ~ x + (1|a) + (1|b)",
-            "random effects for several grouping columns (a, b) in (1|a), (1|b): mixed_model "
-            "fits one grouping column, with one term '(1 | g)', '(x | g)' (correlated) or "
-            "'(x || g)' (independent)",
+            "y ~ x + (1 | a/b) + (x | a)",
+            "several random-effects terms for a: write them as one, '(x | a)' (correlated "
+            "random effects) or '(x || a)' (independent: '(1 | a) + (0 + x | a)' is '(x || a)')",
         ),
         (
             "y ~ x * (1 | g)",
@@ -54,15 +58,15 @@ def test_split(formula, expected):
             "'y ~ x + (1 | g)'; got 'y ~ x * (1 | g)'",
         ),
         (
-            "y ~ x + (1 | a:b)",
-            "the grouping of (1 | a:b) must be one column of data, got 'a:b' (nested or crossed "
-            "groupings are not supported); write '(1 | g)', '(x | g)' (correlated) or "
-            "'(x || g)' (independent)",
+            "y ~ x + (1 | a+b)",
+            "the grouping of '(1 | a+b)' must be a column of data, or columns joined by '/' "
+            "(nested) or ':' (their combinations), got 'a+b'",
         ),
         (
             "y ~ x + ( | g)",
-            "the random-effects term ( | g) needs terms and a grouping column: write '(1 | g)', "
-            "'(x | g)' (correlated) or '(x || g)' (independent)",
+            "the random-effects term '( | g)' needs effects and a grouping column: write "
+            "'~ x | g' (correlated), '~ x || g' (independent), '~ 1 | school/class' (nested) or "
+            "lme4's '(x | school) + (1 | class)'",
         ),
         ("y ~ x + (1 | g", "unbalanced parentheses in 'x + (1 | g'"),
     ],
