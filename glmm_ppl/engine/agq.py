@@ -45,7 +45,7 @@ from .kernels import (
 from .pointwise import pointwise_derivatives
 from .quadrature import product_rule
 
-__all__ = ["AGQ", "AGQResult"]
+__all__ = ["AGQ", "AGQResult", "run_over_groups"]
 
 _PARALLEL_WORK = 50_000  # rows × nodes above which the groups are split across threads
 
@@ -67,6 +67,22 @@ def _inverse(D) -> tuple[np.ndarray, float] | None:
 @cache
 def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="glmm_ppl")
+
+
+def run_over_groups(kernel, point, n_out: int, n: int, threads: int, work: int, *args) -> None:
+    """Run a kernel ``kernel(point, n_out, g0, g1, *args)`` over the groups ``0..n``: in blocks
+    on several threads when the work (rows × nodes) is large; the kernels release the GIL and
+    write disjoint slices."""
+    if threads == 1 or work < _PARALLEL_WORK or n < 2:
+        kernel(point, n_out, 0, n, *args)
+        return
+    bounds = np.linspace(0, n, min(threads, n) + 1).astype(np.int64)
+    jobs = [
+        _pool(threads).submit(kernel, point, n_out, g0, g1, *args)
+        for g0, g1 in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    for job in jobs:
+        job.result()
 
 
 @dataclass
@@ -166,19 +182,9 @@ class AGQ:
         return new
 
     def _run(self, kernel, *args) -> None:
-        """Run a kernel over all groups: in blocks on several threads when the work is large
-        (the kernels release the GIL and write disjoint slices)."""
-        work = self.N * len(self.log_w)
-        if self.threads == 1 or work < _PARALLEL_WORK:
-            kernel(self.point, self.n_out, 0, self.n, *args)
-            return
-        bounds = np.linspace(0, self.n, self.threads + 1).astype(np.int64)
-        jobs = [
-            _pool(self.threads).submit(kernel, self.point, self.n_out, g0, g1, *args)
-            for g0, g1 in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
-        for job in jobs:
-            job.result()
+        run_over_groups(
+            kernel, self.point, self.n_out, self.n, self.threads, self.N * len(self.log_w), *args
+        )
 
     def _eta0(self, eta0) -> np.ndarray:
         """The fixed part as an ``(N, E)`` array (a vector is accepted for one predictor)."""

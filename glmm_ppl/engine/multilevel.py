@@ -33,26 +33,17 @@ from __future__ import annotations
 
 import copy
 import os
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 
 import numpy as np
 
 from ..families import Family
-from .agq import AGQResult
+from .agq import AGQResult, run_over_groups
 from .kernels import LOG_2PI, NEWTON_MAX_ITER, NEWTON_TOL, inverse_kernel
 from .multilevel_kernels import modes_kernel, nodes_kernel
 from .pointwise import pointwise_derivatives
 from .quadrature import product_rule
 
 __all__ = ["MultilevelAGQ"]
-
-_PARALLEL_WORK = 50_000  # rows × node paths above which the top groups are split over threads
-
-
-@cache
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="glmm_ppl_multilevel")
 
 
 def _check_levels(levels: np.ndarray, L: int) -> list[np.ndarray]:
@@ -272,19 +263,8 @@ class MultilevelAGQ:
         ]
 
     def _run(self, kernel, *args) -> None:
-        """Run a kernel over all top groups: in blocks on several threads when the work is
-        large (the kernels release the GIL and write disjoint slices)."""
-        work = self.N * int(self._P[-1])
-        if self.threads == 1 or work < _PARALLEL_WORK or self.n < 2:
-            kernel(self.point, self.n_out, 0, self.n, *args)
-            return
-        bounds = np.linspace(0, self.n, min(self.threads, self.n) + 1).astype(np.int64)
-        jobs = [
-            _pool(self.threads).submit(kernel, self.point, self.n_out, g0, g1, *args)
-            for g0, g1 in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
-        for job in jobs:
-            job.result()
+        work = self.N * int(self._P[-1])  # rows × node paths
+        run_over_groups(kernel, self.point, self.n_out, self.n, self.threads, work, *args)
 
     def _eta0(self, eta0) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(eta0, dtype=np.float64).reshape(self.N))

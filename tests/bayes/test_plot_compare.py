@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from _figures import drawn_texts, texts_outside
 
 import glmm_ppl as gp  # noqa: E402
 from glmm_ppl.bayes.compare import plot_compare  # noqa: E402
@@ -20,38 +21,6 @@ from glmm_ppl.bayes.compare import plot_compare  # noqa: E402
 def fit_and_draws(binary):
     fit = gp.mixed_model("y ~ sex * time", "~ 1 | id", binary, "binomial")
     return fit, fit.to_inference_data(draws=300, seed=1)
-
-
-def _drawn_texts(axes) -> list:
-    """The titles, axis labels and drawn tick labels (those within the view limits; the
-    others are not drawn) of the axes, with text."""
-    texts = []
-    for ax in axes:
-        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            pad = 1e-9 * (hi - lo)
-            texts += [
-                t.label1 for t in axis.get_major_ticks() if lo - pad <= t.get_loc() <= hi + pad
-            ]
-    return [t for t in texts if t.get_visible() and t.get_text()]
-
-
-def _outside(fig, texts) -> list[str]:
-    """The texts whose drawn extent leaves the figure."""
-    box = fig.bbox
-    renderer = fig.canvas.get_renderer()
-    out = []
-    for text in texts:
-        ext = text.get_window_extent(renderer)
-        if (
-            ext.x0 < box.x0 - 0.5
-            or ext.y0 < box.y0 - 0.5
-            or ext.x1 > box.x1 + 0.5
-            or ext.y1 > box.y1 + 0.5
-        ):
-            out.append(text.get_text())
-    return out
 
 
 def test_one_panel_per_variable_with_readable_labels(fit_and_draws):
@@ -75,8 +44,8 @@ def test_one_panel_per_variable_with_readable_labels(fit_and_draws):
         (legend,) = fig.legends
         assert [t.get_text() for t in legend.get_texts()] == ["MAP", "MCMC"]
         assert beta.get_legend() is None and sd.get_legend() is None
-        texts = [*legend.get_texts(), *_drawn_texts(axes)]
-        assert len(texts) > 8 and _outside(fig, texts) == []
+        texts = [*legend.get_texts(), *drawn_texts(axes)]
+        assert len(texts) > 8 and texts_outside(fig, texts) == []
         lb = legend.get_window_extent(fig.canvas.get_renderer())
         assert fig.bbox.x0 <= lb.x0 and lb.x1 <= fig.bbox.x1 and lb.y1 <= fig.bbox.y1
     finally:

@@ -24,7 +24,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.linalg import block_diag as scipy_block_diag
 from scipy.special import logsumexp, roots_hermitenorm
 
-from glmm_ppl.engine import multilevel as multilevel_module
+from glmm_ppl.engine import agq as agq_module
 from glmm_ppl.engine.agq import AGQ
 from glmm_ppl.engine.multilevel import MultilevelAGQ
 from glmm_ppl.engine.pointwise import pointwise_derivatives
@@ -442,7 +442,7 @@ def test_threaded_blocks_equal_one_block(monkeypatch):
     one = MultilevelAGQ(y, Z, levels, (1, 2), poisson(), 4)
     one.threads = 1
     a = one.evaluate(eta0, D, NO_PHIS, em=True)
-    monkeypatch.setattr(multilevel_module, "_PARALLEL_WORK", 0)
+    monkeypatch.setattr(agq_module, "_PARALLEL_WORK", 0)
     many = MultilevelAGQ(y, Z, levels, (1, 2), poisson(), 4)
     many.threads = 3
     b = many.evaluate(eta0, D, NO_PHIS, em=True)

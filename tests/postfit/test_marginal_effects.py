@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from _figures import drawn_texts, texts_outside
 from matplotlib.collections import PolyCollection  # noqa: E402
 from scipy import special, stats  # noqa: E402
 
@@ -291,38 +292,6 @@ def test_plot_effects_link_scale_on_given_axes(fm1, grid):
         plt.close(fig)
 
 
-def _drawn_texts(axes) -> list:
-    """The titles, axis labels and drawn tick labels (those within the view limits; the
-    others are not drawn) of the axes, with text."""
-    texts = []
-    for ax in axes:
-        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            pad = 1e-9 * (hi - lo)
-            texts += [
-                t.label1 for t in axis.get_major_ticks() if lo - pad <= t.get_loc() <= hi + pad
-            ]
-    return [t for t in texts if t.get_visible() and t.get_text()]
-
-
-def _outside(fig, texts) -> list[str]:
-    """The texts whose drawn extent leaves the figure."""
-    box = fig.bbox
-    renderer = fig.canvas.get_renderer()
-    out = []
-    for text in texts:
-        ext = text.get_window_extent(renderer)
-        if (
-            ext.x0 < box.x0 - 0.5
-            or ext.y0 < box.y0 - 0.5
-            or ext.x1 > box.x1 + 0.5
-            or ext.y1 > box.y1 + 0.5
-        ):
-            out.append(text.get_text())
-    return out
-
-
 @pytest.mark.parametrize(
     "marginal, scale, label",
     [
@@ -342,8 +311,8 @@ def test_plot_effects_renders_readable_labels(fm1, grid, marginal, scale, label)
         assert fig.get_layout_engine().__class__.__name__ == "ConstrainedLayoutEngine"
         assert len(fig.axes) == 1
         assert ax.get_ylabel() == label and ax.get_xlabel() == "time"
-        texts = _drawn_texts([ax])
-        assert len(texts) > 6 and _outside(fig, texts) == []
+        texts = drawn_texts([ax])
+        assert len(texts) > 6 and texts_outside(fig, texts) == []
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["male", "female"]
     finally:
         plt.close(fig)

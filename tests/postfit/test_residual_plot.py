@@ -11,42 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from _figures import drawn_texts, texts_outside
 from scipy import stats  # noqa: E402
 
 import glmm_ppl as gp  # noqa: E402
 from glmm_ppl.postfit.residual_plot import plot_residuals  # noqa: E402
-
-
-def _drawn_texts(axes) -> list:
-    """The titles, axis labels and drawn tick labels (those within the view limits; the
-    others are not drawn) of the axes, with text."""
-    texts = []
-    for ax in axes:
-        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            pad = 1e-9 * (hi - lo)
-            texts += [
-                t.label1 for t in axis.get_major_ticks() if lo - pad <= t.get_loc() <= hi + pad
-            ]
-    return [t for t in texts if t.get_visible() and t.get_text()]
-
-
-def _outside(fig, texts) -> list[str]:
-    """The texts whose drawn extent leaves the figure."""
-    box = fig.bbox
-    renderer = fig.canvas.get_renderer()
-    out = []
-    for text in texts:
-        ext = text.get_window_extent(renderer)
-        if (
-            ext.x0 < box.x0 - 0.5
-            or ext.y0 < box.y0 - 0.5
-            or ext.x1 > box.x1 + 0.5
-            or ext.y1 > box.y1 + 0.5
-        ):
-            out.append(text.get_text())
-    return out
 
 
 def test_plot_residuals_of_a_fit(fm1):
@@ -82,8 +51,8 @@ def test_plot_residuals_of_a_fit(fm1):
             ln.get_ydata()[0] for ln in versus.get_lines() if ln.get_linestyle() == "--"
         )
         assert dashed == [0.25, 0.5, 0.75]
-        texts = _drawn_texts(axes)
-        assert len(texts) > 12 and _outside(fig, texts) == []
+        texts = drawn_texts(axes)
+        assert len(texts) > 12 and texts_outside(fig, texts) == []
     finally:
         plt.close(fig)
 
