@@ -220,6 +220,14 @@ def mixed_model(
     )
     family = design.family
     q = design.q
+    if design.crossed:
+        if auto:
+            raise ValueError(
+                "n_agq='auto' with crossed grouping factors: their likelihood does not split "
+                "into independent groups, so it is not integrated by quadrature; crossed "
+                "factors are fitted by the Laplace approximation (leave n_agq out, or n_agq=1)"
+            )
+        n_agq = 1 if n_agq is None else n_agq
     if n_agq is None or auto:
         n_agq = default_points(q)
     if n_agq**q > MAX_NODES:
@@ -238,7 +246,9 @@ def mixed_model(
         prior_spec = make_priors(priors, ParameterLayout.of(design, family), penalty is not None)
     graph = MixedModelGraph(design, family, int(n_agq), penalty, prior_spec)
     # BLAS threads spinning beside the quadrature threads only slow the small algebra here
-    with _blas().limit(limits=1, user_api="blas"):
+    # (except for the joint Laplace engine, whose dense block is LAPACK's)
+    blas_threads = None if getattr(graph.engine, "uses_blas", False) else 1
+    with _blas().limit(limits=blas_threads, user_api="blas"):
         graph, theta, objective, H, opt, rule = fit_checked(graph, control, initial_values, auto)
     notes = []
     edge = extra_at_edge(graph.split(theta)["log_phis"], family, design)

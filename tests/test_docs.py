@@ -31,6 +31,7 @@ MEMBERS = {
 TOCTREE = [
     "getting_started",
     "nested",
+    "crossed",
     "how_it_works",
     "families/index",
     "map_mcmc_priors",

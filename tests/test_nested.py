@@ -22,6 +22,7 @@ from scipy import optimize, special, stats
 
 import glmm_ppl as gp
 from glmm_ppl.design.formula import split_bambi_formula
+from glmm_ppl.design.matrices import build_design
 from glmm_ppl.design.terms import Term, random_terms
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "multilevel_reference.json"
@@ -203,20 +204,18 @@ def test_school_slash_class_with_repeated_class_labels(schools_repeated, fit):
     assert other.ranef()["school:class"].index[:4].tolist() == ["1:1", "1:2", "1:3", "1:4"]
 
 
-def test_separate_terms_with_repeated_class_labels_are_refused(schools_repeated):
-    with pytest.raises(
-        ValueError, match=re.escape("grouping factors 'school' and 'class' are not nested")
-    ):
-        gp.mixed_model(FIXED, "(1 | school) + (1 | class)", schools_repeated, "binomial")
-
-
-def test_repeated_class_labels_error_suggests_school_slash_class(schools_repeated):
-    with pytest.raises(ValueError) as err:
-        gp.mixed_model(FIXED, "(1 | school) + (1 | class)", schools_repeated, "binomial")
-    message = str(err.value)
-    assert "'(1 | school/class)'" in message
-    assert "class/school" not in message
-    assert "np.int64" not in message
+def test_separate_terms_with_repeated_class_labels_are_crossed(schools_repeated, schools):
+    """Class labels "1".."4" in every school: (1 | school) + (1 | class) crosses school with
+    the four labels (as lme4 reads it), where (1 | school/class) nests them."""
+    family = gp.families.binomial()
+    crossed = build_design(FIXED, "(1 | school) + (1 | class)", schools_repeated, family)
+    assert crossed.crossed
+    assert [(f.name, f.n_units) for f in crossed.factors] == [("class", 4), ("school", 60)]
+    nested = build_design(FIXED, NESTED, schools_repeated, family)
+    assert not nested.crossed
+    assert [(f.name, f.n_units) for f in nested.factors] == [("school", 60), ("school:class", 240)]
+    # with unique class labels the separate terms are nested
+    assert not build_design(FIXED, "(1 | school) + (1 | class)", schools, family).crossed
 
 
 def test_term_parsing_of_nested_groupings():
@@ -274,15 +273,29 @@ def test_ranef_post_vars(fit):
     )
 
 
+def _random_effects_lines(fit) -> list[str]:
+    lines = str(fit.summary()).splitlines()
+    start = lines.index("Random effects covariance matrix:")
+    return lines[start + 1 : lines.index("", start)]
+
+
 def test_summary_lines(fit):
     lines = str(fit.summary()).splitlines()
     assert "Number of Groups: school 60, school:class 240" in lines
-    rows = {line.split()[0]: line.split()[1:] for line in lines if line.strip()}
-    # the StdDev column, rounded to 4 decimals as printed
-    assert rows["school.(Intercept)"] == [f"{_sd(fit, 'school'):.4f}"]
-    assert rows["school:class.(Intercept)"] == [f"{_sd(fit, 'school:class'):.4f}"]
-    assert rows["school.(Intercept)"] == ["0.9886"]  # exact_ml sd 0.98859
-    assert rows["school:class.(Intercept)"] == ["0.7029"]  # exact_ml sd 0.70288
+    # a block per factor, titled with its number of levels; the StdDev column as printed
+    assert _random_effects_lines(fit) == [
+        "school (60 levels):",
+        "             StdDev",
+        f"(Intercept)  {_sd(fit, 'school'):.4f}",
+        "school:class (240 levels):",
+        "             StdDev",
+        f"(Intercept)  {_sd(fit, 'school:class'):.4f}",
+    ]
+    assert f"{_sd(fit, 'school'):.4f}" == "0.9886"  # exact_ml sd 0.98859
+    assert f"{_sd(fit, 'school:class'):.4f}" == "0.7029"  # exact_ml sd 0.70288
+    blocks = fit.summary().random_blocks
+    assert [title for title, _ in blocks] == ["school (60 levels)", "school:class (240 levels)"]
+    assert "quadrature points: 11" in lines
 
 
 def test_parameter_names(fit):
@@ -565,26 +578,11 @@ def test_missing_inner_column(schools):
         gp.mixed_model(FIXED, "~ 1 | school/klass", schools, "binomial")
 
 
-def test_crossed_factors_are_refused(schools):
+def test_factors_that_are_not_nested_are_crossed(schools):
     # pupils 1..8 repeat in every class and school: pupil crosses school
-    with pytest.raises(ValueError) as err:
-        gp.mixed_model(FIXED, "(1 | school) + (1 | pupil)", schools, "binomial")
-    message = str(err.value)
-    assert message.startswith(
-        "grouping factors 'school' and 'pupil' are not nested: level '1' of pupil lies in 60 "
-        "levels of school; if its labels repeat across levels of school, write "
-        "'(1 | school/pupil)' to nest it."
-    )
-    assert message.endswith(
-        "Crossed factors need the Laplace approximation over all random effects jointly, which "
-        "mixed_model does not fit yet"
-    )
-
-
-def test_crossed_factors_message_shows_the_level_as_written(schools):
-    with pytest.raises(ValueError) as err:
-        gp.mixed_model(FIXED, "(1 | school) + (1 | pupil)", schools, "binomial")
-    assert "np.int64" not in str(err.value)
+    design = build_design(FIXED, "(1 | school) + (1 | pupil)", schools, gp.families.binomial())
+    assert design.crossed
+    assert [f.name for f in design.factors] == ["pupil", "school"]
 
 
 def test_single_level_factor(schools):
@@ -694,9 +692,10 @@ def test_random_slope_at_school_level(fitted_slope):
     assert np.all(np.diag(D.to_numpy()) > 0)
     assert fit.D["school:class"].shape == (1, 1)
     assert fit.names == NAMES + ["school.D_11", "school.D_12", "school.D_22", "school:class.D_11"]
-    lines = str(fit.summary()).splitlines()
-    assert any(line.split() == ["StdDev", "Corr"] for line in lines)
-    assert any(line.split()[:1] == ["school.x"] and len(line.split()) == 3 for line in lines)
+    lines = _random_effects_lines(fit)
+    assert lines[:4] == ["school (60 levels):", "             StdDev    Corr", *lines[2:4]]
+    assert lines[3].split()[0] == "x" and len(lines[3].split()) == 3
+    assert lines[4:] == ["school:class (240 levels):", "             StdDev", lines[6]]
 
 
 def test_random_slope_fit_is_not_below_its_submodel(fitted_slope, schools):

@@ -43,6 +43,12 @@ def bambi_model(fit):
         )
     if d.weights is not None:
         raise NotImplementedError("bambi has no group weights: refit without weights")
+    if d.nested:
+        names = ", ".join(repr(f.name) for f in d.factors)
+        raise NotImplementedError(
+            f"compare_with_bambi builds bambi's model of one grouping factor; this fit has "
+            f"several ({names})"
+        )
     try:
         import bambi as bmb
     except ImportError:
@@ -144,7 +150,7 @@ def compare_with_bambi(
     ImportError
         Without bambi (``pip install 'glmm_ppl[bambi]'``).
     NotImplementedError
-        For a family bambi does not have here, or group weights.
+        For a family bambi does not have here, group weights, or several grouping factors.
 
     Examples
     --------

@@ -47,6 +47,8 @@ class _Chains:
         self.recent = OrderedDict()  # z bytes -> per-group log-likelihoods, all chains
         self.recent_lock = threading.Lock()
         self.kept = int(np.clip(_KEPT_VALUES // max(graph.design.n_groups, 1), 64, 8192))
+        # crossed grouping factors have no independent groups, so no per-group values
+        self.grouped = not graph.design.crossed
 
     def _density(self) -> LogDensity:
         with COMPILE_LOCK:  # it copies compiled functions
@@ -57,6 +59,8 @@ class _Chains:
 
         def logp(z):
             value, grad, per_group = density(self.center + self.scale @ z)
+            if not self.grouped:
+                return value, self.scale.T @ grad
             with self.recent_lock:
                 self.recent[z.tobytes()] = per_group
                 if len(self.recent) > self.kept:
@@ -71,6 +75,8 @@ class _Chains:
         def expand(z):
             nonlocal density
             theta = self.center + self.scale @ z
+            if not self.grouped:
+                return natural_variables(self.fit, theta)
             with self.recent_lock:
                 per_group = self.recent.get(z.tobytes())
             if per_group is None:  # no longer among the recent evaluations
@@ -97,7 +103,8 @@ def sample_marginal(
 
     ``scale`` is the whitening factor ``C`` (None: the identity); ``target_accept`` and
     ``max_treedepth`` take PyMC's names, other keywords go to ``nutpie.sample``. Returns the
-    posterior with the per-group log-likelihood as the variable ``loglik_group``.
+    posterior with the per-group log-likelihood as the variable ``loglik_group`` (not with
+    crossed grouping factors, which have no independent groups).
 
     Examples
     --------
@@ -116,9 +123,10 @@ def sample_marginal(
     scale = np.eye(k) if scale is None else np.asarray(scale, dtype=float)
     functions = _Chains(fit, graph, scale)
     shapes = {name: value.shape for name, value in natural_variables(fit, fit.theta).items()}
-    shapes["loglik_group"] = (graph.design.n_groups,)
     dims = {name: tuple(dim) for name, dim in posterior_dims(fit).items()}
-    dims["loglik_group"] = ("group",)
+    if functions.grouped:
+        shapes["loglik_group"] = (graph.design.n_groups,)
+        dims["loglik_group"] = ("group",)
     model = from_pyfunc(
         k,
         functions.make_logp,

@@ -1,5 +1,9 @@
 """The fitted model as a PyMC model on the AGQ likelihood (or with every random effect latent).
 
+With crossed grouping factors the marginal likelihood is the engine's Laplace approximation
+over all random effects jointly; the latent model has each factor's effects, as with nested
+ones.
+
 :func:`to_pymc` builds a ``pm.Model`` whose likelihood is the custom AGQ Op: the random
 effects are integrated out and NUTS explores only ``θ`` (β, γ, the log-Cholesky parameters of
 ``D``, ``log φ``) — the parameters the MAP fit maximises over, with the same priors (flat where
@@ -51,7 +55,9 @@ def to_pymc(fit, marginal: bool = True) -> pm.Model:
         ``theta_D``, ``log_phi`` (``extra``); deterministics ``sd`` (``random``), ``corr``
         and ``phi``; potentials for the log-likelihood, the priors and the penalty. The latent
         model adds the free variable ``z`` and the deterministic ``b`` (dims ``group``,
-        ``random``), starting at the fit's empirical Bayes modes.
+        ``random``), starting at the fit's empirical Bayes modes; with several grouping
+        factors (nested or crossed), ``z[<factor>]`` and ``b[<factor>]`` for each factor
+        (dims: the factor and ``random[<factor>]``).
 
     Examples
     --------
@@ -193,7 +199,13 @@ def _nested_effects(fit, theta_D0: np.ndarray, theta_D):
 
 def per_group_loglik(fit, theta: np.ndarray) -> np.ndarray:
     """Each group's marginal log-likelihood at each draw of ``θ`` (shape ``(..., k)``), for
-    ``az.loo``; the quadrature is re-centred at every draw."""
+    ``az.loo``; the quadrature is re-centred at every draw. Crossed grouping factors have no
+    independent groups, and are refused."""
+    if fit.design.crossed:
+        raise ValueError(
+            "a fit with crossed grouping factors has no per-group log-likelihood: its "
+            "likelihood does not split into independent groups"
+        )
     graph = MixedModelGraph(fit.design, fit.family, fit.n_agq, fit.penalty, fit.priors)
     graph.engine.modes = fit.modes.copy()
     out = np.empty(theta.shape[:-1] + (fit.n_groups,))

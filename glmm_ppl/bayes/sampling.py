@@ -89,6 +89,8 @@ def _sample_pymc(fit, draws, tune, chains, marginal, random_seed, progressbar, k
             compile_kwargs=compile_kwargs,
             **kwargs,
         )
+    if fit.design.crossed:  # no independent groups: no per-group log-likelihood
+        return idata, None
     theta = theta_draws(idata.posterior, fit)
     return idata, per_group_loglik(fit, theta)
 
@@ -127,7 +129,8 @@ def sample(
 
     The result holds ``posterior`` (named coordinates: fixed-effect and random-effect names),
     ``sample_stats``, ``log_likelihood`` (``y``: one value per group and draw, for
-    ``az.loo``/``az.waic``), ``log_prior`` (when priors are set) and ``observed_data`` (the
+    ``az.loo``/``az.waic``; not with crossed grouping factors, whose likelihood does not
+    split into independent groups), ``log_prior`` (when priors are set) and ``observed_data`` (the
     response, one value per row, labelled by the data's row labels); its attributes say it
     came from glmm_ppl, and ``posterior.attrs["sampling_time"]`` holds the sampler's time.
 
@@ -192,8 +195,10 @@ def sample(
             **kwargs,
         )
         idata.posterior.attrs["sampling_time"] = time.perf_counter() - start
-        ll = idata.posterior["loglik_group"].to_numpy()
-        idata.posterior = idata.posterior.drop_vars(["loglik_group", "group"])
+        ll = None
+        if "loglik_group" in idata.posterior:
+            ll = idata.posterior["loglik_group"].to_numpy()
+            idata.posterior = idata.posterior.drop_vars(["loglik_group", "group"])
     else:
         idata, ll = _sample_pymc(
             fit, draws, tune, chains, marginal, random_seed, progressbar, kwargs
@@ -202,11 +207,12 @@ def sample(
     coords = {"chain": idata.posterior.chain, "draw": idata.posterior.draw}
     with warnings.catch_warnings():  # ArviZ notes that it adds the chain and draw dims
         warnings.simplefilter("ignore", UserWarning)
-        idata.add_groups(
-            log_likelihood={"y": ll},
-            coords={**coords, "group": posterior_coords(fit)["group"]},
-            dims={"y": ["group"]},
-        )
+        if ll is not None:
+            idata.add_groups(
+                log_likelihood={"y": ll},
+                coords={**coords, "group": posterior_coords(fit)["group"]},
+                dims={"y": ["group"]},
+            )
         if fit.priors is not None:
             fn = fit.priors.compiled()
             lp = np.apply_along_axis(lambda t: fn(t)[0], -1, theta)
@@ -217,7 +223,9 @@ def sample(
     )
     idata.add_groups(observed_data=observed)
     idata.attrs["source"] = f"glmm_ppl: NUTS ({sampler}) on the " + (
-        "AGQ marginal likelihood" if marginal else "latent model (every random effect sampled)"
+        ("Laplace" if fit.design.crossed else "AGQ") + " marginal likelihood"
+        if marginal
+        else "latent model (every random effect sampled)"
     )
     return idata
 

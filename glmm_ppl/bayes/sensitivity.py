@@ -473,7 +473,8 @@ def psens(idata, component: str = "prior", *, var_names=None, delta: float = 0.0
         hint = (
             "sample a fit with priors (mixed_model(..., priors=...))"
             if component == "prior"
-            else "use glmm_ppl.bayes.sample, which stores the per-group log-likelihood"
+            else "use glmm_ppl.bayes.sample, which stores the per-group log-likelihood (but "
+            "not for crossed grouping factors, whose likelihood does not split into groups)"
         )
         raise ValueError(f"idata has no {groups[component]} group: {hint}")
     if var_names is None:

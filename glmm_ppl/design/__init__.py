@@ -2,7 +2,10 @@
 
 - :mod:`~glmm_ppl.design.formula`: the one-formula (lme4) form split into fixed and random parts
 - :mod:`~glmm_ppl.design.terms`: the random-effects terms and their grouping factors
-- :mod:`~glmm_ppl.design.nested`: nested grouping factors: their order and the rows sorted by them
+- :mod:`~glmm_ppl.design.nested`: several grouping factors (nested or crossed): their order and
+  the rows sorted by them
+- :mod:`~glmm_ppl.design.factor_checks`: random effects of several factors that the data cannot
+  identify, refused
 - :mod:`~glmm_ppl.design.response`: the response and the family's data columns (trials, censoring)
 - :mod:`~glmm_ppl.design.matrices`: the response, ``X``, ``Z``, groups, offsets and weights of a
   fit (:class:`Design`)

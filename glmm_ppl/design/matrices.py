@@ -22,6 +22,7 @@ from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaicError
 
 from ..families import Family
+from .factor_checks import check_factors
 from .nested import factor_labels, nest, nested_effects
 from .response import aux_values, bind_family, computed_columns, parse_response
 from .terms import random_terms, unquote
@@ -83,6 +84,9 @@ class Design:
         its random effects are its block of ``Z``'s columns and of ``D``
         (:class:`~glmm_ppl.engine.covariance.Blocks` in ``diagonal``); rows are sorted by
         the units of every factor (:mod:`glmm_ppl.design.nested`).
+    crossed : bool
+        Whether some of the ``factors`` are crossed rather than nested (the model is fitted
+        by the Laplace approximation over all random effects jointly).
     """
 
     y: np.ndarray
@@ -110,10 +114,12 @@ class Design:
     offset: np.ndarray | None = field(default=None, repr=False)
     weights: np.ndarray | None = field(default=None, repr=False)
     factors: tuple = field(default=(), repr=False)
+    crossed: bool = False
 
     @property
     def nested(self) -> bool:
-        """Whether the model has several (nested) grouping factors (``factors``)."""
+        """Whether the model has several grouping factors (``factors``), nested or
+        ``crossed``."""
         return len(self.factors) > 1
 
     @property
@@ -600,9 +606,9 @@ def build_design(
     if isinstance(weights, str):
         columns.append(weights)
     df, n_dropped = complete_rows(data, formulas, columns)
-    units = None
+    units, crossed = None, False
     if nested:
-        df, terms, units = nest(df, terms)
+        df, terms, units, crossed = nest(df, terms)
         group = terms[0].name
     if len(terms[0].columns) > 1:  # a factor of label combinations: its labels as a column
         df = df.assign(**{group: factor_labels(df, terms[0].columns).to_numpy()})
@@ -629,6 +635,7 @@ def build_design(
         Z, random_names, diagonal, factors = nested_effects(
             df, terms, units, model_matrix_of, check_rank
         )
+        check_factors(Z, factors, family)
         random_spec = None
     else:
         Z, random_names, random_spec = model_matrix_of(terms[0].terms, df, "random-effects")
@@ -698,4 +705,5 @@ def build_design(
         offset=offset_matrix,
         weights=None if weights is None else _group_weights(weights, df, data, group, groups),
         factors=factors,
+        crossed=crossed,
     )

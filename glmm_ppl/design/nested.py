@@ -1,10 +1,12 @@
-"""Nested grouping factors: which factor lies within which, and the rows sorted by them.
+"""Several grouping factors: which factor lies within which, and the rows sorted by them.
 
 A factor ``inner`` is nested in ``outer`` when every level of ``inner`` lies within one level
 of ``outer`` (each class in one school). :func:`nest` orders the factors from the outermost
 (fewest levels) in, checks that each lies within the one before, and sorts the rows so that
 every unit of every factor is a contiguous block inside its parent's block — what the
-multilevel quadrature (:class:`glmm_ppl.engine.multilevel.MultilevelAGQ`) reads.
+multilevel quadrature (:class:`glmm_ppl.engine.multilevel.MultilevelAGQ`) reads. Factors that
+are not nested are crossed (subjects × items): their model needs the Laplace approximation
+over all random effects jointly (:class:`glmm_ppl.engine.laplace.JointLaplace`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ __all__ = ["Factor", "factor_labels", "nest", "nested_effects"]
 
 @dataclass(frozen=True)
 class Factor:
-    """One grouping factor of a nested model.
+    """One grouping factor of a model with several (nested or crossed).
 
     Attributes
     ----------
@@ -35,7 +37,7 @@ class Factor:
         Independent effects (``||``).
     labels : pandas.Index
         The levels (units), in the order of the sorted rows (``"3:2"`` for class 2 of school
-        3).
+        3); with crossed factors, in sorted order.
     index : ndarray (N,)
         Each sorted row's unit.
     random_names : list of str
@@ -95,53 +97,40 @@ def _plain_text(value) -> str:
     return str(value)
 
 
-def _not_nested(written: list[Term], a: Term, b: Term, labels: dict, codes: dict) -> str:
-    """The error for two factors neither of which lies within the other, from the view of the
-    one written second (the one meant to be inner)."""
-    outer, inner = sorted((a, b), key=written.index)
-    per_inner = pd.Series(codes[outer.name]).groupby(codes[inner.name]).nunique()
-    unit = per_inner.index[int(np.argmax(per_inner.to_numpy() > 1))]
-    level = _plain_text(labels[inner.name].iloc[int(np.flatnonzero(codes[inner.name] == unit)[0])])
-    hint = (
-        f"; if its labels repeat across levels of {outer.name}, write "
-        f"'(1 | {outer.name}/{inner.name})' to nest it"
-        if len(inner.columns) == 1
-        else ""
-    )
-    return (
-        f"grouping factors {outer.name!r} and {inner.name!r} are not nested: level {level!r} "
-        f"of {inner.name} lies in {int(per_inner.max())} levels of {outer.name}{hint}. Crossed "
-        "factors need the Laplace approximation over all random effects jointly, which "
-        "mixed_model does not fit yet"
-    )
-
-
-def nest(df: pd.DataFrame, terms: list[Term]) -> tuple[pd.DataFrame, list[Term], list]:
-    """Order the factors from the outermost in, check the nesting and sort the rows.
+def nest(df: pd.DataFrame, terms: list[Term]) -> tuple[pd.DataFrame, list[Term], list, bool]:
+    """Order the factors from the outermost in, check whether they are nested and sort the
+    rows.
 
     Returns
     -------
     df : pandas.DataFrame
         The rows sorted by the units of each factor, outermost first (stably).
     terms : list of Term
-        The terms, outermost factor first.
+        The terms, the factor with the fewest levels first.
     units : list of (codes, labels)
         Each factor's unit code of every sorted row and its levels, in the order of the
-        sorted rows.
+        sorted rows (with crossed factors, in sorted order).
+    crossed : bool
+        Whether some factor is not nested in the one before it (then the rows of a unit need
+        not be contiguous, and the model needs the Laplace approximation over all random
+        effects jointly).
 
     Raises
     ------
     ValueError
-        For a factor with a single level, two factors with the same levels, or factors that
-        are not nested (crossed ones, which need the Laplace approximation over all effects).
+        For a factor with a single level, or two nested factors with the same levels.
+        (:func:`glmm_ppl.design.factor_checks.check_factors` then refuses random effects the
+        data cannot identify.)
 
     Examples
     --------
     >>> from glmm_ppl.design.terms import random_terms
     >>> df = pd.DataFrame({"s": [2, 1, 2, 1], "c": ["a", "a", "b", "b"]})
-    >>> out, terms, units = nest(df, random_terms("~ 1 | s/c"))
-    >>> [t.name for t in terms], units[1][1].tolist(), units[1][0].tolist()
-    (['s', 's:c'], ['1:a', '1:b', '2:a', '2:b'], [0, 1, 2, 3])
+    >>> out, terms, units, crossed = nest(df, random_terms("~ 1 | s/c"))
+    >>> [t.name for t in terms], units[1][1].tolist(), units[1][0].tolist(), crossed
+    (['s', 's:c'], ['1:a', '1:b', '2:a', '2:b'], [0, 1, 2, 3], False)
+    >>> nest(df, random_terms("(1 | s) + (1 | c)"))[3]
+    True
     """
     labels = {t.name: factor_labels(df, t.columns) for t in terms}
     codes = {}
@@ -155,11 +144,12 @@ def nest(df: pd.DataFrame, terms: list[Term]) -> tuple[pd.DataFrame, list[Term],
             )
         codes[t.name] = c
     ordered = sorted(terms, key=lambda t: len(np.unique(codes[t.name])))
+    crossed = False
     for outer, inner in zip(ordered[:-1], ordered[1:], strict=True):
         per_inner = pd.Series(codes[outer.name]).groupby(codes[inner.name]).nunique()
         if (per_inner > 1).any():
-            raise ValueError(_not_nested(terms, outer, inner, labels, codes))
-        if len(np.unique(codes[outer.name])) == len(np.unique(codes[inner.name])):
+            crossed = True
+        elif len(np.unique(codes[outer.name])) == len(np.unique(codes[inner.name])):
             raise ValueError(
                 f"grouping factors {outer.name!r} and {inner.name!r} have the same levels: "
                 "drop one of them"
@@ -169,9 +159,11 @@ def nest(df: pd.DataFrame, terms: list[Term]) -> tuple[pd.DataFrame, list[Term],
     df = df.iloc[order]
     units = []
     for t in ordered:
-        c, levels = pd.factorize(labels[t.name].iloc[order], sort=False)
+        # nested units are numbered in row order; crossed ones (only the outermost is
+        # contiguous) by their sorted labels
+        c, levels = pd.factorize(labels[t.name].iloc[order], sort=crossed)
         units.append((c, pd.Index(levels.astype(str) if len(t.columns) > 1 else levels)))
-    return df, ordered, units
+    return df, ordered, units, crossed
 
 
 def nested_effects(df: pd.DataFrame, terms: list[Term], units: list, model_matrix_of, check_rank):

@@ -5,15 +5,18 @@ of ``log Γ``), which appears in the second derivatives of the beta, beta-binomi
 negative-binomial densities; the fallback holds the GIL and is slow. This module registers
 the algorithm of PyTensor's own C implementation (recurrence ``ψ₁(x) = ψ₁(x + 1) + 1/x²`` up to
 ``x ≥ 12``, then the asymptotic series through ``B₁₀``; relative error below 1e-13), so the
-family kernels stay in nopython mode. Importing the module registers it.
+family kernels stay in nopython mode. ``polygamma(n, x)`` (``n ≥ 1``; in the third derivatives
+the Laplace approximation's gradient needs) gets the same recurrence and series. Importing the
+module registers them.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 from pytensor.link.numba.dispatch.scalar import scalar_op_cache_key
-from pytensor.scalar.math import TriGamma
+from pytensor.scalar.math import PolyGamma, TriGamma
 
 __all__: list[str] = []
 
@@ -36,3 +39,41 @@ def _numba_funcify_trigamma(op, node, **kwargs):
 
     # the module's name too: a cached function's environment is rebuilt by importing it
     return tri_gamma, scalar_op_cache_key(op, cache_version=f"{__name__}-3")  # bump on change
+
+
+@register_funcify_and_cache_key(PolyGamma)
+def _numba_funcify_polygamma(op, node, **kwargs):
+    @numba_basic.numba_njit(error_model="numpy")
+    def poly_gamma(n, x):
+        # ψ⁽ⁿ⁾(x) = ψ⁽ⁿ⁾(x + 1) + (−1)ⁿ⁺¹ n!/xⁿ⁺¹ up to x ≥ 15, then
+        # (−1)ⁿ⁺¹ [(n−1)!/zⁿ + n!/(2zⁿ⁺¹) + Σₖ B₂ₖ (2k+n−1)!/((2k)! z²ᵏ⁺ⁿ)]
+        # (integer powers as products: LLVM's powi is not available to cached functions)
+        if x <= 0.0 or n < 1:
+            return np.nan
+        fact = 1.0
+        for k in range(2, n + 1):
+            fact *= k  # n!
+        value = 0.0
+        z = x
+        while z < 15.0:
+            zn = z
+            for _ in range(n):
+                zn *= z
+            value += fact / zn
+            z += 1.0
+        inv = 1.0 / z
+        inv2 = inv * inv
+        p = 1.0
+        for _ in range(n):
+            p *= inv  # z⁻ⁿ
+        coef = fact / n  # (n−1)!
+        series = coef * p + fact * p * inv / 2.0
+        bern = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730)
+        for k in range(1, 7):
+            # (2k+n−1)!/(2k)! from the previous (2k+n−3)!/(2k−2)!
+            coef *= (2 * k + n - 2) * (2 * k + n - 1) / ((2 * k - 1) * (2 * k))
+            p *= inv2
+            series += bern[k - 1] * coef * p
+        return (value + series) if n % 2 == 1 else -(value + series)
+
+    return poly_gamma, scalar_op_cache_key(op, cache_version=f"{__name__}-1")  # bump on change

@@ -36,7 +36,13 @@ from pytensor.tensor.elemwise import DimShuffle, Elemwise
 from ..families import Family
 from . import numba_scalars  # noqa: F401  (registers numba versions of scalar functions)
 
-__all__ = ["PointwiseDerivatives", "pointwise_derivatives", "POINT_SIGNATURE", "output_layout"]
+__all__ = [
+    "POINT_SIGNATURE",
+    "PointwiseDerivatives",
+    "laplace_derivatives",
+    "output_layout",
+    "pointwise_derivatives",
+]
 
 
 def output_layout(n_eta: int, n_phis: int) -> tuple[int, int, int]:
@@ -59,8 +65,10 @@ def _softplus_or_sigmoid(op, x, shared_exp: dict):
     return ps.true_div(ps.switch(ps.ge(x, zero), one, e), ps.add(one, e))
 
 
-def _scalar_graph(family: Family):
-    """Scalar graph ``(y, data…, η…, φ…) → (ℓ, ∂ℓ/∂η_e, ∂²ℓ/∂η_e∂η_f (e ≤ f), ∂ℓ/∂φ_m)``."""
+def _scalar_graph(family: Family, third: bool = False):
+    """Scalar graph ``(y, data…, η…, φ…) → (ℓ, ∂ℓ/∂η_e, ∂²ℓ/∂η_e∂η_f (e ≤ f), ∂ℓ/∂φ_m)``;
+    with ``third`` (one linear predictor) also ``∂³ℓ/∂η³``, the ``∂²ℓ/∂η∂φ_m`` and the
+    ``∂³ℓ/∂η²∂φ_m``, which the gradient of the Laplace approximation needs."""
     y = pt.dscalar("y")
     aux = [pt.dscalar(name) for name in family.aux_names]
     etas = [pt.dscalar("eta"), pt.dscalar("eta_zi")][: family.n_eta]
@@ -81,8 +89,13 @@ def _scalar_graph(family: Family):
         for f in range(e, len(etas))
     ]
     dphi = [pytensor.grad(lp, p, disconnected_inputs="ignore") for p in phis]
+    extra = []
+    if third:
+        extra = [pytensor.grad(d2[0], etas[0], disconnected_inputs="ignore")]
+        extra += [pytensor.grad(d1[0], p, disconnected_inputs="ignore") for p in phis]
+        extra += [pytensor.grad(d2[0], p, disconnected_inputs="ignore") for p in phis]
     outputs = rewrite_graph(
-        [lp, *d1, *d2, *dphi], include=("canonicalize", "stabilize", "specialize")
+        [lp, *d1, *d2, *dphi, *extra], include=("canonicalize", "stabilize", "specialize")
     )
     inputs = [y, *aux, *etas, *phis]
     mapping, scalar_inputs = {}, []
@@ -95,7 +108,10 @@ def _scalar_graph(family: Family):
         if v in mapping:
             return mapping[v]
         if isinstance(v, Constant):
-            return ps.constant(np.asarray(v.data).item(), dtype="float64")
+            value = np.asarray(v.data)
+            # integer constants stay integers (the order of a polygamma)
+            dtype = str(value.dtype) if value.dtype.kind in "iu" else "float64"
+            return ps.constant(value.item(), dtype=dtype)
         raise TypeError(
             f"{family.name}.logp uses a value that is not one of its inputs (y, eta, phis, "
             f"{', '.join(data) or 'no data'}): {v}"
@@ -134,11 +150,12 @@ POINT_SIGNATURE = numba.types.void(
 )
 
 
-def _compile_point(family: Family):
-    """The point function and its number of outputs. It is cached on disk (in PyTensor's numba
+def _compile_point(family: Family, third: bool = False):
+    """The point function and its number of outputs (with ``third``, those of
+    :func:`laplace_derivatives` too). It is cached on disk (in PyTensor's numba
     cache) under PyTensor's key of the scalar graph and the wrapper's source: a new process
     loads it instead of compiling it again (0.2 s)."""
-    inputs, outputs = _scalar_graph(family)
+    inputs, outputs = _scalar_graph(family, third)
     composite = Composite(inputs, outputs)
     node = composite.make_node(*[ps.float64() for _ in inputs])
     fn, graph_key = numba_funcify_and_cache_key(composite, node=node)
@@ -209,9 +226,9 @@ class PointwiseDerivatives:
     (1.0, -1.0)
     """
 
-    def __init__(self, family: Family):
+    def __init__(self, family: Family, third: bool = False):
         self.family = family
-        self.point, self.n_out = _compile_point(family)
+        self.point, self.n_out = _compile_point(family, third)
 
     def __call__(self, Y: np.ndarray, eta: np.ndarray, phis: np.ndarray) -> list[np.ndarray]:
         Y = np.asarray(Y, dtype=np.float64)
@@ -227,3 +244,21 @@ class PointwiseDerivatives:
 def pointwise_derivatives(family: Family) -> PointwiseDerivatives:
     """The jitted derivatives of ``family`` (cached per family and link)."""
     return PointwiseDerivatives(family)
+
+
+@lru_cache(maxsize=32)
+def laplace_derivatives(family: Family) -> PointwiseDerivatives:
+    """The jitted derivatives of ``family`` that the joint Laplace approximation's gradient
+    needs: the outputs of :func:`pointwise_derivatives` (one linear predictor), then
+    ``∂³ℓ/∂η³``, the ``∂²ℓ/∂η∂φ_m`` and the ``∂³ℓ/∂η²∂φ_m``.
+
+    Examples
+    --------
+    >>> from glmm_ppl.families import poisson
+    >>> k = laplace_derivatives(poisson())
+    >>> [float(o[0, 0]) for o in k(np.array([[2.0]]), np.array([[0.0]]), np.array([]))][1:]
+    [1.0, -1.0, -1.0]
+    """
+    if family.n_eta != 1:
+        raise ValueError("third derivatives are available for one linear predictor only")
+    return PointwiseDerivatives(family, third=True)

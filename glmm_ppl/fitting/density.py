@@ -1,10 +1,12 @@
 """The density of ``θ`` for samplers from any quadrature engine.
 
 :class:`~glmm_ppl.engine.log_density.LogDensity` fuses the one-level engine's Newton steps,
-quadrature and gradient into one compiled call; models with several (nested) grouping factors
-take this plainer route: the engine's log-likelihood and fixed-node gradients, chained to ``θ``
-in NumPy, plus the log prior. It has its own copy of the engine (and of its modes), so each
-thread can have one.
+quadrature and gradient into one compiled call; models with several grouping factors take
+this plainer route: the engine's log-likelihood and gradients (fixed-node ones of the
+multilevel quadrature for nested factors, the exact ones of the joint Laplace approximation
+for crossed factors, whose per-group values are the one total), chained to ``θ`` in NumPy,
+plus the log prior. It has its own copy of the engine (and of its modes), so each thread can
+have one; the engine re-centres its modes at every ``θ``, from where the last call left them.
 """
 
 from __future__ import annotations

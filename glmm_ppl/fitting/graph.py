@@ -95,8 +95,26 @@ def _priors_for_thread(priors, jacobian: bool):
 
 
 def quadrature_engine(design: Design, family: Family, n_agq: int):
-    """The quadrature engine of the design: multilevel with several (nested) grouping
-    factors."""
+    """The quadrature engine of the design: multilevel with several nested grouping
+    factors, the joint Laplace approximation with crossed ones (and with nested ones at one
+    point, where it is the same approximation with exact gradients, while its dense block
+    stays small: its cost grows as the cube of that block, the multilevel engine's linearly
+    in the units)."""
+    if design.crossed or (design.nested and n_agq == 1 and _dense_block(design) <= 1000):
+        from ..engine.laplace import JointLaplace
+
+        if n_agq != 1:
+            raise ValueError(
+                f"n_agq={n_agq} with crossed grouping factors: their likelihood does not split "
+                "into independent groups, so it cannot be integrated group by group by "
+                "quadrature; crossed factors are fitted by the Laplace approximation "
+                "(n_agq=1, the default for them)"
+            )
+        levels = design.levels
+        return JointLaplace(
+            design.response_data(), design.Z, levels, tuple(f.q for f in design.factors),
+            family, weights=design.weights, groups=None if design.crossed else levels[:, 0],
+        )  # fmt: skip
     if design.nested:
         from ..engine.multilevel import MultilevelAGQ
 
@@ -117,6 +135,13 @@ def quadrature_engine(design: Design, family: Family, n_agq: int):
         n_agq,
         weights=design.weights,
     )
+
+
+def _dense_block(design: Design) -> int:
+    """The random effects of every factor but the largest (the joint Laplace engine's dense
+    block)."""
+    sizes = [f.n_units * f.q for f in design.factors]
+    return sum(sizes) - max(sizes)
 
 
 class MixedModelGraph:

@@ -169,14 +169,27 @@ def _binary(design, family) -> bool:
     return bool(np.all(trials <= 1.0))
 
 
+def _level_index(design) -> list[tuple[str, np.ndarray]]:
+    """Each grouping factor's name and each row's level of it (the groups with one factor)."""
+    if len(design.factors) > 1:
+        return [(f.name, np.asarray(f.index)) for f in design.factors]
+    return [(design.group_name, np.repeat(np.arange(design.n_groups), np.diff(design.starts)))]
+
+
+def _level_sizes(design) -> list[tuple[str, np.ndarray]]:
+    """Each grouping factor's name and its levels' numbers of rows."""
+    return [(name, np.bincount(index)) for name, index in _level_index(design)]
+
+
 def check_identified(design, family) -> None:
     """Refuse data whose model has no estimate to find, naming the cause.
 
     Raises
     ------
     ValueError
-        A binary response with a single row in every group (with random effects in the main
-        predictor), or a censored-normal response whose rows are all censored on one side.
+        A binary response with a single row in every group (with several grouping factors,
+        in every level of one of them; with random effects in the main predictor), or a
+        censored-normal response whose rows are all censored on one side.
 
     Examples
     --------
@@ -187,13 +200,19 @@ def check_identified(design, family) -> None:
     ...
     ValueError: every group of 'g' has a single binary response: ...
     """
-    sizes = np.diff(design.starts)
-    if design.q_main and _binary(design, family) and np.all(sizes == 1):
-        raise ValueError(
-            f"every group of {design.group_name!r} has a single binary response: the variance "
-            "of its random effects cannot be told apart from the fixed effects (lme4 refuses "
-            "this too); fit a GLM (glmm_ppl.glm) or give the groups more rows"
-        )
+    if design.q_main and _binary(design, family):
+        for name, sizes in _level_sizes(design):
+            if not np.all(sizes == 1):
+                continue
+            if len(design.factors) < 2:
+                fix = "fit a GLM (glmm_ppl.glm) or give the groups more rows"
+            else:
+                fix = f"leave {name!r} out or give its levels more rows"
+            raise ValueError(
+                f"every {'group' if len(design.factors) < 2 else 'level'} of {name!r} has a "
+                "single binary response: the variance of its random effects cannot be told "
+                f"apart from the fixed effects (lme4 refuses this too); {fix}"
+            )
     if "censoring" in family.aux_names and design.aux is not None:
         codes = design.aux[:, family.aux_names.index("censoring")]
         if np.all(codes == 1.0) or np.all(codes == 2.0):
@@ -270,14 +289,19 @@ def existence_problems(
     problems = []
     sd_prior = priors is not None and any(k == "sd" or k.startswith("sd_") for k in priors.priors)
     if design.q_main and _binary(design, family) and not sd_prior:
-        y, starts = design.y, design.starts
-        lo, hi = np.minimum.reduceat(y, starts[:-1]), np.maximum.reduceat(y, starts[:-1])
-        if np.all(lo == hi):
-            problems.append(
-                "the response is constant within every group (all 0 or all 1): the "
-                "random-effects variance has no finite maximum-likelihood estimate (it grows "
-                "without bound); the model cannot be fitted to these data"
-            )
+        for name, index in _level_index(design):
+            lo = np.full(index.max() + 1, np.inf)
+            hi = np.full(index.max() + 1, -np.inf)
+            np.minimum.at(lo, index, design.y)
+            np.maximum.at(hi, index, design.y)
+            if np.all(lo == hi):
+                where = "every group" if len(design.factors) < 2 else f"every level of {name!r}"
+                problems.append(
+                    f"the response is constant within {where} (all 0 or all 1): the "
+                    "random-effects variance has no finite maximum-likelihood estimate (it "
+                    "grows without bound); the model cannot be fitted to these data"
+                )
+                break
     info = -np.asarray(hessian, dtype=float)
     try:
         cov = np.linalg.inv(info)

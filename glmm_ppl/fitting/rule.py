@@ -171,6 +171,8 @@ def check_rule(graph, theta: np.ndarray, objective: float, tol: float):
     >>> check.finer, check.coarse, bool(abs(check.change) < 1e-3)
     (23, False, True)
     """
+    if graph.design.crossed:  # the joint Laplace approximation has no finer rule
+        return None
     n_agq, q = graph.engine.n_agq, graph.q
     finer = finer_points(n_agq, q)
     if finer is None:

@@ -38,13 +38,17 @@ def _by_row(values, rows, all_columns: bool = False) -> np.ndarray | None:
     return values[np.argsort(rows, kind="stable")]
 
 
-def _groups_by_row(design) -> np.ndarray | None:
-    """Each row's group (its index among the groups) in the order of the data's row labels;
-    None where the labels repeat."""
+def _groups_by_row(design) -> dict:
+    """Each grouping factor's name and each row's level of it (its index among the levels)
+    in the order of the data's row labels (None where the labels repeat)."""
+    if design.nested:
+        index = {f.name: np.asarray(f.index) for f in design.factors}
+    else:
+        index = {design.group_name: np.repeat(np.arange(design.n_groups), np.diff(design.starts))}
     if not pd.Index(design.rows).is_unique:
-        return None
-    index = np.repeat(np.arange(design.n_groups), np.diff(design.starts))
-    return index[np.argsort(design.rows, kind="stable")]
+        return dict.fromkeys(index)
+    order = np.argsort(design.rows, kind="stable")
+    return {name: codes[order] for name, codes in index.items()}
 
 
 def _same_partition(a, b) -> bool:
@@ -87,10 +91,11 @@ def _describe(m) -> dict:
             "fixed": set(m.design.fixed_names) | {f"zi_{n}" for n in m.design.zi_fixed_names},
             "random": _random_effects(m.design),
             "correlated": _correlated(m.design),
-            "group": m.design.group_name,
             "y": _by_row(m.design.y, m.design.rows),
             "rows": np.sort(m.design.rows),
             "group_of_row": _groups_by_row(m.design),
+            "n_agq": m.n_agq,
+            "crossed": m.design.crossed,
             "df": m.n_params,
             "family": m.family,
             "penalized": m.penalty is not None,
@@ -104,10 +109,11 @@ def _describe(m) -> dict:
             "fixed": set(m.coef.index),
             "random": set(),
             "correlated": set(),
-            "group": None,
             "y": _by_row(m.y, m.rows),
             "rows": np.sort(m.rows),
-            "group_of_row": None,
+            "group_of_row": {},
+            "n_agq": None,
+            "crossed": False,
             "df": m.df,
             "family": m.family,
             "penalized": False,
@@ -205,7 +211,8 @@ def _check_pair(a: dict, b: dict, names: tuple[str, str]) -> None:
             f"the models were fitted to different responses ({differ} of {len(a['y'])} rows "
             "differ): their log-likelihoods are not comparable"
         )
-    if not _same_partition(a["group_of_row"], b["group_of_row"]):
+    shared = [g for g in a["group_of_row"] if g in b["group_of_row"]]
+    if not all(_same_partition(a["group_of_row"][g], b["group_of_row"][g]) for g in shared):
         raise ValueError(
             "the models group the rows differently (their grouping columns put different rows "
             "together): their random effects are not nested"
@@ -226,9 +233,10 @@ def _check_pair(a: dict, b: dict, names: tuple[str, str]) -> None:
             f"the models use different families: {a['family']!r} and {b['family']!r}, and "
             "the first is not a special case of the second"
         )
-    if a["group"] is not None and a["group"] != b["group"]:
+    if any(g not in b["group_of_row"] for g in a["group_of_row"]):
         raise ValueError(
-            f"the models group by different columns: {a['group']!r} and {b['group']!r}"
+            f"the models group by different columns: {_names(a['group_of_row'])} and "
+            f"{_names(b['group_of_row'])}"
         )
     # a correlation of the smaller model must exist in the larger one
     nested = (
@@ -251,6 +259,33 @@ def _check_pair(a: dict, b: dict, names: tuple[str, str]) -> None:
             UserWarning,
             stacklevel=3,
         )
+
+
+def _names(groups: dict) -> str:
+    return ", ".join(map(repr, groups))
+
+
+def _warn_approximations(names: tuple[str, str], a: dict, b: dict) -> None:
+    """Say so when one mixed model's log-likelihood is the Laplace approximation and the
+    other's is by adaptive quadrature with more points."""
+    if a["n_agq"] is None or b["n_agq"] is None or (a["n_agq"] == 1) == (b["n_agq"] == 1):
+        return
+    (lap, lap_d), (agq, agq_d) = sorted(
+        zip(names, (a, b), strict=True), key=lambda pair: pair[1]["n_agq"]
+    )
+    if lap_d["crossed"]:  # crossed factors have no other approximation
+        why, fix = " (its grouping factors are crossed)", f"refit {agq} with n_agq=1"
+    else:
+        why, fix = "", "fit both with the same n_agq"
+    warnings.warn(
+        f"{lap} is fitted by the Laplace approximation{why} and {agq} by adaptive "
+        f"Gauss-Hermite quadrature with {agq_d['n_agq']} points: their log-likelihoods carry "
+        "different approximation errors (the Laplace approximation's can reach several units "
+        "on binary data), which the likelihood-ratio statistic mixes with the difference "
+        f"between the models; {fix} so that both are the same approximation",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _warn_boundary(names: list[str], described: list[dict]) -> None:
@@ -311,11 +346,23 @@ def anova(
     Raises
     ------
     ValueError
-        If two successive fits use different data or families, or are not nested. Different
+        If two successive fits use different data or families, or are not nested (with
+        several grouping factors, the smaller model's factors must be among the larger
+        one's, grouping the rows alike). Different
         families are accepted where one is a special case of the other (Poisson within the
         negative binomial or a zero-inflated model, binomial within the zero-inflated
         binomial…); the test is then on the boundary and a warning says its p-value is
         conservative.
+
+    Warns
+    -----
+    UserWarning
+        When a test adds random-effects variances (the χ² p-value is conservative on the
+        boundary), a fit did not converge or is penalized, or one of two mixed models is the
+        Laplace approximation (``n_agq=1``, which crossed grouping factors always are) and the
+        other adaptive quadrature with more points: their log-likelihoods then differ by
+        their approximation errors too; fit both with the same ``n_agq`` (1 when one has
+        crossed factors). The table is still given.
 
     Examples
     --------
@@ -370,6 +417,8 @@ def anova(
             if len(models) == 2:
                 raise
             raise ValueError(f"{pair[0]} against {pair[1]}: {error}") from None
+    for pair, (a, b) in zip(pairwise(names), pairwise(described), strict=True):
+        _warn_approximations(pair, a, b)
     _warn_boundary(names, described)
     for name, d in zip(names, described, strict=True):
         if not d["converged"]:

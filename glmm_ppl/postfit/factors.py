@@ -1,9 +1,9 @@
-"""A fit with several (nested) grouping factors, factor by factor.
+"""A fit with several grouping factors (nested or crossed), factor by factor.
 
-``D`` is block diagonal, one block per factor, and the modes are kept level by level (the
-units of the outermost factor first): here they become one covariance matrix and one table
-of modes per factor, keyed by the factor's name (``"school"``, ``"school:class"``), and each
-row's random effects are put together from its unit at every level.
+``D`` is block diagonal, one block per factor, and the modes are kept factor by factor (the
+factor with the fewest levels first): here they become one covariance matrix and one table
+of modes per factor, keyed by the factor's name (``"school"``, ``"school:class"``; ``"item"``,
+``"id"``), and each row's random effects are put together from its unit of every factor.
 """
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ import pandas as pd
 
 from ..engine.covariance import theta_to_D
 
-__all__ = ["D_by_factor", "NestedModes", "fitted_effects", "ranef_by_factor", "row_effects"]
+__all__ = [
+    "D_by_factor",
+    "NestedModes",
+    "fitted_effects",
+    "group_counts",
+    "ranef_by_factor",
+    "ranef_table",
+    "row_effects",
+]
 
 
 def D_by_factor(fit) -> dict[str, pd.DataFrame]:
@@ -24,6 +32,30 @@ def D_by_factor(fit) -> dict[str, pd.DataFrame]:
     for factor, (_, _, _, rows, _) in zip(d.factors, d.diagonal.parts(), strict=True):
         names = factor.random_names
         out[factor.name] = pd.DataFrame(D[rows, rows], index=names, columns=names)
+    return out
+
+
+def group_counts(fit) -> str:
+    """``"100 groups"``, or with several grouping factors the levels of each
+    (``"groups item 24, id 316"``)."""
+    d = fit.design
+    if d.nested:
+        return "groups " + ", ".join(f"{f.name} {f.n_units}" for f in d.factors)
+    return f"{d.n_groups} groups"
+
+
+def ranef_table(fit, post_vars: bool = False) -> pd.DataFrame:
+    """The modes of a fit with one grouping factor, one row per group (and with
+    ``post_vars`` their posterior variances and covariances)."""
+    names = fit.design.random_names
+    q = len(names)
+    out = pd.DataFrame(fit.modes.copy(), index=fit.design.groups, columns=names)
+    if post_vars:
+        for a in range(q):
+            out[f"var.{names[a]}"] = fit.post_cov[:, a, a]
+        for a in range(q):
+            for b in range(a + 1, q):
+                out[f"cov.{names[a]}.{names[b]}"] = fit.post_cov[:, a, b]
     return out
 
 
@@ -92,6 +124,11 @@ class NestedModes:
     the fit did not see, the modes of its units from the rows of the data themselves (which
     need the response). A new inner unit of a known top-level group gets 0 (its parents keep
     their modes).
+
+    With crossed factors a unit the fit did not see gets 0 for its factor, whatever the other
+    factors' units (a new subject answering a known item gets the item's mode): their modes
+    are not re-estimated from the rows of the data, since that would need the joint
+    posterior of the new units and all the fitted ones.
     """
 
     def __init__(self, fit, arrays):
@@ -104,6 +141,17 @@ class NestedModes:
         new = arrays.units[:, 0] < 0
         self.new_rows = np.flatnonzero(new)
         self.new_engine = None
+        if d.crossed:
+            if arrays.labels is not None:
+                absent = [f for k, f in enumerate(d.factors) if pd.isna(arrays.labels[:, k]).any()]
+                if absent:
+                    columns = dict.fromkeys(c for f in absent for c in f.columns)
+                    raise ValueError(
+                        "subject-specific predictions of crossed grouping factors need the "
+                        f"grouping column(s) {', '.join(map(repr, columns))} in newdata (with "
+                        "a value in every row; a level the fit did not see gets 0)"
+                    )
+            return
         if new.any():
             if arrays.labels is None or pd.isna(arrays.labels[new]).any():
                 raise ValueError(
@@ -151,7 +199,8 @@ class NestedModes:
         D = theta_to_D(parts["theta_D"], d.q, d.diagonal)
         eng = self.fit_engine
         eng.modes = np.array(self.fit.modes, dtype=float)
-        eng.update_modes(self.fit_arrays.fixed_part(beta, gamma), D, phis)
+        eta0 = self.fit_arrays.fixed_part(beta, gamma)
+        eng.update_modes(eta0, D, phis)
         b = row_effects(d, _draw(eng, rng), self.arrays.units)
         if self.new_engine is not None:
             rows = self.new_rows[self.new_order]

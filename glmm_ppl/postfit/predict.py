@@ -15,7 +15,9 @@ zero part and truncation for zero-inflated and hurdle families).
   gives GLMMadaptive's.
 - ``subject_specific``: ``η⁰ + zᵀb̂_i`` with the empirical Bayes modes; groups the fit did not
   see get their modes from the rows of ``newdata`` (which must then hold the response) —
-  dynamic prediction.
+  dynamic prediction. With crossed grouping factors a level the fit did not see gets 0 for
+  its factor and the row's other levels keep their modes (a new subject answering a known
+  item gets the item's mode); such modes are not re-estimated from ``newdata``.
 - ``zero_part``: the zero part's probability ``logistic(η⁰_zi)`` at ``b = 0``.
 
 Standard errors: for the population-level types the delta method with the Jacobian of the
@@ -222,7 +224,8 @@ def predict(
     type : {"mean_subject", "marginal", "subject_specific", "zero_part"}
         See the module notes. New groups in ``newdata`` (labels the fit did not see) get
         random effects estimated from their own rows for ``"subject_specific"``, so ``newdata``
-        must then hold the response; the other types do not use the group.
+        must then hold the response (with crossed grouping factors they get 0 instead); the
+        other types do not use the group.
     se_fit : bool
         Also standard errors and ``level`` intervals.
     level : float

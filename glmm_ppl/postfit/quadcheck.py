@@ -102,7 +102,8 @@ def check_quadrature(fit, n_agq=None, refit: bool = False) -> pd.DataFrame:
     ------
     ValueError
         For numbers of points that are not positive integers, or that give more than
-        100,000 nodes per group.
+        100,000 nodes per group; for a fit with crossed grouping factors (the Laplace
+        approximation, which has no finer rule).
 
     Warns
     -----
@@ -118,8 +119,15 @@ def check_quadrature(fit, n_agq=None, refit: bool = False) -> pd.DataFrame:
     >>> t.index.tolist(), bool(t["change"].abs().max() < 1e-3)
     ([15, 23], True)
     """
-    rules = _rules(fit, n_agq)
     d = fit.design
+    if d.crossed:
+        raise ValueError(
+            "check_quadrature compares quadrature rules, and a fit with crossed grouping "
+            f"factors ({', '.join(repr(f.name) for f in d.factors)}) has none: its likelihood "
+            "does not split into independent groups to integrate by quadrature, so it is the "
+            "Laplace approximation over all random effects jointly, with no finer rule"
+        )
+    rules = _rules(fit, n_agq)
     rows = {}
     if refit:
         try:

@@ -52,7 +52,8 @@ class MixedModelFit:
         Log-likelihood at the estimates; for penalized fits it includes the penalty, as
         GLMMadaptive's does (but not the log prior of a fit with ``priors=``).
     n_agq : int
-        Quadrature points per random effect.
+        Quadrature points per random effect (1, the Laplace approximation, for crossed
+        grouping factors).
     theta : ndarray
         All estimates on the scale of the optimization: fixed effects, the zero part's fixed
         effects, the log-Cholesky parameters of ``D`` (``D_jk``) and the logs of the extra
@@ -122,7 +123,9 @@ class MixedModelFit:
 
     @property
     def n_groups(self) -> int:
-        """Number of groups (levels of the grouping factor).
+        """Number of groups (levels of the grouping factor; with several factors, of the one
+        with the fewest levels, whose groups are independent only when the others are nested
+        in it).
 
         Examples
         --------
@@ -192,7 +195,8 @@ class MixedModelFit:
     @property
     def bic(self) -> float:
         """Bayesian information criterion ``−2 log L + k log n`` with ``n`` the number of
-        groups, as GLMMadaptive (lme4 uses the number of observations).
+        groups, as GLMMadaptive (lme4 uses the number of observations); with crossed grouping
+        factors, which have no independent groups, the number of observations.
 
         Examples
         --------
@@ -201,7 +205,8 @@ class MixedModelFit:
         >>> round(float(gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial").bic), 2)
         772.07
         """
-        return float(-2.0 * self.loglik + np.log(self.n_groups) * self.n_params)
+        n = self.nobs if self.design.crossed else self.n_groups
+        return float(-2.0 * self.loglik + np.log(n) * self.n_params)
 
     # ---- estimates -----------------------------------------------------------------------
     def fixef(self, sub_model: str = "main") -> pd.Series:
@@ -300,16 +305,7 @@ class MixedModelFit:
         """
         if self.design.nested:
             return _factors.ranef_by_factor(self, post_vars)
-        names = self.design.random_names
-        q = len(names)
-        out = pd.DataFrame(self.modes.copy(), index=self.design.groups, columns=names)
-        if post_vars:
-            for a in range(q):
-                out[f"var.{names[a]}"] = self.post_cov[:, a, a]
-            for a in range(q):
-                for b in range(a + 1, q):
-                    out[f"cov.{names[a]}.{names[b]}"] = self.post_cov[:, a, b]
-        return out
+        return _factors.ranef_table(self, post_vars)
 
     # ---- uncertainty ---------------------------------------------------------------------
     def parameter_slice(self, parm: str) -> slice:
@@ -432,7 +428,8 @@ class MixedModelFit:
           in probability over times 0 to 15;
         - ``"subject_specific"``: ``η⁰ + zᵀb̂_i`` with the empirical Bayes modes; groups the
           fit did not see get their modes from their rows of ``newdata`` (dynamic
-          prediction);
+          prediction); with crossed grouping factors a level the fit did not see gets 0 for
+          its factor (no dynamic prediction), the row's other levels their modes;
         - ``"zero_part"``: the zero part's probability ``logistic(η⁰_zi)`` at ``b = 0``.
 
         Standard errors: for the population-level types the delta method with the Jacobian
@@ -794,6 +791,6 @@ class MixedModelFit:
     def __repr__(self) -> str:
         return (
             f"<MixedModelFit {self.design.fixed}, random {self.design.random}, "
-            f"{self.family!r}: logLik {self.loglik:.4f}, {self.n_groups} groups, "
+            f"{self.family!r}: logLik {self.loglik:.4f}, {_factors.group_counts(self)}, "
             f"{'converged' if self.converged else 'NOT converged'}>"
         )

@@ -21,6 +21,17 @@ __all__ = ["group_scores", "sandwich_vcov"]
 _PARMS = ("all", "fixed-effects", "zero_part", "var-cov", "extra")
 
 
+def _check_groups(design) -> None:
+    """Refuse crossed grouping factors: the scores are clustered by independent groups."""
+    if design.crossed:
+        names = " and ".join(repr(f.name) for f in design.factors)
+        raise ValueError(
+            f"the sandwich covariance needs independent groups, and the crossed grouping "
+            f"factors {names} have none: the likelihood does not split into groups whose "
+            "scores could be clustered; use vcov() (the inverse Hessian)"
+        )
+
+
 def group_scores(fit) -> pd.DataFrame:
     """Each group's score ``∂ log L_i / ∂θ`` at the estimates (the group weight left out).
 
@@ -48,6 +59,7 @@ def group_scores(fit) -> pd.DataFrame:
     ((100, 3), True)
     """
     d = fit.design
+    _check_groups(d)
     graph = MixedModelGraph(d, fit.family, fit.n_agq, fit.penalty)
     engine = graph.engine
     fixed, D, phis = graph.unpack(fit.theta)
@@ -82,7 +94,8 @@ def sandwich_vcov(fit, parm: str = "fixed-effects") -> pd.DataFrame:
     Raises
     ------
     ValueError
-        For an unknown ``parm``, ``"zero_part"`` without a zero part, or a singular Hessian.
+        For an unknown ``parm``, ``"zero_part"`` without a zero part, a singular Hessian, or
+        crossed grouping factors (which have no independent groups).
 
     Examples
     --------
@@ -103,6 +116,7 @@ def sandwich_vcov(fit, parm: str = "fixed-effects") -> pd.DataFrame:
             f"the {fit.family.name} family has no zero part; parm='zero_part' applies to "
             "zero-inflated and hurdle families"
         )
+    _check_groups(d)
     s = fit.layout.blocks[parm]
     try:
         bread = np.linalg.inv(-np.asarray(fit.hessian, dtype=float))

@@ -48,12 +48,29 @@ def format_pvalue(p: float) -> str:
     return "< 1e-04" if p < 1e-4 else f"{p:.4f}"
 
 
+def _sd_corr(D: np.ndarray, names, diagonal) -> pd.DataFrame:
+    """Standard deviations and the free correlations (lower triangle, one column per effect
+    but the last) of a random-effects covariance matrix."""
+    sd = np.sqrt(np.diag(D))
+    out = pd.DataFrame({"StdDev": sd}, index=list(names))
+    free = project(np.ones_like(D), diagonal) != 0  # correlations within blocks only
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.where(free, D / np.outer(sd, sd), np.nan)
+    for j in range(len(sd) - 1):
+        if free[j + 1 :, j].any():
+            out["Corr" if j == 0 else f"Corr.{j + 1}"] = [np.nan] * (j + 1) + list(corr[j + 1 :, j])
+    return out
+
+
 @dataclass(frozen=True)
 class Summary:
     """Sections of a fit summary: ``call``, ``data``, ``model``, ``fit_stats``,
     ``random_effects``, ``fixed_effects``, ``zero_part`` (the zero part's fixed effects, or
-    None), ``integration``, ``optimization`` (DataFrames or lines of text) and ``notes`` (the
-    fit's warnings).
+    None), ``integration``, ``optimization`` (DataFrames or lines of text), ``notes`` (the
+    fit's warnings) and, with several grouping factors, ``random_blocks``: the random
+    effects factor by factor, as ``(title, table)`` pairs, the title naming the factor and
+    its number of levels (``"id (316 levels)"``); ``random_effects`` then has them all, named
+    ``<factor>.<effect>``.
 
     Examples
     --------
@@ -74,6 +91,7 @@ class Summary:
     integration: list
     optimization: list
     notes: list
+    random_blocks: list | None = None
 
     @classmethod
     def from_fit(cls, fit) -> Summary:
@@ -99,14 +117,18 @@ class Summary:
             {"log.Lik": [fit.loglik], "AIC": [fit.aic], "BIC": [fit.bic]}, index=[""]
         )
         D = theta_to_D(fit.theta[fit.layout.blocks["var-cov"]], d.q, d.diagonal)
-        sd = np.sqrt(np.diag(D))
-        re = pd.DataFrame({"StdDev": sd}, index=fit.design.random_names)
-        free = project(np.ones_like(D), d.diagonal) != 0  # correlations within blocks only
-        corr = np.where(free, D / np.outer(sd, sd), np.nan)
-        for j in range(len(sd) - 1):
-            if free[j + 1 :, j].any():
-                col = [np.nan] * (j + 1) + list(corr[j + 1 :, j])
-                re["Corr" if j == 0 else f"Corr.{j + 1}"] = col
+        re = _sd_corr(D, fit.design.random_names, d.diagonal)
+        blocks = None
+        if d.nested:  # one table per factor, titled with its number of levels
+            blocks = [
+                (
+                    f"{factor.name} ({factor.n_units} levels)",
+                    _sd_corr(D[rows, rows], factor.random_names, diagonal),
+                )
+                for factor, (_, _, diagonal, rows, _) in zip(
+                    d.factors, d.diagonal.parts(), strict=True
+                )
+            ]
         fe = wald_table(est, np.sqrt(np.diag(fit.vcov("fixed-effects"))))
         zero_part = None
         if d.X_zi is not None:
@@ -129,6 +151,11 @@ class Summary:
             "method: adaptive Gauss-Hermite quadrature rule",
             f"quadrature points: {fit.n_agq}",
         ]
+        if d.crossed:
+            integration = [
+                "method: Laplace approximation over all random effects jointly (crossed "
+                "grouping factors)"
+            ]
         rule = fit.rule_check
         if rule is not None:
             integration.append(
@@ -157,6 +184,7 @@ class Summary:
             integration,
             optimization,
             notes,
+            blocks,
         )
 
     # ---- text --------------------------------------------------------------------------
@@ -171,7 +199,12 @@ class Summary:
         return out.to_string()
 
     def _re_text(self) -> str:
-        return self.random_effects.to_string(float_format=lambda v: f"{v:.4f}", na_rep="")
+        def text(table: pd.DataFrame) -> str:
+            return table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="")
+
+        if self.random_blocks is None:
+            return text(self.random_effects)
+        return "\n".join(f"{title}:\n{text(table)}" for title, table in self.random_blocks)
 
     def __str__(self) -> str:
         parts = [
@@ -210,6 +243,14 @@ class Summary:
         return str(self)
 
     # ---- HTML --------------------------------------------------------------------------
+    def _re_html(self) -> str:
+        if self.random_blocks is None:
+            return self.random_effects.to_html(float_format="%.4f", na_rep="")
+        return "".join(
+            f"<p>{html.escape(title)}</p>" + table.to_html(float_format="%.4f", na_rep="")
+            for title, table in self.random_blocks
+        )
+
     def _repr_html_(self) -> str:
         def lines(items):
             return "<br>".join(html.escape(i) for i in items)
@@ -223,8 +264,7 @@ class Summary:
             f"<p><b>Call:</b> <code>{html.escape(self.call)}</code></p>",
             f"<p><b>Data:</b> {lines(self.data)}<br><b>Model:</b> {lines(self.model)}</p>",
             "<p><b>Fit statistics</b></p>" + self.fit_stats.to_html(float_format="%.4f"),
-            "<p><b>Random effects</b></p>"
-            + self.random_effects.to_html(float_format="%.4f", na_rep=""),
+            "<p><b>Random effects</b></p>" + self._re_html(),
             "<p><b>Fixed effects</b></p>" + table(self.fixed_effects),
             f"<p>{lines(self.integration)}<br>{lines(self.optimization)}</p>",
         ]
