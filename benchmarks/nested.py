@@ -5,7 +5,7 @@ Run from the repository root::
     python benchmarks/nested.py            # add --skip-large to leave out the 3-level model
 
 1. ``y ~ x + ses + (1 | school/class)`` (binomial) on ``gp.load_schools()`` with the Laplace
-   approximation (``n_agq=1``) and the default adaptive rule (11 points per level), beside
+   approximation (``n_agq=1``) and the default adaptive rule (7 points per level), beside
    lme4 and glmmTMB (both Laplace) and the exact maximum likelihood
    (``tests/reference/multilevel_reference.json``), and the Python packages ``glmm`` and
    ``mixedlm`` (``tests/reference/python_peers.json``). "first" is the first fit in this
@@ -56,7 +56,7 @@ def schools(gp) -> None:
     df = gp.load_schools()
     print(f"{FORMULA}, binomial: {len(df)} pupils, 60 schools, 240 classes")
     print(f"{'fit':<24}{'logLik':>12}{'first s':>10}{'warm s':>10}   reference times")
-    for label, n_agq in (("glmm_ppl n_agq=1", 1), ("glmm_ppl n_agq=11", None)):
+    for label, n_agq in (("glmm_ppl n_agq=1", 1), ("glmm_ppl default (7)", None)):
         kwargs = {} if n_agq is None else {"n_agq": n_agq}
         first, warm, fit = _times(
             lambda kw=kwargs: gp.mixed_model(FORMULA, data=df, family="binomial", **kw)

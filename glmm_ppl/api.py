@@ -132,7 +132,9 @@ def mixed_model(
         ``glmm_ppl.families.binomial(link="probit")`` or one written by the user.
     n_agq : int or "auto", optional
         Quadrature points per random effect; 11 with at most two random effects, 7 otherwise
-        (as GLMMadaptive); at most 100, and ``n_agq**q`` at most 100,000. After the fit, the
+        (as GLMMadaptive) and with nested grouping factors, whose groups' integrals have the
+        effects of all their units; 1 (the Laplace approximation, the only choice) with
+        crossed ones; at most 100, and ``n_agq**q`` at most 100,000. After the fit, the
         log-likelihood at the estimates is evaluated with a finer rule (one evaluation, see
         :func:`glmm_ppl.check_quadrature`); a change above ``control={"rule_tol": ...}``
         (0.005 by default) is a :class:`QuadratureWarning`. ``"auto"`` starts from the
@@ -229,7 +231,7 @@ def mixed_model(
             )
         n_agq = 1 if n_agq is None else n_agq
     if n_agq is None or auto:
-        n_agq = default_points(q)
+        n_agq = default_points(q, design.nested)
     if n_agq**q > MAX_NODES:
         raise ValueError(
             f"n_agq={n_agq} with {q} random effects gives {n_agq**q:,} quadrature nodes per "

@@ -143,7 +143,7 @@ def test_laplace_matches_lme4_and_glmmtmb(fit_laplace, ref):
 def test_default_rule_matches_exact_ml(fitted_default, fit_21, ref):
     fit, caught = fitted_default
     exact = ref["exact_ml"]
-    assert fit.n_agq == 11
+    assert fit.n_agq == 7
     assert fit.converged
     assert [str(w.message) for w in caught] == []
     assert abs(fit.loglik - exact["logLik"]) < 0.01
@@ -164,15 +164,15 @@ def test_standard_errors_match_exact_ml(fit, ref):
 
 def test_quadrature_check_of_default_fit(fit):
     table = fit.check_quadrature()
-    assert table.index.tolist() == [15, 23]
+    assert table.index.tolist() == [11, 15]
     assert table["change"].abs().max() < 1e-4
     np.testing.assert_allclose(table["logLik"] - fit.loglik, table["change"], atol=1e-12)
 
 
 def test_quadrature_check_with_refits(fit):
     table = fit.check_quadrature(refit=True)
-    assert table.index.tolist() == [15, 23]
-    # finer rules move the log-likelihood by 1e-7: the estimates barely move
+    assert table.index.tolist() == [11, 15]
+    # finer rules move the log-likelihood by 6e-5: the estimates barely move
     assert table["max |Δθ|/SE"].max() < 0.01
 
 
@@ -295,7 +295,7 @@ def test_summary_lines(fit):
     assert f"{_sd(fit, 'school:class'):.4f}" == "0.7029"  # exact_ml sd 0.70288
     blocks = fit.summary().random_blocks
     assert [title for title, _ in blocks] == ["school (60 levels)", "school:class (240 levels)"]
-    assert "quadrature points: 11" in lines
+    assert "quadrature points: 7" in lines
 
 
 def test_parameter_names(fit):
@@ -344,7 +344,7 @@ def test_tidy_and_glance(fit):
         tidy["estimate"].iloc[3:], [_sd(fit, f) for f in FACTORS], rtol=1e-10
     )
     glance = fit.glance()
-    assert glance[["nobs", "n_groups", "df", "n_agq"]].values.tolist() == [[1920, 60, 5, 11]]
+    assert glance[["nobs", "n_groups", "df", "n_agq"]].values.tolist() == [[1920, 60, 5, 7]]
 
 
 # ---- 5. likelihood-ratio test against the school-only model ------------------------------

@@ -58,9 +58,17 @@ class QuadratureWarning(UserWarning):
     """
 
 
-def default_points(q: int) -> int:
-    """GLMMadaptive's default: 11 points per random effect with at most two, 7 otherwise."""
-    return 11 if q <= 2 else 7
+def default_points(q: int, nested: bool = False) -> int:
+    """GLMMadaptive's default: 11 points per random effect when a group's integral has at most
+    two dimensions, 7 otherwise. With nested factors a top-level group's integral has the
+    effects of all its units (a school's and each of its classes'), so 7.
+
+    Examples
+    --------
+    >>> default_points(2), default_points(3), default_points(2, nested=True)
+    (11, 7, 7)
+    """
+    return 11 if q <= 2 and not nested else 7
 
 
 def _odd_at_most(k: float) -> int:
