@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import first_and_warm, peak_mb
 from scipy import special
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "reference"
@@ -42,20 +41,8 @@ BETA = {"(Intercept)": -0.5, "x": 0.5}
 SD = {"subject": 1.0, "item": 0.5}
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _times(fit, repeats: int = 3) -> tuple[float, float, object]:
-    t0 = time.perf_counter()
-    model = fit()
-    first = time.perf_counter() - t0
-    warm = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model = fit()
-        warm.append(time.perf_counter() - t0)
-    return first, statistics.median(warm), model
+    return first_and_warm(fit, repeats)
 
 
 def verbagg(gp) -> None:
@@ -120,13 +107,13 @@ def simulated(gp, rows: int, n_items: int, per_subject: int) -> None:
         f"{df['subject'].nunique():,} subjects x {df['item'].nunique():,} items, "
         f"{per_subject} items per subject (simulated in {made:.1f} s)"
     )
-    before = _peak_mb()
+    before = peak_mb()
     t0 = time.perf_counter()
     fit = gp.mixed_model("y ~ x", "(1 | subject) + (1 | item)", df, "binomial")
     elapsed = time.perf_counter() - t0
     print(
         f"fit: {elapsed:.1f} s, logLik {fit.loglik:.2f}, converged {fit.converged}; peak RSS "
-        f"{_peak_mb():.0f} MB (was {before:.0f} MB before the fit)"
+        f"{peak_mb():.0f} MB (was {before:.0f} MB before the fit)"
     )
     fixef = fit.fixef()
     se = np.sqrt(np.diag(fit.vcov().loc[fixef.index, fixef.index]))

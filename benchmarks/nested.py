@@ -20,34 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import first_and_warm, peak_mb
 from scipy import special
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "reference"
 FORMULA = "y ~ x + ses + (1 | school/class)"
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _times(fit, repeats: int = 5) -> tuple[float, float, object]:
-    t0 = time.perf_counter()
-    model = fit()
-    first = time.perf_counter() - t0
-    warm = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model = fit()
-        warm.append(time.perf_counter() - t0)
-    return first, statistics.median(warm), model
+    return first_and_warm(fit, repeats)
 
 
 def schools(gp) -> None:
@@ -93,14 +80,14 @@ def three_levels(gp, n_top: int = 20_000, seed: int = 1) -> None:
     df = pd.DataFrame({"a": a, "b": b % 2, "c": c % 2, "x": x, "y": y})
     print(f"\n(1 | a/b/c), binomial: {n_top:,} top-level groups, {len(df):,} rows")
     for n_agq in (1, 5):
-        before = _peak_mb()
+        before = peak_mb()
         t0 = time.perf_counter()
         fit = gp.mixed_model("y ~ x + (1 | a/b/c)", data=df, family="binomial", n_agq=n_agq)
         elapsed = time.perf_counter() - t0
         sds = ", ".join(f"{k} {np.sqrt(v.iat[0, 0]):.3f}" for k, v in fit.D.items())
         print(
             f"n_agq={n_agq}: {elapsed:.1f} s, logLik {fit.loglik:.2f}, SDs {sds} (simulated 0.8, "
-            f"0.5, 0.4); peak RSS {_peak_mb():.0f} MB (was {before:.0f} MB before the fit)"
+            f"0.5, 0.4); peak RSS {peak_mb():.0f} MB (was {before:.0f} MB before the fit)"
         )
 
 

@@ -1,0 +1,26 @@
+"""Timing helpers shared by the benchmark scripts (imported from the scripts' own folder)."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+
+def peak_mb() -> float:
+    """The process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def first_and_warm(fit, repeats: int) -> tuple[float, float, object]:
+    """The time of a first call of ``fit()``, the median time of ``repeats`` more, and the
+    last result."""
+    t0 = time.perf_counter()
+    model = fit()
+    first = time.perf_counter() - t0
+    warm = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model = fit()
+        warm.append(time.perf_counter() - t0)
+    return first, statistics.median(warm), model
