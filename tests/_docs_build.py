@@ -32,12 +32,13 @@ class Build:
 @functools.cache
 def build_docs() -> Build:
     """``python -m sphinx -W --keep-going -b html docs <tmp>``, as the README says to build
-    the site (warnings are errors), into a temporary directory removed at exit."""
+    the site (warnings are errors), into a temporary directory removed at exit; with ``-j
+    auto``, so that pages run their code side by side (a minute less on two cores)."""
     out = Path(tempfile.mkdtemp(prefix="glmm_ppl_docs_"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
     html = out / "html"
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-j", "auto", "-b", "html"]
         + [str(DOCS), str(html)],
         capture_output=True,
         text=True,
