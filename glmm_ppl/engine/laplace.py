@@ -60,9 +60,9 @@ _THREADED_BLOCK = 400  # dense blocks at least this large are factorised with BL
 
 
 class JointLaplace:
-    """Laplace approximation of the marginal log-likelihood of crossed random effects; it
-    keeps the current modes (a drop-in for :class:`~glmm_ppl.engine.agq.AGQ` with ``n_agq=1``
-    whose gradient is exact).
+    """Laplace approximation of the marginal log-likelihood of random effects of several
+    grouping factors, crossed or nested; it keeps the current modes (a drop-in for
+    :class:`~glmm_ppl.engine.agq.AGQ` with ``n_agq=1`` whose gradient is exact).
 
     Parameters
     ----------
@@ -76,6 +76,8 @@ class JointLaplace:
         Number of random effects per unit of each factor.
     family : Family
         A family with one linear predictor (no zero part).
+    weights : None
+        Group weights are not available (a ValueError otherwise).
     groups : int ndarray (N,), optional
         With nested factors, each row's top-level group (``0..n − 1``): the approximation
         then splits into independent groups and :meth:`evaluate` gives each group's value.
