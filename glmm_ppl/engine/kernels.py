@@ -21,6 +21,7 @@ __all__ = [
     "chol_solve",
     "cholesky",
     "h_group",
+    "block_inverses",
     "inverse_kernel",
     "modes_kernel",
     "nodes_kernel",
@@ -118,6 +119,29 @@ def inverse_kernel(D, Dinv):
         for r in range(q):
             Dinv[r, c] = x[r]
     return logdet
+
+
+def block_inverses(D, sizes) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """The inverse and ``log|D_k|`` of each diagonal block of ``D`` (blocks of ``sizes``, in
+    turn); None when a block is not safely positive definite (:func:`inverse_kernel`).
+
+    Examples
+    --------
+    >>> invs, logdets = block_inverses(np.diag([2.0, 4.0]), (1, 1))
+    >>> [float(i[0, 0]) for i in invs], np.round(logdets, 4).tolist()
+    ([0.5, 0.25], [0.6931, 1.3863])
+    """
+    invs, logdets, start = [], [], 0
+    for size in sizes:
+        block = np.ascontiguousarray(D[start : start + size, start : start + size])
+        inv = np.empty_like(block)
+        logdet = inverse_kernel(block, inv)
+        if np.isnan(logdet):
+            return None
+        invs.append(inv)
+        logdets.append(logdet)
+        start += size
+    return invs, np.array(logdets)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -38,7 +38,7 @@ from scipy import linalg
 
 from ..families import Family
 from .agq import AGQResult
-from .kernels import NEWTON_MAX_ITER, inverse_kernel
+from .kernels import NEWTON_MAX_ITER, block_inverses
 from .laplace_kernels import (
     assemble,
     backward,
@@ -181,13 +181,14 @@ class JointLaplace:
         self._X0 = np.ascontiguousarray(Zs[:, qoff[big] : qoff[big + 1]])
         self._unit0 = units0
         roff, cols, vals = 0, [], []
-        self._rest = []  # (factor, its offset among the other effects)
+        self._rest = []  # (factor, its offset among the other effects, its units' columns)
         for k in rest:
             qk = self.q_levels[k]
             base = roff + levels[order, k] * qk
             cols += [base + j for j in range(qk)]
             vals += [Zs[:, qoff[k] + j] for j in range(qk)]
-            self._rest.append((k, roff))
+            units = roff + np.arange(self.n_units[k])[:, None] * qk + np.arange(qk)
+            self._rest.append((k, roff, units))
             roff += sizes[k]
         self._rcol = np.ascontiguousarray(np.column_stack(cols), dtype=np.int64)
         self._rval = np.ascontiguousarray(np.column_stack(vals))
@@ -242,13 +243,13 @@ class JointLaplace:
         """The flat modes (factor after factor) as the largest factor's ``(n0, q0)`` and the
         others' vector."""
         b0 = flat[self._moff[self.big] : self._moff[self.big + 1]].reshape(self.n0, self.q0)
-        br = np.concatenate([flat[self._moff[k] : self._moff[k + 1]] for k, _ in self._rest])
+        br = np.concatenate([flat[self._moff[k] : self._moff[k + 1]] for k, _, _ in self._rest])
         return b0.copy(), br
 
     def _join(self, b0: np.ndarray, br: np.ndarray) -> np.ndarray:
         out = np.empty(len(self.modes))
         out[self._moff[self.big] : self._moff[self.big + 1]] = b0.ravel()
-        for k, off in self._rest:
+        for k, off, _ in self._rest:
             n = self._moff[k + 1] - self._moff[k]
             out[self._moff[k] : self._moff[k + 1]] = br[off : off + n]
         return out
@@ -278,17 +279,7 @@ class JointLaplace:
             raise ValueError(
                 f"D must be {self.q} x {self.q} (block diagonal, one block per factor)"
             )
-        qoff = np.r_[0, np.cumsum(self.q_levels)]
-        invs, logdets = [], []
-        for k in range(len(self.q_levels)):
-            block = np.ascontiguousarray(D[qoff[k] : qoff[k + 1], qoff[k] : qoff[k + 1]])
-            inv = np.empty_like(block)
-            ld = inverse_kernel(block, inv)
-            if np.isnan(ld):
-                return None
-            invs.append(inv)
-            logdets.append(ld)
-        return invs, np.array(logdets)
+        return block_inverses(D, self.q_levels)
 
     def _eta(self, eta0s, b0, br) -> np.ndarray:
         return (
@@ -300,7 +291,7 @@ class JointLaplace:
     def _prior_rest(self, invs, br) -> tuple[np.ndarray, float]:
         """``G_r⁻¹ b_r`` and ``b_rᵀ G_r⁻¹ b_r`` of the other factors' effects."""
         out = np.empty_like(br)
-        for k, off in self._rest:
+        for k, off, _ in self._rest:
             n, qk = self.n_units[k], self.q_levels[k]
             sl = slice(off, off + n * qk)
             out[sl] = (br[sl].reshape(n, qk) @ invs[k]).ravel()
@@ -309,9 +300,7 @@ class JointLaplace:
     def _prior_matrix(self, invs) -> np.ndarray:
         """The dense block's start: the prior precision of the other factors' effects."""
         S = np.zeros((self.m, self.m))
-        for k, off in self._rest:
-            n, qk = self.n_units[k], self.q_levels[k]
-            idx = off + np.arange(n)[:, None] * qk + np.arange(qk)
+        for k, _, idx in self._rest:
             S[idx[:, :, None], idx[:, None, :]] = invs[k]
         return S
 
@@ -504,14 +493,13 @@ class JointLaplace:
         qoff = np.r_[0, np.cumsum(self.q_levels)]
         grad = np.zeros((self.q, self.q))
         S_g = None if self._gs is None else np.zeros((self.n, self.q, self.q))
+        columns = {k: idx for k, _, idx in self._rest}
         for k in range(len(self.q_levels)):
             Di = invs[k]
             if k == self.big:
                 b, u, V, group = b0, u0, V0, getattr(self, "_ug0", None)
             else:
-                off = dict(self._rest)[k]
-                n, qk = self.n_units[k], self.q_levels[k]
-                idx = off + np.arange(n)[:, None] * qk + np.arange(qk)
+                idx = columns[k]
                 b, u = br[idx], ur[idx]
                 V = Sinv[idx[:, :, None], idx[:, None, :]]
                 group = None if self._gs is None else self._colg[idx[:, 0]]
@@ -534,15 +522,10 @@ class JointLaplace:
                 raise RuntimeError("no factorisation at the modes: call update_modes first")
             self._cov = self._covariances(self._factor[0])[1:]
         V0, Sinv = self._cov
-        out = []
-        for k, (n, qk) in enumerate(zip(self.n_units, self.q_levels, strict=True)):
-            if k == self.big:
-                out.append(V0.copy())
-                continue
-            off = dict(self._rest)[k]
-            idx = off + np.arange(n)[:, None] * qk + np.arange(qk)
-            out.append(Sinv[idx[:, :, None], idx[:, None, :]])
-        return out
+        out = {self.big: V0.copy()}
+        for k, _, idx in self._rest:
+            out[k] = Sinv[idx[:, :, None], idx[:, None, :]]
+        return [out[k] for k in range(len(self.q_levels))]
 
 
 def _inverse_from_cholesky(L: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..families import Family
 from .agq import AGQResult, run_over_groups
-from .kernels import LOG_2PI, NEWTON_MAX_ITER, NEWTON_TOL, inverse_kernel
+from .kernels import LOG_2PI, NEWTON_MAX_ITER, NEWTON_TOL, block_inverses
 from .multilevel_kernels import modes_kernel, nodes_kernel
 from .pointwise import pointwise_derivatives
 from .quadrature import product_rule
@@ -275,15 +275,13 @@ class MultilevelAGQ:
         D = np.atleast_2d(np.asarray(D, dtype=np.float64))
         if D.shape != (self.q, self.q):
             raise ValueError(f"D must be {self.q} x {self.q} (block-diagonal, one block per level)")
+        found = block_inverses(D, self.q_levels)
+        if found is None:
+            return None
+        invs, logdet = found
         Dinv = np.zeros((self.q, self.q))
-        logdet = np.empty(len(self.q_levels))
-        for lv in range(len(self.q_levels)):
+        for lv, inv in enumerate(invs):
             sl = slice(self._qoff[lv], self._qoff[lv + 1])
-            block = np.ascontiguousarray(D[sl, sl])
-            inv = np.empty_like(block)
-            logdet[lv] = inverse_kernel(block, inv)
-            if np.isnan(logdet[lv]):
-                return None
             Dinv[sl, sl] = inv
         return Dinv, logdet
 
