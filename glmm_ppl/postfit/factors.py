@@ -48,15 +48,20 @@ def ranef_table(fit, post_vars: bool = False) -> pd.DataFrame:
     """The modes of a fit with one grouping factor, one row per group (and with
     ``post_vars`` their posterior variances and covariances)."""
     names = fit.design.random_names
-    q = len(names)
     out = pd.DataFrame(fit.modes.copy(), index=fit.design.groups, columns=names)
-    if post_vars:
-        for a in range(q):
-            out[f"var.{names[a]}"] = fit.post_cov[:, a, a]
-        for a in range(q):
-            for b in range(a + 1, q):
-                out[f"cov.{names[a]}.{names[b]}"] = fit.post_cov[:, a, b]
-    return out
+    return _with_post_vars(out, fit.post_cov) if post_vars else out
+
+
+def _with_post_vars(table: pd.DataFrame, cov: np.ndarray) -> pd.DataFrame:
+    """The modes' table with each unit's posterior variances (``var.<effect>``) and
+    covariances (``cov.<effect>.<effect>``) from ``cov`` (units, q, q) added."""
+    names = list(table.columns)
+    for a in range(len(names)):
+        table[f"var.{names[a]}"] = cov[:, a, a]
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            table[f"cov.{names[a]}.{names[b]}"] = cov[:, a, b]
+    return table
 
 
 def _modes_by_factor(design, modes: np.ndarray, n_units=None) -> list[np.ndarray]:
@@ -82,14 +87,7 @@ def ranef_by_factor(fit, post_vars: bool = False) -> dict[str, pd.DataFrame]:
         table = pd.DataFrame(
             modes.copy(), index=pd.Index(factor.labels, name=factor.name), columns=names
         )
-        if post_vars:
-            cov = fit.post_cov[k]
-            for a in range(factor.q):
-                table[f"var.{names[a]}"] = cov[:, a, a]
-            for a in range(factor.q):
-                for b in range(a + 1, factor.q):
-                    table[f"cov.{names[a]}.{names[b]}"] = cov[:, a, b]
-        out[factor.name] = table
+        out[factor.name] = _with_post_vars(table, fit.post_cov[k]) if post_vars else table
     return out
 
 
@@ -199,8 +197,7 @@ class NestedModes:
         D = theta_to_D(parts["theta_D"], d.q, d.diagonal)
         eng = self.fit_engine
         eng.modes = np.array(self.fit.modes, dtype=float)
-        eta0 = self.fit_arrays.fixed_part(beta, gamma)
-        eng.update_modes(eta0, D, phis)
+        eng.update_modes(self.fit_arrays.fixed_part(beta, gamma), D, phis)
         b = row_effects(d, _draw(eng, rng), self.arrays.units)
         if self.new_engine is not None:
             rows = self.new_rows[self.new_order]
