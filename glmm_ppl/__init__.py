@@ -42,9 +42,11 @@ with _gc_paused():
     from .design import cr_marg_probs, cr_setup
     from .fitting import Control, ConvergenceWarning, OptSummary
     from .postfit import (
+        BootstrapResult,
         GLMFit,
         MixedModelFit,
         anova,
+        bootstrap,
         check_quadrature,
         effect_plot_data,
         glance,
@@ -52,9 +54,11 @@ with _gc_paused():
         marginal_coefs,
         plot_effects,
         plot_residuals,
+        profile,
         scaled_residuals,
         scoring_rules,
         tidy,
+        to_marginaleffects,
     )
 
 # Those objects live as long as the process. Left to the collector, they are traversed at every
@@ -87,6 +91,7 @@ __all__ = [
     "mixed_model",
     "glm",
     "anova",
+    "bootstrap",
     "families",
     "load_vignette",
     "load_schools",
@@ -99,10 +104,13 @@ __all__ = [
     "scaled_residuals",
     "scoring_rules",
     "check_quadrature",
+    "profile",
+    "to_marginaleffects",
     "tidy",
     "glance",
     "MixedModelFit",
     "GLMFit",
+    "BootstrapResult",
     "Control",
     "OptSummary",
     "ConvergenceWarning",

@@ -6,15 +6,14 @@ import dataclasses
 import difflib
 import inspect
 import warnings
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import ThreadpoolController
 
 from .design.formula import split_bambi_formula
 from .design.matrices import build_design, split_fixed
 from .families import Family, get_family
+from .fitting.blas import blas_threads
 from .fitting.graph import MixedModelGraph
 from .fitting.identification import (
     SingularFitWarning,
@@ -31,11 +30,6 @@ from .fitting.rule import MAX_NODES, MAX_POINTS, QuadratureWarning, default_poin
 from .postfit.results import MixedModelFit
 
 __all__ = ["mixed_model", "SingularFitWarning", "QuadratureWarning"]
-
-
-@lru_cache(maxsize=1)
-def _blas() -> ThreadpoolController:
-    return ThreadpoolController()  # inspecting the loaded libraries takes milliseconds: once
 
 
 #: the R spellings users bring (GLMMadaptive, lme4, glmmTMB) of mixed_model's keywords
@@ -247,10 +241,7 @@ def mixed_model(
 
         prior_spec = make_priors(priors, ParameterLayout.of(design, family), penalty is not None)
     graph = MixedModelGraph(design, family, int(n_agq), penalty, prior_spec)
-    # BLAS threads spinning beside the quadrature threads only slow the small algebra here
-    # (except for the joint Laplace engine, whose dense block is LAPACK's)
-    blas_threads = None if getattr(graph.engine, "uses_blas", False) else 1
-    with _blas().limit(limits=blas_threads, user_api="blas"):
+    with blas_threads(graph.engine):
         graph, theta, objective, H, opt, rule = fit_checked(graph, control, initial_values, auto)
     notes = []
     edge = extra_at_edge(graph.split(theta)["log_phis"], family, design)

@@ -32,6 +32,8 @@ TOCTREE = [
     "getting_started",
     "nested",
     "crossed",
+    "marginaleffects",
+    "intervals",
     "how_it_works",
     "families/index",
     "map_mcmc_priors",

@@ -22,8 +22,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytensor
-from threadpoolctl import ThreadpoolController
 
+from ..fitting.blas import blas_threads
 from ..fitting.graph import MixedModelGraph
 from ..fitting.identification import SingularFitWarning, boundary_problem
 from ..fitting.optimize import Control, ConvergenceWarning, fit_mixed
@@ -245,7 +245,7 @@ def prior_sensitivity(fit, prior, grid: dict, key: str = "fixed", control=None) 
     graph.engine.modes = fit.modes.copy()
     theta, rows, failed, boundary = fit.theta, [], [], []
     natural, on_log = fit.layout.natural_names, set(fit.layout.log_scale)
-    with ThreadpoolController().limit(limits=1, user_api="blas"):
+    with blas_threads(1):
         for point in itertools.product(*grid.values()):
             for var, value in zip(shared.values(), point, strict=True):
                 var.set_value(np.float64(value))

@@ -413,7 +413,10 @@ def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarr
 
 
 def _moved(theta, theta_ref, H) -> float:
-    """Largest move from ``theta_ref`` in units of the standard errors implied by ``H``."""
+    """Largest move from ``theta_ref`` in units of the standard errors implied by ``H``
+    (infinite when ``H`` is not finite: it must then be computed again)."""
+    if not np.all(np.isfinite(H)):
+        return np.inf
     se = np.sqrt(np.abs(np.diag(np.linalg.pinv(-H))))
     return float(np.max(np.abs(theta - theta_ref) / np.maximum(se, 1e-8)))
 

@@ -10,14 +10,20 @@
   scoring rules
 - :mod:`~glmm_ppl.postfit.anova`, :mod:`~glmm_ppl.postfit.wald`,
   :mod:`~glmm_ppl.postfit.sandwich`: likelihood-ratio and Wald tests, robust covariance
+- :mod:`~glmm_ppl.postfit.profile`, :mod:`~glmm_ppl.postfit.bootstrap`: profile-likelihood
+  intervals, the parametric bootstrap
+- :mod:`~glmm_ppl.postfit.margins`: the adapter for the ``marginaleffects`` package
 - :mod:`~glmm_ppl.postfit.quadcheck`: the log-likelihood under finer rules
 - :mod:`~glmm_ppl.postfit.glm`: the GLM without random effects (:func:`glm`)
 """
 
 from .anova import anova
+from .bootstrap import BootstrapResult, bootstrap
 from .effects import effect_plot_data, plot_effects
 from .glm import GLMFit, glm
 from .marginal import marginal_coefs
+from .margins import to_marginaleffects
+from .profile import profile
 from .quadcheck import check_quadrature
 from .residual_plot import plot_residuals
 from .results import MixedModelFit
@@ -26,9 +32,11 @@ from .simulate import scaled_residuals
 from .tidy import glance, tidy
 
 __all__ = [
+    "BootstrapResult",
     "GLMFit",
     "MixedModelFit",
     "anova",
+    "bootstrap",
     "check_quadrature",
     "effect_plot_data",
     "glance",
@@ -36,7 +44,9 @@ __all__ = [
     "marginal_coefs",
     "plot_effects",
     "plot_residuals",
+    "profile",
     "scaled_residuals",
     "scoring_rules",
     "tidy",
+    "to_marginaleffects",
 ]

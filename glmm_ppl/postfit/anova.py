@@ -2,7 +2,9 @@
 
 ``LRT = 2 (log L₁ − log L₀)`` with ``df`` the difference in the number of parameters, referred
 to χ²(df). Tests of variance components sit on the boundary of the parameter space, where
-this p-value is conservative; like GLMMadaptive, no correction is made.
+this p-value is conservative; like GLMMadaptive, no correction is made, but ``bootstrap=B``
+adds the parametric bootstrap p-value (``glmm_ppl.postfit.bootstrap.bootstrap_lrt``),
+which is valid there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ..engine.covariance import free_entries
+from .bootstrap import bootstrap_lrt, check_nsim
 from .glm import GLMFit
 from .results import MixedModelFit
 from .summary import format_pvalue
@@ -157,7 +160,8 @@ class _AnovaTable(pd.DataFrame):
         return format_anova(self)
 
     def _repr_html_(self) -> str:
-        return _formatted(self).to_html()
+        note = format_anova(self).splitlines()[len(self) + 1 :]  # the bootstrap's, if any
+        return _formatted(self).to_html() + "".join(f"<p>{line}</p>" for line in note)
 
 
 def _formula_of(m) -> str:
@@ -306,7 +310,14 @@ def _warn_boundary(names: list[str], described: list[dict]) -> None:
 
 
 def anova(
-    *models, names: list[str] | tuple[str, ...] | None = None, L=None, rhs=None, sandwich=False
+    *models,
+    names: list[str] | tuple[str, ...] | None = None,
+    L=None,
+    rhs=None,
+    sandwich=False,
+    bootstrap: int | None = None,
+    seed=None,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Likelihood-ratio tests of nested fits of the same data, as R's ``anova(m1, m2, ...)``,
     or with ``L`` a Wald test of linear hypotheses ``Lβ = rhs`` on one fit's fixed effects.
@@ -333,6 +344,17 @@ def anova(
     sandwich : bool
         Wald test with the robust covariance (``vcov(sandwich=True)``) instead of
         ``vcov()``.
+    bootstrap : int, optional
+        Two models only: also the parametric bootstrap p-value from this many data sets
+        simulated from the smaller model, to which both are refitted (from their estimates):
+        ``(1 + #{LRT* ≥ LRT}) / (1 + B)`` with ``B`` the data sets whose refits converged
+        (column ``p.boot``; the replicates are in ``table.attrs["bootstrap"]``, a
+        ``BootstrapLRT``). Unlike the χ² p-value it is
+        valid for variances tested at 0. The smallest possible value is ``1/(B + 1)``.
+    seed : int, numpy.random.Generator or None
+        With ``bootstrap``: the same seed gives the same p-value.
+    progress : bool or None
+        With ``bootstrap``: show a progress bar (tqdm); None shows it from 100 data sets on.
 
     Returns
     -------
@@ -340,8 +362,9 @@ def anova(
         Likelihood-ratio tests: one row per model, smallest first, with numeric columns
         ``AIC``, ``BIC``, ``log.Lik``, ``LRT`` (``2 Δlog L`` from the row above), ``df`` (the
         difference in the number of parameters) and ``p.value`` (χ²(df)); the first row's
-        test columns are empty (NaN). It prints as ``format_anova`` does. Wald test: one
-        row (``"L"``) with ``Chisq``, ``df`` (the rank of ``L``) and ``Pr(>|Chi|)``.
+        test columns are empty (NaN). With ``bootstrap``, a column ``p.boot``. It prints as
+        ``format_anova`` does. Wald test: one row (``"L"``) with ``Chisq``, ``df`` (the rank of
+        ``L``) and ``Pr(>|Chi|)``.
 
     Raises
     ------
@@ -352,17 +375,21 @@ def anova(
         families are accepted where one is a special case of the other (Poisson within the
         negative binomial or a zero-inflated model, binomial within the zero-inflated
         binomial…); the test is then on the boundary and a warning says its p-value is
-        conservative.
+        conservative. With ``bootstrap``: if it is not a positive integer, or given with
+        more or fewer than two models or with ``L``, or a model is one the bootstrap cannot
+        refit (see ``glmm_ppl.postfit.bootstrap.bootstrap``).
 
     Warns
     -----
     UserWarning
         When a test adds random-effects variances (the χ² p-value is conservative on the
-        boundary), a fit did not converge or is penalized, or one of two mixed models is the
-        Laplace approximation (``n_agq=1``, which crossed grouping factors always are) and the
-        other adaptive quadrature with more points: their log-likelihoods then differ by
-        their approximation errors too; fit both with the same ``n_agq`` (1 when one has
-        crossed factors). The table is still given.
+        boundary; not with ``bootstrap``, whose p-value is valid there), a fit did not converge
+        or is penalized, or one of two mixed models is the Laplace approximation
+        (``n_agq=1``, which crossed grouping factors always are) and the other adaptive
+        quadrature with more points: their log-likelihoods then differ by their approximation
+        errors too; fit both with the same ``n_agq`` (1 when one has crossed factors). The
+        table is still given. With ``bootstrap``, when refits did not converge: their data
+        sets are dropped, and the warning counts them.
 
     Examples
     --------
@@ -381,7 +408,28 @@ def anova(
     >>> gp.anova(fm1, L={"sexfemale": [1, 0], "sexfemale:time": [0, 1]}).round(4)
         Chisq  df  Pr(>|Chi|)
     L  5.0085   2      0.0817
+
+    The parametric bootstrap (here with few data sets; use hundreds): no simulated LRT comes
+    near the observed one, so ``p.boot`` is its smallest possible value, ``1/(B + 1)``.
+
+    >>> m0 = gp.glm("y ~ sex * time", df, "binomial")
+    >>> gp.anova(m0, fm1, bootstrap=20, seed=1)
+           AIC     BIC    log.Lik       LRT df  p.value  p.boot
+    m0  919.11  937.85  -455.5535
+    fm1 759.04  772.07  -374.5197  162.0676  1  < 1e-04  0.0476
+    parametric bootstrap: 20 data sets simulated from m0, 0 dropped (refits not converged)
     """
+    if bootstrap is not None:
+        bootstrap = check_nsim(bootstrap, "bootstrap")
+        if L is not None:
+            raise ValueError("bootstrap is an option of the likelihood-ratio test, not of L's")
+        if len(models) != 2:
+            raise ValueError(
+                f"the parametric bootstrap (bootstrap=) compares two nested models, got "
+                f"{len(models)}: test them two at a time"
+            )
+    elif seed is not None or progress is not None:
+        raise ValueError("seed and progress are options of bootstrap=: give bootstrap as well")
     if L is not None:
         if len(models) != 1 or names is not None:
             raise ValueError(
@@ -419,7 +467,8 @@ def anova(
             raise ValueError(f"{pair[0]} against {pair[1]}: {error}") from None
     for pair, (a, b) in zip(pairwise(names), pairwise(described), strict=True):
         _warn_approximations(pair, a, b)
-    _warn_boundary(names, described)
+    if bootstrap is None:  # the bootstrap p-value is the remedy the warning points to
+        _warn_boundary(names, described)
     for name, d in zip(names, described, strict=True):
         if not d["converged"]:
             warnings.warn(
@@ -438,7 +487,7 @@ def anova(
     lrt = np.concatenate([[np.nan], 2.0 * np.diff(loglik)])
     df = np.diff([d["df"] for d in described])
     p = np.concatenate([[np.nan], stats.chi2.sf(np.maximum(lrt[1:], 0.0), df)])
-    return _AnovaTable(
+    table = _AnovaTable(
         {
             "AIC": [m.aic for m in fits],
             "BIC": [m.bic for m in fits],
@@ -449,6 +498,11 @@ def anova(
         },
         index=names,
     )
+    if bootstrap is not None:
+        test = bootstrap_lrt(*fits, bootstrap, seed=seed, progress=progress, names=names)
+        table["p.boot"] = [np.nan, test.p_value]
+        table.attrs["bootstrap"] = test
+    return table
 
 
 def format_anova(table: pd.DataFrame) -> str:
@@ -464,7 +518,14 @@ def format_anova(table: pd.DataFrame) -> str:
     m0  10.00   11.00  -3.0000
     m1   8.00    9.50  -1.0000 4.0000  1  0.0455
     """
-    return _formatted(table).to_string()
+    text = _formatted(table).to_string()
+    test = table.attrs.get("bootstrap")
+    if test is not None:
+        text += (
+            f"\nparametric bootstrap: {test.nsim} data sets simulated from {test.names[0]}, "
+            f"{test.n_failed} dropped (refits not converged)"
+        )
+    return text
 
 
 def _formatted(table: pd.DataFrame) -> pd.DataFrame:
@@ -476,4 +537,6 @@ def _formatted(table: pd.DataFrame) -> pd.DataFrame:
     out["LRT"] = table["LRT"].map(lambda v: "" if np.isnan(v) else f"{v:.4f}")
     out["df"] = table["df"].map(lambda v: "" if pd.isna(v) else str(v))
     out["p.value"] = table["p.value"].map(format_pvalue)
+    if "p.boot" in table:
+        out["p.boot"] = table["p.boot"].map(format_pvalue)
     return out

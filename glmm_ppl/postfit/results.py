@@ -365,13 +365,16 @@ class MixedModelFit:
             return _sandwich.sandwich_vcov(self, parm)
         return hessian_vcov(self, parm)
 
-    def confint(self, parm: str = "fixed-effects", level: float = 0.95) -> pd.DataFrame:
-        """Wald confidence intervals.
+    def confint(self, parm="fixed-effects", level: float = 0.95, method: str = "wald"):
+        """Confidence intervals: Wald (``method="wald"``) or profile likelihood (``"profile"``).
 
-        Fixed effects (and the zero part's, with ``parm="zero_part"``) on their own scale;
-        variance components back-transformed: variances through the log scale (so the bounds
-        stay positive), covariances by the delta method; extra parameters through the log
-        scale.
+        Wald: fixed effects (and the zero part's, ``parm="zero_part"``) on their own scale;
+        variances through the log scale (positive bounds), covariances by the delta method;
+        extra parameters through the log scale. Profile: every parameter re-maximising
+        over the others, variance components as standard deviations and correlations (as
+        lme4 reports them), a lower end of 0 where the profile of a standard deviation
+        does not reach the level (``glmm_ppl.postfit.profile.profile_confint``; ``parm``
+        may also name rows, such as ``"sd.(Intercept)"``).
 
         Examples
         --------
@@ -380,7 +383,16 @@ class MixedModelFit:
         >>> fm1 = gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "binomial")
         >>> fm1.confint().columns.tolist()
         ['2.5 %', 'Estimate', '97.5 %']
+        >>> fm1.confint("time", method="profile").round(3)
+              2.5 %  Estimate  97.5 %
+        time  0.211     0.285   0.367
         """
+        if method == "profile":
+            from .profile import profile_confint
+
+            return profile_confint(self, parm, level)
+        if method != "wald":
+            raise ValueError(f"unknown method {method!r}; valid: 'wald', 'profile'")
         return wald_confint(self, parm, level)
 
     # ---- after the fit (the computations live in the modules imported below) ------------------
@@ -414,28 +426,13 @@ class MixedModelFit:
 
         Notes
         -----
-        With ``η⁰ = Xβ (+ offset)`` and ``h`` the family's response mean (the inverse link,
-        times the trials, with the zero part and truncation of zero-inflated and hurdle
-        families):
-
-        - ``"mean_subject"``: a group whose random effects are 0: ``η⁰`` and ``h(η⁰)``;
-        - ``"marginal"``: averaged over the random-effects distribution,
-          ``E_b h(η⁰ + zᵀb)``, by a Gauss–Hermite product rule (15 points per random effect
-          up to two, 7 beyond); on the link scale ``g(E_b g⁻¹(η⁰ + zᵀb))``. GLMMadaptive's
-          marginal predictions are instead ``g⁻¹(xᵀβ_M)`` with the marginal coefficients
-          (:meth:`marginal_coefs`; :meth:`effect_plot_data` with ``marginal="coefficients"``
-          gives them): on the vignette's random-intercept model the two differ by up to 0.011
-          in probability over times 0 to 15;
-        - ``"subject_specific"``: ``η⁰ + zᵀb̂_i`` with the empirical Bayes modes; groups the
-          fit did not see get their modes from their rows of ``newdata`` (dynamic
-          prediction); with crossed grouping factors a level the fit did not see gets 0 for
-          its factor (no dynamic prediction), the row's other levels their modes;
-        - ``"zero_part"``: the zero part's probability ``logistic(η⁰_zi)`` at ``b = 0``.
-
-        Standard errors: for the population-level types the delta method with the Jacobian
-        of the predictions in ``θ`` and ``vcov("all")``; for subject-specific ones ``θ`` is
-        drawn from its asymptotic normal distribution, the modes recomputed at each draw and
-        ``b`` drawn from its (normal) posterior, so the interval carries both uncertainties.
+        ``"mean_subject"``: a group whose random effects are 0; ``"marginal"``: averaged
+        over the random-effects distribution (exactly, by quadrature; GLMMadaptive's
+        marginal predictions use :meth:`marginal_coefs` instead); ``"subject_specific"``:
+        with the empirical Bayes modes (groups the fit did not see get theirs from their
+        rows of ``newdata``); ``"zero_part"``: the zero part's probability at ``b = 0``.
+        The module ``glmm_ppl.postfit.predict`` gives the formulas and how the standard
+        errors are computed.
 
         Examples
         --------

@@ -21,7 +21,7 @@ import numpy as np
 from ..engine.covariance import theta_to_D
 from .factors import row_effects
 
-__all__ = ["simulate", "scaled_residuals"]
+__all__ = ["simulate", "scaled_residuals", "check_seed"]
 
 # rows × simulations drawn per call of the family's simulator (bounds the memory used)
 _CHUNK = 2_000_000
@@ -33,11 +33,10 @@ def _check_nsim(nsim) -> int:
     return int(nsim)
 
 
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
+def check_seed(seed):
+    """``seed`` if it is None, a non-negative integer or a Generator; else a clear error."""
+    if seed is None or isinstance(seed, np.random.Generator):
         return seed
-    if seed is None:
-        return np.random.default_rng()
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(
             f"seed must be None, a non-negative integer or a numpy.random.Generator, got "
@@ -45,7 +44,12 @@ def _rng(seed) -> np.random.Generator:
         )
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.default_rng(int(seed))
+    return int(seed)
+
+
+def _rng(seed) -> np.random.Generator:
+    seed = check_seed(seed)
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def _factor(D: np.ndarray) -> np.ndarray:
