@@ -161,6 +161,11 @@ class _Profiler:
         self.se = np.sqrt(np.clip(np.diag(self.V), 0.0, None))
         # the curvature in φ at the estimates, negated (positive definite)
         self.H = np.linalg.pinv(self.V, hermitian=True)
+        # the correlations stay within ±0.9999: where the maximum lies at ±1 (a standard
+        # deviation profiled towards 0 can take it there) it is reached at the bound
+        cor = np.array([k == "cor" for k in self.par.kind])
+        edge = np.where(cor, np.arctanh(_MAX_COR), np.inf)
+        self.bounds = np.stack([-edge, edge])
         self.last: dict[tuple, tuple] = {}  # by (j, side): (φ_j, maximiser, curvature)
         self.trace: list[tuple[str, float, float]] = []
 
@@ -213,7 +218,7 @@ class _Profiler:
                 break
             for t in 0.5 ** np.arange(6):
                 trial = phi.copy()
-                trial[free] += t * step
+                trial[free] = np.clip(trial[free] + t * step, *self.bounds[:, free])
                 new, new_grad = self._value(trial)
                 if new >= obj:
                     break
@@ -239,11 +244,13 @@ class _Profiler:
                 return np.inf, np.zeros_like(x)
             return -obj, -grad[free] * scale
 
+        lo, hi = (self.bounds[:, free] - start[free]) / scale
         res = optimize.minimize(
             fun,
             np.zeros(len(free)),
             jac=True,
             method="L-BFGS-B",
+            bounds=optimize.Bounds(np.minimum(lo, 0), np.maximum(hi, 0)),
             options={"gtol": 1e-6, "ftol": 1e-13, "maxiter": 500},
         )
         start[free] += res.x * scale

@@ -154,3 +154,23 @@ def test_bad_input_is_a_clear_error(small, binary):
     )
     with pytest.raises(ValueError, match="profile intervals are intervals of the likelihood"):
         fit.confint(method="profile")
+
+
+def test_sd_profile_to_zero_with_a_correlated_slope_matches_the_slope_only_model():
+    # 300 subjects with correlated random intercepts and slopes; the intercept's standard
+    # deviation is small. As it goes to 0 the correlation goes to ±1 (where the profile's
+    # maximum then lies) and the model becomes the slope-only one: ζ at the floor must be
+    # −√(2 (ℓ̂ − ℓ_slope-only)), an independent fit, and the interval reaches 0
+    df = pd.read_csv(REFERENCE_DIR / "binary_n1000.csv")
+    df = df[df["id"] <= 300]
+    # (binary data, 8 rows a subject: 11 points are coarse for both models, said so; the
+    # comparison is of the same rule's log-likelihoods)
+    with pytest.warns(gp.QuadratureWarning):
+        fit = gp.mixed_model("y ~ sex * time", "~ time | id", df, "binomial")
+    with pytest.warns(gp.QuadratureWarning):
+        slope_only = gp.mixed_model("y ~ sex * time", "~ 0 + time | id", df, "binomial")
+    p = profile(fit, "sd.(Intercept)", level=0.95)
+    floor = p["zeta"].iloc[0]  # the smallest value profiled
+    assert p["value"].iloc[0] < 1e-3 * np.sqrt(fit.D.iloc[0, 0])
+    assert floor == pytest.approx(-np.sqrt(2 * (fit.loglik - slope_only.loglik)), abs=0.01)
+    assert fit.confint("sd.(Intercept)", method="profile").iloc[0, 0] == 0.0
