@@ -296,7 +296,9 @@ class AGQ:
             S = S_g.sum(axis=0) if w is None else np.einsum("i,irc->rc", w, S_g)
             n_eff = n if w is None else w.sum()
             res.grad_eta = g_eta.reshape(shape)
-            res.grad_D = 0.5 * Dinv @ S @ Dinv - 0.5 * n_eff * Dinv
+            # near a singular D the gradient in D is not finite (the callers step back)
+            with np.errstate(over="ignore", invalid="ignore"):
+                res.grad_D = 0.5 * Dinv @ S @ Dinv - 0.5 * n_eff * Dinv
             res.grad_phis = gphi_g.sum(axis=0) if w is None else w @ gphi_g
             res.second_moment = S
             res.hess_weights = W if em else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -325,3 +326,27 @@ def test_bad_seed_level_and_progress(fm1):
         bootstrap(fm1, nsim=2, level=1.5)
     with pytest.raises(TypeError, match=r"^progress must be True, False or None \(automatic\)"):
         bootstrap(fm1, nsim=2, progress="yes")
+
+
+@pytest.mark.parametrize("k", [122, 155])
+def test_fit_from_estimates_near_a_singular_d_warns_nothing_and_does_not_crash(k, fm1, glm_binary):
+    # data sets 122 and 155 of the GLM's bootstrap (seed 1): from fm1's estimates the fit
+    # passes near a singular D, where the gradient in D overflowed with a RuntimeWarning (122)
+    # and a Hessian that was not finite crashed the optimizer's step check (155)
+    boot = boot_module
+    d = fm1.design
+    y = boot._GLMRefit(glm_binary, fm1).simulate(np.random.default_rng(boot._streams(1, 200)[k]))
+    data = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(d.n_groups), np.diff(d.starts)),
+            "time": d.X[:, 2],
+            "sex": np.where(d.X[:, 1] == 1, "female", "male"),
+            "y": y,
+        }
+    )
+    start = {"betas": fm1.fixef().to_numpy(), "D": fm1.D.to_numpy()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = gp.mixed_model("y ~ sex * time", "~ 1 | id", data, "binomial", initial_values=start)
+    assert not [w for w in caught if w.category is RuntimeWarning]
+    assert np.isfinite(fit.loglik)
