@@ -147,6 +147,14 @@ class _Profiler:
                 "with priors= (its objective adds the log prior); use Wald intervals "
                 "(method='wald') or the posterior of gp.sample"
             )
+        if not fit.converged:
+            warnings.warn(
+                f"{fit.opt_summary.problem or 'the fit did not converge'}: the profiles start "
+                "from estimates that may not be the maximum, and their intervals may be "
+                "unreliable",
+                UserWarning,
+                stacklevel=4,
+            )
         self.graph = MixedModelGraph(fit.design, fit.family, fit.n_agq, fit.penalty)
         if not fit.design.crossed:
             self.graph.engine.modes = np.array(fit.modes, dtype=float)
@@ -211,7 +219,10 @@ class _Profiler:
         obj, grad = self._value(phi)
         converged = not len(free)
         for _ in range(15 if len(free) and np.isfinite(obj) else 0):
-            step = np.linalg.solve(B, grad[free])
+            try:
+                step = np.linalg.solve(B, grad[free])
+            except np.linalg.LinAlgError:  # no curvature to step with: L-BFGS
+                break
             decrement = 0.5 * grad[free] @ step
             if decrement < 1e-8:
                 converged = True
@@ -270,6 +281,8 @@ class _Profiler:
         variant of regula falsi once bracketed."""
         hat = self.phi_hat[j]
         step = self.se[j] if 0 < self.se[j] < 10 else 1.0
+        if self.par.kind[j] == "fixed" and not 0 < self.se[j] < 10:
+            step = max(1.0, abs(hat))  # an estimate run off to a large value: back to 0
         limit = self.par.limit(j, hat, side, step)
         inner, outer, previous = (hat, -z), None, None  # (φ_j, |ζ| − z) below and above
         c, jump, kept = hat + side * z * step, 4 * step, 0
