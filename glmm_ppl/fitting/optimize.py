@@ -31,7 +31,14 @@ from ..engine.covariance import Blocks, D_to_theta, project, theta_to_D
 from .glm import central_differences, fit_glm_arrays
 from .graph import MixedModelGraph
 
-__all__ = ["Control", "OptSummary", "fit_mixed", "ConvergenceWarning", "per_group_scores"]
+__all__ = [
+    "Control",
+    "OptSummary",
+    "fit_mixed",
+    "ConvergenceWarning",
+    "per_group_scores",
+    "small_rule",
+]
 
 
 class ConvergenceWarning(UserWarning):
@@ -515,6 +522,14 @@ def _polish(graph: MixedModelGraph, theta: np.ndarray, obj: float, H: np.ndarray
 _SMALL_RULE = 3
 
 
+def small_rule(graph: MixedModelGraph) -> bool:
+    """Whether the graph's gradient misses how its rule's nodes move (a rule of at most
+    ``_SMALL_RULE`` points whose engine has no exact gradient): its reported objective is
+    then differentiated by central differences instead."""
+    exact = getattr(graph.engine, "exact_gradient", False)
+    return not exact and graph.engine.n_agq <= _SMALL_RULE
+
+
 def _lbfgs(fun, theta: np.ndarray, control: Control):
     """scipy's L-BFGS-B on ``fun(θ) → (value, gradient)`` (a scaled negative objective)."""
     return optimize.minimize(
@@ -706,7 +721,7 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
     """
     if getattr(graph.engine, "exact_gradient", False):
         return _fit_exact(graph, control, initial_values)
-    if graph.engine.n_agq <= _SMALL_RULE:
+    if small_rule(graph):
         return _fit_small_rule(graph, control, initial_values)
     t0 = time.perf_counter()
     theta0 = _initial(graph, initial_values)

@@ -29,6 +29,7 @@ from scipy import optimize, stats
 from ..engine.covariance import D_to_theta, free_entries, theta_to_D
 from ..fitting.glm import central_differences
 from ..fitting.graph import MixedModelGraph
+from ..fitting.optimize import small_rule
 
 __all__ = ["profile", "profile_confint"]
 
@@ -158,9 +159,7 @@ class _Profiler:
         self.graph = MixedModelGraph(fit.design, fit.family, fit.n_agq, fit.penalty)
         if not fit.design.crossed:
             self.graph.engine.modes = np.array(fit.modes, dtype=float)
-        engine = self.graph.engine
-        # rules of at most three points: the fixed-node gradient misses how the nodes move
-        self.exact = getattr(engine, "exact_gradient", False) or engine.n_agq > 3
+        self.exact = not small_rule(self.graph)
         self.par = _Parametrization(fit)
         self.phi_hat = self.par.phi(fit.theta)
         self.top = self.graph(fit.theta)[0]
