@@ -167,7 +167,7 @@ def _latent_model(fit) -> pm.Model:
             if d.Z_zi is not None:
                 eta_zi = eta_zi + pt.sum(pt.constant(d.Z_zi) * b_rows[:, d.q_main :], axis=1)
             data["eta_zi"] = eta_zi
-        logp = family.logp(pt.constant(d.y), eta, [phis[m] for m in range(family.n_phis)], **data)
+        logp = family.row_logp(pt.constant(d.y), eta, [phis[m] for m in range(family.n_phis)], **data)
         pm.Potential("loglik", pt.sum(logp))
         _variance_and_priors(fit, D, beta, pieces)
     return model

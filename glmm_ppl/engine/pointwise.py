@@ -76,7 +76,7 @@ def _scalar_graph(family: Family, third: bool = False):
     data = dict(zip(family.aux_names, aux, strict=True))
     if family.zero_part:
         data["eta_zi"] = etas[1]
-    lp = pt.as_tensor_variable(family.logp(y, etas[0], phis, **data), dtype="float64")
+    lp = pt.as_tensor_variable(family.row_logp(y, etas[0], phis, **data), dtype="float64")
     if lp.ndim != 0:
         raise TypeError(
             f"{family.name}.logp must be elementwise: it returned {lp.ndim} dimension(s) "

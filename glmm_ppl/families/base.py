@@ -73,6 +73,11 @@ class Family:
     trials: str = "never"
     data_names: tuple[str, ...] = ()
     discrete: bool = False
+    #: Columns of the dispersion sub-model's design (``disp_fixed``), empty without one: the
+    #: first extra parameter is then ``exp(x_dᵀγ)`` per row, and ``phis`` are the ``exp(γ_k)``.
+    disp_names: tuple[str, ...] = ()
+    #: Whether each row's log density is multiplied by its weight (``row_weights``).
+    row_weighted: bool = False
 
     def __init__(self, link: str | Link | None = None):
         self.link = get_link(self.links[0] if link is None else link, self.links)
@@ -120,7 +125,58 @@ class Family:
     @property
     def aux_names(self) -> tuple[str, ...]:
         """Per-row data columns besides ``y`` that :meth:`logp` reads, in order."""
-        return (("trials",) if self.with_trials else ()) + tuple(self.data_names)
+        return (
+            (("trials",) if self.with_trials else ())
+            + tuple(self.data_names)
+            + tuple(f"disp:{name}" for name in self.disp_names)
+            + (("row_weight",) if self.row_weighted else ())
+        )
+
+    def row_logp(self, y, eta, phis: Sequence, **data):
+        """The log density the engines use (PyTensor): :meth:`logp` with the dispersion
+        sub-model's extra parameter per row and times the row's weight, when the model has
+        them. ``data`` holds every column of :attr:`aux_names` (and ``eta_zi``)."""
+        data = dict(data)
+        weight = data.pop("row_weight", None)
+        if self.disp_names:
+            import pytensor.tensor as pt
+
+            columns = [data.pop(f"disp:{name}") for name in self.disp_names]
+            log_phi = sum(x * pt.log(phi) for x, phi in zip(columns, phis, strict=True))
+            phis = [pt.exp(log_phi)]
+        lp = self.logp(y, eta, phis, **data)
+        return lp if weight is None else weight * lp
+
+    def extra_coefficients(self, log_phis: np.ndarray):
+        """The extra parameters reported as a table of coefficients, or None when they are
+        reported on their natural scale (``exp`` of ``θ``'s entries).
+
+        Returns ``(title, names, values, jacobian)``: the table's title, the names and values
+        of its rows and ``∂ values / ∂ log φ`` (for their standard errors by the delta
+        method). A dispersion sub-model reports its coefficients on the log scale.
+        """
+        if not self.disp_names:
+            return None
+        base = type(self).phi_names[0]
+        log_phis = np.asarray(log_phis, dtype=float)
+        return (
+            f"Dispersion sub-model (log {base})",
+            list(self.disp_names),
+            log_phis.copy(),
+            np.eye(len(log_phis)),
+        )
+
+    def row_parts(self, phis, data: dict) -> tuple[list, dict]:
+        """``(phis, data)`` as :meth:`simulate`, :meth:`response_mean` and
+        :meth:`response_variance` take them (numpy): with a dispersion sub-model its extra
+        parameter per row, ``exp(x_dᵀγ)``; the sub-model's columns and the row weights are
+        taken out of ``data``."""
+        data = {k: v for k, v in data.items() if k != "row_weight"}
+        if self.disp_names:
+            columns = [np.asarray(data.pop(f"disp:{name}"), float) for name in self.disp_names]
+            log_phi = sum(x * np.log(float(phi)) for x, phi in zip(columns, phis, strict=True))
+            phis = [np.exp(log_phi)]
+        return list(phis), data
 
     def using_trials(self) -> Family:
         """A copy of this family whose response counts successes out of ``trials``.
