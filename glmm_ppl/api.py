@@ -61,15 +61,31 @@ def _check_points(n_agq) -> None:
         )
 
 
-def _formulas(fixed, random) -> tuple[str, str]:
-    """The fixed and random formulas, from two formulas or from one with ``(… | g)`` in it."""
+def _has_zero_part(family) -> bool:
+    """Whether ``family`` names a zero-inflated or hurdle family (False for one not known)."""
+    try:
+        return bool(get_family(family).zero_part)
+    except (TypeError, ValueError):
+        return False
+
+
+def _formulas(fixed, random, zi_random=None, family=None) -> tuple[str, str | None]:
+    """The fixed and random formulas, from two formulas or from one with ``(… | g)`` in it;
+    ``random`` is None when only the zero part has random effects (``zi_random``)."""
     split_fixed(fixed)  # a formula 'response ~ terms', or its error
     in_fixed, in_random = split_bambi_formula(fixed)
     if random is None:
         if in_random is None:
+            if zi_random is not None:
+                return fixed, None
+            zero = (
+                "; or, for random effects in the zero part only, give them as zi_random ('~ 1 | g')"
+                if family is not None and _has_zero_part(family)
+                else ""
+            )
             raise ValueError(
                 f"no random effects in {fixed!r}: add them to the formula as bambi does "
-                "('y ~ x + (1 | g)') or give them as random ('~ 1 | g')"
+                f"('y ~ x + (1 | g)') or give them as random ('~ 1 | g'){zero}"
             )
         return in_fixed, in_random
     if in_random is not None:
@@ -95,6 +111,8 @@ def mixed_model(
     weights=None,
     trials: str | None = None,
     censoring: str | None = None,
+    row_weights=None,
+    disp_fixed: str | None = None,
     initial_values: dict | None = None,
     control: dict | Control | None = None,
     **unknown,
@@ -117,8 +135,9 @@ def mixed_model(
     random : str, optional
         ``"~ 1 | g"`` (random intercepts), ``"~ x | g"`` (correlated intercepts and slopes, full
         ``D``) or ``"~ x || g"`` (independent, diagonal ``D``); ``g`` is a column of ``data``.
-        Leave it out when ``fixed`` has a ``(… | g)`` term. With ``random`` left out the data
-        and family may follow the formula positionally: ``mixed_model(formula, df, family)``.
+        Leave it out when ``fixed`` has a ``(… | g)`` term, or when only the zero part has
+        random effects (``zi_random``). With ``random`` left out the data and family may
+        follow the formula positionally: ``mixed_model(formula, df, family)``.
     data : pandas.DataFrame
     family : str or Family
         A name (``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gamma"``…; see
@@ -141,7 +160,10 @@ def mixed_model(
         Zero-inflated and hurdle families only: the fixed effects (``"~ x"``, logit link;
         ``"~ 1"`` by default) and random effects (``"~ 1 | g"``, same grouping column) of the
         zero part. Its random effects join the main ones in one ``D``, correlated unless
-        either formula uses ``||`` (then ``D`` is diagonal).
+        either formula uses ``||`` (then ``D`` is diagonal). With ``random=None`` and no
+        ``(… | g)`` term in ``fixed``, the zero part alone has random effects (glmmTMB's
+        ``ziformula = ~ x + (1 | g)`` with none in the conditional model); the groups are
+        then those of ``zi_random``'s grouping column.
     offset : str, pandas.Series or array-like, optional
         Added to the main linear predictor, as ``offset(...)`` in ``fixed``: a column name, a
         Series matched to ``data`` by index label, or an array with one value per row.
@@ -155,6 +177,23 @@ def mixed_model(
     censoring : str, optional
         censored_normal only: column with 0 (observed), 1 (left censored: the value is an
         upper bound) or 2 (right censored: a lower bound).
+    row_weights : str, pandas.Series or array-like, optional
+        One non-negative weight per row (a column name, a Series matched to ``data`` by index
+        label, or an array with one value per row) multiplying the row's log density inside
+        the integral over its group's random effects: a row of weight ``k`` counts as ``k``
+        copies of itself in its group (frequency weights, lme4's ``weights=``). A row of
+        weight 0 adds nothing (and ``fit.nobs`` leaves it out); weights all 1 give the
+        unweighted fit. With sampling (survey) weights the estimates are pseudo-likelihood
+        estimates: use ``fit.vcov(sandwich=True)``. For binomial counts of successes the
+        trials, not weights, give the number of trials. See :mod:`glmm_ppl.design.row_weights`.
+    disp_fixed : str, optional
+        A dispersion sub-model, as glmmTMB's ``dispformula``: ``"~ grp"`` gives the family's
+        extra parameter (the sigma of gaussian, students_t, censored_normal and
+        hurdle_lognormal, the size of the negative binomials, the precision of beta,
+        beta_binomial and hurdle_beta, the shape of gamma) a log-linear predictor of its own,
+        ``log φ_j = x_jᵀγ``; the coefficients ``γ`` are ``fit.fixef("dispersion")`` (named
+        ``disp_<column>`` among the parameters). ``"~ 1"`` is the model without one. Note that
+        glmmTMB's gaussian ``dispformula`` is on ``log σ²``: its coefficients are twice these.
     priors : dict, optional
         PyMC distributions (``pm.Normal.dist(0, 2.5)``) by parameter: ``"fixed"`` or a
         fixed-effect name, ``"zero_part"``/``"zi_<name>"``, ``"sd"``/``"sd_<name>"`` (random-effect
@@ -164,7 +203,8 @@ def mixed_model(
         deviation or extra parameter on its natural scale, without the log-Jacobian, as
         PyMC's ``find_MAP`` does (:func:`glmm_ppl.sample` adds it).
     initial_values : dict, optional
-        Keys ``betas``, ``gammas`` (zero part), ``D``, ``phis`` override the starting values.
+        Keys ``betas``, ``gammas`` (zero part), ``D``, ``phis`` override the starting values
+        (``phis`` on the natural scale; with ``disp_fixed``, ``exp`` of its coefficients).
     control : dict or Control, optional
         Optimizer settings (see :class:`glmm_ppl.Control`).
     **unknown
@@ -190,7 +230,7 @@ def mixed_model(
         raise TypeError(_unknown_keywords(unknown))
     if isinstance(random, pd.DataFrame) and family is None:  # mixed_model(formula, df, family)
         random, data, family = None, random, data
-    fixed, random = _formulas(fixed, random)
+    fixed, random = _formulas(fixed, random, zi_random, family)
     if data is None:
         raise TypeError("mixed_model() needs data, a pandas DataFrame")
     if family is None:
@@ -213,6 +253,8 @@ def mixed_model(
         weights=weights,
         trials=trials,
         censoring=censoring,
+        row_weights=row_weights,
+        disp_fixed=disp_fixed,
     )
     family = design.family
     q = design.q

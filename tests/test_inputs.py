@@ -281,7 +281,7 @@ def test_unknown_family_name(binary):
 def test_unknown_family(counts):
     _raises(
         "unknown family 'poison'; valid names: beta, beta_binomial, binomial, censored_normal, "
-        "gamma, gaussian, hurdle_beta, hurdle_lognormal, hurdle_negative_binomial, "
+        "cumulative, gamma, gaussian, hurdle_beta, hurdle_lognormal, hurdle_negative_binomial, "
         "hurdle_poisson, negative_binomial, poisson, students_t, zi_binomial, "
         "zi_negative_binomial, zi_poisson (or pass a glmm_ppl.families.Family object)",
         counts,

@@ -43,6 +43,11 @@ def bambi_model(fit):
         )
     if d.weights is not None:
         raise NotImplementedError("bambi has no group weights: refit without weights")
+    if family.row_weighted:
+        raise NotImplementedError(
+            "compare_with_bambi builds bambi's model without weights, and this fit has row "
+            "weights: refit without row_weights"
+        )
     if d.nested:
         names = ", ".join(repr(f.name) for f in d.factors)
         raise NotImplementedError(

@@ -11,7 +11,9 @@ a fixed-effect name      that coefficient (``"time"``, ``"sexfemale:time"``)
 ``"sd"``                 every random-effect standard deviation; ``"sd_<name>"`` one of them
 ``"corr"``               the correlations of a full ``D``: an LKJ shape ``η`` (a number or
                          ``pm.LKJCorr.dist(n=q, eta=η)``)
-an extra parameter       e.g. ``"size"`` (negative binomial), ``"sigma"`` (Gaussian)
+an extra parameter       e.g. ``"size"`` (negative binomial), ``"sigma"`` (Gaussian); with a
+                         dispersion sub-model its coefficients (``"disp_grpb"``), on their
+                         own (log-linear) scale, as fixed effects
 =======================  ================================================================
 
 Parameters without a prior have a flat one on their unconstrained scale (``θ``: β, the
@@ -85,10 +87,13 @@ class PriorSpec:
                 total = total + pm.logp(dist, theta[p + j])
         theta_D = theta[p + pz : p + pz + t]
         total = total + self._log_prior_D(theta_D, jacobian)
-        for m, name in enumerate(lay.phi_names):
+        for m, name in enumerate(_extra_keys(lay)):
             dist = pr.get(name)
             if dist is not None:
                 log_phi = theta[p + pz + t + m]
+                if not lay.extra_log:  # an entry reported as a coefficient: as a fixed effect
+                    total = total + pm.logp(dist, log_phi)
+                    continue
                 total = total + pm.logp(dist, pt.exp(log_phi)) + (log_phi if jacobian else 0.0)
         return total
 
@@ -192,6 +197,16 @@ def _lkj_eta(value):
     )
 
 
+def _extra_keys(layout: ParameterLayout) -> list[str]:
+    """The prior keys of the extra entries of ``θ``: the extra parameters' names (their priors
+    are on the natural scale), or for coefficients (a dispersion sub-model's, an ordinal
+    model's thresholds) the entries' names in ``fit.names``, whose priors are on the entries
+    as they are."""
+    if layout.extra_log:
+        return list(layout.phi_names)
+    return layout.names[layout.blocks["extra"]]
+
+
 def make_priors(priors, layout: ParameterLayout, penalized: bool) -> PriorSpec | None:
     """Check ``priors`` against the model's parameters.
 
@@ -217,7 +232,7 @@ def make_priors(priors, layout: ParameterLayout, penalized: bool) -> PriorSpec |
     correlated = has_correlations(layout.q, layout.diagonal)
     if correlated:
         valid.append("corr")
-    valid += list(layout.phi_names)
+    valid += _extra_keys(layout)
     unknown = [k for k in priors if k not in valid]
     if unknown:
         extra = ""

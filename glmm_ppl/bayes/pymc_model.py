@@ -27,7 +27,7 @@ from ..engine.ops import AGQLogLik
 from ..fitting.graph import MixedModelGraph
 from ..fitting.penalty import student_t_kernel_logp
 from ..postfit.factors import ranef_by_factor
-from .variables import posterior_coords
+from .variables import extra_values, extra_variable, posterior_coords
 
 __all__ = ["to_pymc", "per_group_loglik"]
 
@@ -104,7 +104,7 @@ def _parameters(fit, parts: dict):
         log_phi = pm.Flat("log_phi", dims="extra", initval=parts["log_phis"])
         pieces.append(log_phi)
         phis = pt.exp(log_phi)
-        pm.Deterministic("phi", phis, dims="extra")
+        pm.Deterministic(extra_variable(fit), extra_values(fit.family, log_phi), dims="extra")
     return beta, gamma, theta_D, phis, pieces
 
 
@@ -167,7 +167,8 @@ def _latent_model(fit) -> pm.Model:
             if d.Z_zi is not None:
                 eta_zi = eta_zi + pt.sum(pt.constant(d.Z_zi) * b_rows[:, d.q_main :], axis=1)
             data["eta_zi"] = eta_zi
-        logp = family.row_logp(pt.constant(d.y), eta, [phis[m] for m in range(family.n_phis)], **data)
+        phi_list = [phis[m] for m in range(family.n_phis)]
+        logp = family.row_logp(pt.constant(d.y), eta, phi_list, **data)
         pm.Potential("loglik", pt.sum(logp))
         _variance_and_priors(fit, D, beta, pieces)
     return model

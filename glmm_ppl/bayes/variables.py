@@ -1,8 +1,10 @@
 """The posterior's variables, as every Bayesian output of the package names them.
 
 Draws of ``θ`` map to ``beta``, ``gamma`` (zero part), ``theta_D`` (log-Cholesky parameters of
-``D``), ``log_phi`` and, on natural scales, ``sd``, ``corr`` and ``phi``; their coordinates
-name the fixed effects, random effects, ``D`` parameters, extra parameters and groups. The PyMC
+``D``), ``log_phi`` (the extra entries of ``θ``) and, on natural scales, ``sd``, ``corr`` and
+``phi`` — or, for extra parameters reported as coefficients, a variable named after their
+sub-model (``thresholds``, ``dispersion``); their coordinates name the fixed effects, random
+effects, ``D`` parameters, extra parameters and groups. The PyMC
 models, both samplers, the MAP fit's ``InferenceData`` and the comparisons share them.
 """
 
@@ -12,7 +14,27 @@ import numpy as np
 
 from ..engine.covariance import has_correlations, theta_names, theta_to_D
 
-__all__ = ["posterior_coords", "posterior_dims", "natural_variables", "theta_draws"]
+__all__ = [
+    "extra_variable",
+    "posterior_coords",
+    "posterior_dims",
+    "natural_variables",
+    "theta_draws",
+]
+
+
+def extra_variable(fit) -> str:
+    """The name of the posterior variable of the extra parameters as reported: ``phi``
+    (natural scale), or their sub-model's name (``thresholds``, ``dispersion``)."""
+    return fit.family.extra_sub_model or "phi"
+
+
+def extra_values(family, log_phi):
+    """The reported values of the extra parameters from the extra entries of ``θ`` along the
+    last axis (numpy or PyTensor)."""
+    if family.extra_sub_model:
+        return family.coefficient_values(log_phi)
+    return np.exp(log_phi) if isinstance(log_phi, np.ndarray) else log_phi.exp()
 
 
 def posterior_coords(fit) -> dict:
@@ -47,7 +69,7 @@ def natural_variables(fit, theta: np.ndarray) -> dict:
         out["gamma"] = theta[..., blocks["zero_part"]]
     if fit.family.n_phis:
         out["log_phi"] = theta[..., blocks["extra"]]
-        out["phi"] = np.exp(out["log_phi"])
+        out[extra_variable(fit)] = extra_values(fit.family, out["log_phi"])
     Ds = np.apply_along_axis(
         lambda t: theta_to_D(t, d.q, d.diagonal).ravel(), -1, out["theta_D"]
     ).reshape(theta.shape[:-1] + (d.q, d.q))
@@ -63,7 +85,7 @@ def posterior_dims(fit) -> dict:
     if fit.design.X_zi is not None:
         dims["gamma"] = ["zero_part"]
     if fit.family.n_phis:
-        dims["log_phi"] = dims["phi"] = ["extra"]
+        dims["log_phi"] = dims[extra_variable(fit)] = ["extra"]
     if has_correlations(fit.design.q, fit.design.diagonal):
         dims["corr"] = ["random", "random_"]
     return dims

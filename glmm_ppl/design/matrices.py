@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -22,10 +22,13 @@ from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaicError
 
 from ..families import Family
+from .dispersion import bind_dispersion, dispersion_formulas
 from .factor_checks import check_factors
 from .nested import factor_labels, nest, nested_effects
 from .response import aux_values, bind_family, computed_columns, parse_response
+from .row_weights import add_row_weights, read_row_weights
 from .terms import random_terms, unquote
+from .thresholds import drop_intercept
 
 __all__ = [
     "Design",
@@ -58,7 +61,8 @@ class Design:
         Fixed-effects design; columns named ``fixed_names`` (R style: ``(Intercept)``,
         ``sexfemale``, ``sexfemale:time``).
     Z : ndarray (N, q_main)
-        Random-effects design of the main part; columns named ``random_names[:q_main]``.
+        Random-effects design of the main part; columns named ``random_names[:q_main]``
+        (none when only the zero part has random effects, ``random=None``).
     starts : ndarray (n + 1,)
         First row of each group, then ``N``.
     groups : pandas.Index
@@ -70,7 +74,8 @@ class Design:
     family : Family
         The family as the data use it (with trials when the response counts successes).
     aux : ndarray (N, n_aux)
-        Per-row data the family reads besides ``y`` (``family.aux_names``: trials, censoring).
+        Per-row data the family reads besides ``y`` (``family.aux_names``: trials, censoring,
+        row weights).
     X_zi, Z_zi : ndarray or None
         Fixed- and random-effects designs of the zero part (zero-inflated and hurdle
         families); ``Z_zi`` has ``q - q_main`` columns, named ``random_names[q_main:]``
@@ -100,7 +105,7 @@ class Design:
     random_names: list[str]
     diagonal: bool
     fixed: str
-    random: str
+    random: str | None
     rows: np.ndarray
     n_dropped: int = 0
     specs: dict = field(default_factory=dict, repr=False, compare=False)
@@ -513,9 +518,20 @@ def _zero_part_term(zi_random: str) -> tuple[str, str, bool]:
     return terms[0].terms, terms[0].name, terms[0].diagonal
 
 
+def _main_terms(random: str | None, zi_random: str | None) -> list:
+    """The main part's random-effects terms; without ``random``, one without effects on the
+    grouping column of ``zi_random`` (random effects in the zero part only)."""
+    if random is not None:
+        return random_terms(random)
+    if zi_random is None:
+        raise ValueError("no random effects: give random ('~ 1 | g') or zi_random ('~ 1 | g')")
+    _zero_part_term(zi_random)  # one term, or its error
+    return [replace(random_terms(zi_random)[0], terms="~ 0")]
+
+
 def build_design(
     fixed: str,
-    random: str,
+    random: str | None,
     data: pd.DataFrame,
     family: Family,
     *,
@@ -525,6 +541,8 @@ def build_design(
     weights=None,
     trials: str | None = None,
     censoring: str | None = None,
+    row_weights=None,
+    disp_fixed: str | None = None,
 ) -> Design:
     """Check the data against the formulas and build the design arrays.
 
@@ -550,7 +568,7 @@ def build_design(
     lhs, fixed_rhs = split_fixed(fixed)
     response, second, form = parse_response(lhs)
     fixed_rhs, fixed_offsets = split_offsets(fixed_rhs)
-    terms = random_terms(random)
+    terms = _main_terms(random, zi_random)
     nested = len(terms) > 1
     group, diagonal = terms[0].name, terms[0].diagonal
     family, aux_columns = bind_family(family, second, form, trials, censoring)
@@ -564,6 +582,7 @@ def build_design(
     formulas = [fixed_rhs, *[t.terms for t in terms]]
     columns = [response, *dict.fromkeys(c for t in terms for c in t.columns)]
     formulas += [f"~ {e}" for e in fixed_offsets]
+    formulas += dispersion_formulas(disp_fixed, family)
     columns += [c for c, _ in aux_columns.values()]
     data = computed_columns(data, aux_columns)
     zi_offsets: list[str] = []
@@ -605,6 +624,8 @@ def build_design(
         columns.append("(offset)")
     if isinstance(weights, str):
         columns.append(weights)
+    data, weight_column = read_row_weights(data, row_weights)
+    columns += [weight_column] if weight_column else []
     df, n_dropped = complete_rows(data, formulas, columns)
     units, crossed = None, False
     if nested:
@@ -622,13 +643,17 @@ def build_design(
     df = df.iloc[order]
     codes = codes[order]
     aux = aux_values(family, aux_columns, df, response)
+    family = family.bind_response(df[response], response)
     y = family.check_response(df[response], response, **aux)
     if not aux and np.all(y == y[0]):
         raise ValueError(
             f"response column {response!r} has the same value ({y[0]:g}) in every row used: "
             "there is nothing to fit"
         )
+    family, disp_spec = bind_dispersion(disp_fixed, df, family, aux, (model_matrix_of, check_rank))
     X, fixed_names, fixed_spec = model_matrix_of(fixed_rhs, df, "fixed-effects")
+    if family.intercept_free:
+        X, fixed_names = drop_intercept(X, fixed_names, fixed_rhs)
     check_rank(X, fixed_names)
     factors = ()
     if nested:
@@ -639,7 +664,7 @@ def build_design(
         random_spec = None
     else:
         Z, random_names, random_spec = model_matrix_of(terms[0].terms, df, "random-effects")
-        if Z.shape[1] == 0:
+        if Z.shape[1] == 0 and random is not None:
             raise ValueError(f"random formula {random!r} has no terms")
         check_rank(Z, random_names, "random-effects")
     specs = {
@@ -653,6 +678,8 @@ def build_design(
         },
         "response": (response, aux_columns),
     }
+    if disp_spec is not None:
+        specs["disp_fixed"] = disp_spec
     X_zi = Z_zi = None
     zi_names: list[str] = []
     if family.zero_part:
@@ -678,6 +705,7 @@ def build_design(
     offset_matrix = None
     if any(o is not None for o in offsets):
         offset_matrix = np.column_stack([np.zeros(len(df)) if o is None else o for o in offsets])
+    family, aux = add_row_weights(family, aux, df, weight_column, codes, groups, group, factors)
     starts = np.r_[np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]), len(codes)]
     return Design(
         y=y,

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
+from .dispersion import dispersion_columns
 from .matrices import Design, formula_columns, offset_values
 from .nested import factor_labels
 from .response import aux_values
+from .row_weights import unit_row_weights
 
 __all__ = ["ModelArrays", "model_arrays"]
 
@@ -40,7 +42,8 @@ class ModelArrays:
     index : ndarray (N,) of int
         The row's group position in the fit (``-1`` for new groups).
     y : ndarray (N, 1 + n_aux) or None
-        Response and per-row data, when the data have them.
+        Response and per-row data, when the data have them. Row weights (``row_weights=``)
+        are 1 here: the rows of new data, and of the fitted data, count once each.
     rows : pandas.Index
         The data's index.
     aux : dict
@@ -211,9 +214,13 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
             groups=np.asarray(design.groups)[index],
             known=np.ones(design.nobs, dtype=bool),
             index=index,
-            y=design.response_data(),
+            y=unit_row_weights(design.family, design.response_data()),
             rows=pd.Index(design.rows),
-            aux={n: design.aux[:, k] for k, n in enumerate(design.family.aux_names)},
+            aux={
+                n: design.aux[:, k]
+                for k, n in enumerate(design.family.aux_names)
+                if n != "row_weight"
+            },
             units=design.levels if design.nested else None,
         )
     if not isinstance(newdata, pd.DataFrame):
@@ -222,6 +229,8 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         raise ValueError("newdata has no rows")
     specs, N = design.specs, len(newdata)
     X = _matrix_from_spec(specs["fixed"], newdata, "fixed-effects")
+    if design.family is not None and design.family.intercept_free:
+        X = X[:, 1:]  # the intercept comes first in a formula with one
     if design.nested:
         Zm = np.column_stack(
             [
@@ -301,6 +310,9 @@ def _aux(design: Design, newdata: pd.DataFrame) -> dict:
             missing[name] = absent
         else:
             aux.update(aux_values(design.family, {name: (column, form)}, newdata, response))
+    disp, absent = dispersion_columns(design, newdata, (_matrix_from_spec, formula_columns))
+    aux.update(disp)
+    missing.update({f"disp:{n}": absent for n in design.family.disp_names if absent})
     return {"aux": aux, "missing": missing}
 
 
@@ -313,4 +325,9 @@ def _response(design: Design, newdata: pd.DataFrame) -> np.ndarray | None:
 
     aux = aux_values(design.family, aux_columns, newdata, response)
     y = design.family.check_response(newdata[response], response, **aux)
+    disp, absent = dispersion_columns(design, newdata, (_matrix_from_spec, formula_columns))
+    if absent:  # the response without the dispersion sub-model's columns: no log density
+        return None
+    aux.update(disp)
+    aux.setdefault("row_weight", np.ones(len(y)))  # read only by a row-weighted family
     return np.column_stack([y] + [aux[n] for n in design.family.aux_names])

@@ -82,6 +82,8 @@ def bind_family(family: Family, second, form, trials, censoring):
             raise ValueError(f"censoring= applies to censored_normal, not {family.name}")
         columns["censoring"] = (censoring, None)
     for name in family.aux_names:
+        if name == "row_weight":  # from row_weights=, bound by the design
+            continue
         if name not in ("trials", "censoring"):
             raise ValueError(
                 f"the {family.name} family reads a per-row column {name!r}; mixed_model passes "

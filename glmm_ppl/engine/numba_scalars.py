@@ -6,17 +6,21 @@ negative-binomial densities; the fallback holds the GIL and is slow. This module
 the algorithm of PyTensor's own C implementation (recurrence ``ψ₁(x) = ψ₁(x + 1) + 1/x²`` up to
 ``x ≥ 12``, then the asymptotic series through ``B₁₀``; relative error below 1e-13), so the
 family kernels stay in nopython mode. ``polygamma(n, x)`` (``n ≥ 1``; in the third derivatives
-the Laplace approximation's gradient needs) gets the same recurrence and series. Importing the
-module registers them.
+the Laplace approximation's gradient needs) gets the same recurrence and series. ``erfcx``
+(the scaled complementary error function of the probit link's tail), which PyTensor calls
+through SciPy's Cython function and so cannot cache on disk, gets ``exp(x²) erfc(x)`` below
+10 and the asymptotic series beyond. Importing the module registers them.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 from pytensor.link.numba.dispatch.scalar import scalar_op_cache_key
-from pytensor.scalar.math import PolyGamma, TriGamma
+from pytensor.scalar.math import Erfcx, PolyGamma, TriGamma
 
 __all__: list[str] = []
 
@@ -77,3 +81,21 @@ def _numba_funcify_polygamma(op, node, **kwargs):
         return (value + series) if n % 2 == 1 else -(value + series)
 
     return poly_gamma, scalar_op_cache_key(op, cache_version=f"{__name__}-1")  # bump on change
+
+
+@register_funcify_and_cache_key(Erfcx)
+def _numba_funcify_erfcx(op, node, **kwargs):
+    @numba_basic.numba_njit(error_model="numpy")
+    def erfcx(x):
+        if x < 10.0:  # relative error below 1e-14 (that of exp(x²) at x = 10); inf below -26.6
+            return math.exp(x * x) * math.erfc(x)
+        # 1/(x√π) Σₖ (−1)ᵏ (2k−1)!!/(2x²)ᵏ: the terms fall below 1e-17 by k = 10
+        y = 1.0 / (2.0 * x * x)
+        term = 1.0
+        total = 1.0
+        for k in range(1, 11):
+            term *= -(2 * k - 1) * y
+            total += term
+        return total / (x * math.sqrt(math.pi))
+
+    return erfcx, scalar_op_cache_key(op, cache_version=f"{__name__}-1")  # bump on change

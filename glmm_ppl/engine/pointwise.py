@@ -155,7 +155,9 @@ def _compile_point(family: Family, third: bool = False):
     :func:`laplace_derivatives` too). It is cached on disk (in PyTensor's numba
     cache) under PyTensor's key of the scalar graph and the wrapper's source: a new process
     loads it instead of compiling it again (0.2 s)."""
-    inputs, outputs = _scalar_graph(family, third)
+    # no stack traces on the graph's nodes: recording them is a quarter of building it
+    with pytensor.config.change_flags(traceback__limit=0):
+        inputs, outputs = _scalar_graph(family, third)
     composite = Composite(inputs, outputs)
     node = composite.make_node(*[ps.float64() for _ in inputs])
     fn, graph_key = numba_funcify_and_cache_key(composite, node=node)

@@ -23,6 +23,7 @@ gamma                      y > 0                              shape
 beta                       0 < y < 1                          precision
 beta_binomial              successes out of trials            precision
 censored_normal            real, left/right censored          sigma
+cumulative                 ordered categories                 thresholds
 =========================  =================================  ==================================
 """
 
@@ -32,6 +33,7 @@ from .base import Family
 from .beta_binomial import beta_binomial
 from .binomial import binomial
 from .continuous import beta, censored_normal, gamma, gaussian, students_t
+from .cumulative import cumulative
 from .custom import custom_family
 from .hurdle import hurdle_beta, hurdle_lognormal, hurdle_negative_binomial, hurdle_poisson
 from .links import Link
@@ -58,6 +60,7 @@ FAMILIES: dict[str, type[Family]] = {
         beta,
         beta_binomial,
         censored_normal,
+        cumulative,
     )
 }
 """The built-in families by name: the names that ``family=`` accepts, mapped to their classes.
@@ -68,7 +71,7 @@ Examples
 >>> FAMILIES["negative_binomial"]()
 negative_binomial(link='log')
 >>> len(FAMILIES)
-16
+17
 """
 
 __all__ = ["Family", "Link", "custom_family", "get_family", "FAMILIES", *FAMILIES]
@@ -94,7 +97,12 @@ def get_family(family: str | Family) -> Family:
         return family
     if isinstance(family, type) and issubclass(family, Family):
         return family()
-    aliases = {"bernoulli": "binomial", "negativebinomial": "negative_binomial", "Gamma": "gamma"}
+    aliases = {
+        "bernoulli": "binomial",
+        "negativebinomial": "negative_binomial",
+        "Gamma": "gamma",
+        "ordinal": "cumulative",
+    }
     if isinstance(family, str) and aliases.get(family, family) in FAMILIES:
         return FAMILIES[aliases.get(family, family)]()
     raise ValueError(

@@ -78,6 +78,12 @@ class Family:
     disp_names: tuple[str, ...] = ()
     #: Whether each row's log density is multiplied by its weight (``row_weights``).
     row_weighted: bool = False
+    #: The labels of an ordinal response's categories, in order (empty for other families).
+    categories: tuple[str, ...] = ()
+    #: The smallest value of a discrete response (category codes start at 1).
+    support_min: int = 0
+    #: Whether the fixed effects go without an intercept (thresholds take its place).
+    intercept_free: bool = False
 
     def __init__(self, link: str | Link | None = None):
         self.link = get_link(self.links[0] if link is None else link, self.links)
@@ -91,6 +97,11 @@ class Family:
         :attr:`aux_names`.
         """
         raise NotImplementedError
+
+    def bind_response(self, y: pd.Series, column: str) -> Family:
+        """The family as the response ``y`` needs it (e.g. with its categories); ``self`` by
+        default. Called before :meth:`check_response`."""
+        return self
 
     def check_response(self, y: pd.Series, column: str, **data) -> np.ndarray:
         """Validate the response and return it as floats; errors name ``column``.
@@ -147,6 +158,12 @@ class Family:
         lp = self.logp(y, eta, phis, **data)
         return lp if weight is None else weight * lp
 
+    @property
+    def extra_sub_model(self) -> str | None:
+        """The ``sub_model`` name under which :meth:`extra_coefficients` are reported
+        (``fit.fixef(sub_model=...)``), or None."""
+        return "dispersion" if self.disp_names else None
+
     def extra_coefficients(self, log_phis: np.ndarray):
         """The extra parameters reported as a table of coefficients, or None when they are
         reported on their natural scale (``exp`` of ``θ``'s entries).
@@ -162,9 +179,28 @@ class Family:
         return (
             f"Dispersion sub-model (log {base})",
             list(self.disp_names),
-            log_phis.copy(),
+            self.coefficient_values(log_phis).copy(),
             np.eye(len(log_phis)),
         )
+
+    def coefficient_values(self, log_phis):
+        """The values :meth:`extra_coefficients` reports, from the fit's extra entries of
+        ``θ`` along their last axis (numpy or PyTensor): a dispersion sub-model's coefficients
+        are those entries."""
+        return log_phis
+
+    def coefficient_entries(self, values) -> np.ndarray | None:
+        """The fit's extra entries of ``θ`` whose :meth:`coefficient_values` are ``values``,
+        or None where no parameters give them."""
+        return np.asarray(values, dtype=float)
+
+    def extra_theta_names(self) -> list[str]:
+        """Names of the fit's extra entries of ``θ``: ``log(<name>)`` of a parameter reported
+        on its natural scale, the names of coefficients (:attr:`extra_sub_model`) as they
+        are."""
+        if self.extra_sub_model:
+            return list(self.phi_names)
+        return [f"log({name})" for name in self.phi_names]
 
     def row_parts(self, phis, data: dict) -> tuple[list, dict]:
         """``(phis, data)`` as :meth:`simulate`, :meth:`response_mean` and
@@ -193,6 +229,96 @@ class Family:
             )
         out = copy.copy(self)
         out.with_trials = True
+        return out
+
+    def with_dispersion(self, names: Sequence[str]) -> Family:
+        """A copy of this family whose extra parameter follows a log-linear sub-model.
+
+        Row ``j`` has ``log φ_j = x_jᵀγ`` with ``x_j`` the row's columns ``names`` of the
+        dispersion design (``disp_fixed``); the fit's extra parameters are the coefficients
+        ``γ``, named ``disp_<column>``.
+
+        Parameters
+        ----------
+        names : sequence of str
+            The dispersion design's column names (``"(Intercept)"``, ``"grpb"``…).
+
+        Raises
+        ------
+        ValueError
+            For a family without exactly one extra parameter, or one whose extra parameters
+            already are a sub-model's coefficients.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import gaussian
+        >>> fam = gaussian().with_dispersion(["(Intercept)", "grpb"])
+        >>> fam.phi_names, fam.aux_names
+        (('disp_(Intercept)', 'disp_grpb'), ('disp:(Intercept)', 'disp:grpb'))
+        """
+        names = tuple(str(n) for n in names)
+        if self.disp_names or self.extra_sub_model is not None:
+            raise ValueError(
+                f"disp_fixed: the {self.name} family's extra parameters are already the "
+                f"coefficients of its {self.extra_sub_model} sub-model"
+            )
+        if self.n_phis != 1:
+            what = (
+                "no extra parameter (dispersion, size, precision or shape)"
+                if self.n_phis == 0
+                else f"{self.n_phis} extra parameters ({', '.join(self.phi_names)}); a "
+                "dispersion sub-model models a single one"
+            )
+            raise ValueError(
+                f"disp_fixed: the {self.name} family has {what}, so there is no dispersion to model"
+            )
+        if not names:
+            raise ValueError("disp_fixed: the dispersion design has no columns")
+        out = copy.copy(self)
+        out.disp_names = names
+        out.phi_names = tuple(f"disp_{n}" for n in names)
+        return out
+
+    def without_dispersion(self) -> Family:
+        """This family without its dispersion sub-model (the family itself without one).
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import gaussian
+        >>> gaussian().with_dispersion(["(Intercept)", "grpb"]).without_dispersion() == gaussian()
+        True
+        """
+        if not self.disp_names:
+            return self
+        out = copy.copy(self)
+        del out.disp_names, out.phi_names  # the class's come back
+        return out
+
+    def with_row_weights(self, weighted: bool = True) -> Family:
+        """A copy of this family whose log density is multiplied by each row's weight.
+
+        The copy's :attr:`aux_names` end with ``"row_weight"``: the model's data then carry
+        one weight per row, which :meth:`row_logp` multiplies the log density by.
+
+        Parameters
+        ----------
+        weighted : bool
+            False gives the copy without row weights.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import poisson
+        >>> fam = poisson().with_row_weights()
+        >>> fam.aux_names, fam.with_row_weights(False).aux_names
+        (('row_weight',), ())
+        >>> fam == poisson(), fam.with_row_weights(False) == poisson()
+        (False, True)
+        """
+        out = copy.copy(self)
+        if weighted:
+            out.row_weighted = True
+        else:
+            vars(out).pop("row_weighted", None)  # the class's default, False
         return out
 
     def initial_phis(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:

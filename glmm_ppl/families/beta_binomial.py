@@ -94,13 +94,13 @@ class beta_binomial(Family):
         >>> float(beta_binomial().response_variance(0.0, [2.0], trials=3.0))  # uniform on 0..3
         1.25
         """
-        phi = float(phis[0])
+        phi = np.asarray(phis[0], dtype=float)
         p, q = success_failure(self.link, eta)
         n = np.asarray(trials, dtype=float)
         return n * p * q * (n + phi) / (1.0 + phi)
 
     def simulate(self, eta, phis, rng, trials):
-        phi = float(phis[0])
+        phi = np.asarray(phis[0], dtype=float)
         p = self.mean(np.asarray(eta, float))
         tiny = np.finfo(float).tiny
         prob = rng.beta(np.maximum(p * phi, tiny), np.maximum((1.0 - p) * phi, tiny))

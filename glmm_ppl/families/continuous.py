@@ -92,10 +92,11 @@ class gaussian(Family):
         >>> gaussian().response_variance(np.zeros(2), [3.0])
         array([9., 9.])
         """
-        return np.full(np.shape(eta), float(phis[0]) ** 2)
+        return np.asarray(np.ones(np.shape(eta)) * np.asarray(phis[0], dtype=float) ** 2)
 
     def simulate(self, eta, phis, rng):
-        return np.asarray(eta, float) + float(phis[0]) * rng.standard_normal(np.shape(eta))
+        sigma = np.asarray(phis[0], dtype=float)
+        return np.asarray(eta, float) + sigma * rng.standard_normal(np.shape(eta))
 
     def initial_phis(self, y, mu):
         y, mu = _finite(y, mu)
@@ -172,11 +173,12 @@ class students_t(Family):
         array(inf)
         """
         df = self.df
-        value = float(phis[0]) ** 2 * df / (df - 2.0) if df > 2.0 else np.inf
-        return np.full(np.shape(eta), value)
+        value = np.asarray(phis[0], dtype=float) ** 2 * df / (df - 2.0) if df > 2.0 else np.inf
+        return np.asarray(np.ones(np.shape(eta)) * value)
 
     def simulate(self, eta, phis, rng):
-        return np.asarray(eta, float) + float(phis[0]) * rng.standard_t(self.df, np.shape(eta))
+        sigma = np.asarray(phis[0], dtype=float)
+        return np.asarray(eta, float) + sigma * rng.standard_t(self.df, np.shape(eta))
 
     def initial_phis(self, y, mu):
         # median |y − μ| = σ · (the upper quartile of t_ν), whatever ν
@@ -236,10 +238,10 @@ class gamma(Family):
         array([0.25, 1.  ])
         """
         mu = self.mean(np.asarray(eta, dtype=float))
-        return mu**2 / float(phis[0])
+        return mu**2 / np.asarray(phis[0], dtype=float)
 
     def simulate(self, eta, phis, rng):
-        k = float(phis[0])
+        k = np.asarray(phis[0], dtype=float)
         return rng.gamma(k, self.mean(np.asarray(eta, float)) / k)
 
     def initial_phis(self, y, mu):
@@ -303,11 +305,12 @@ class beta(Family):
         0.08333333333333333
         """
         eta = np.asarray(eta, dtype=float)
-        return special.expit(eta) * special.expit(-eta) / (1.0 + float(phis[0]))
+        phi = np.asarray(phis[0], dtype=float)
+        return special.expit(eta) * special.expit(-eta) / (1.0 + phi)
 
     def simulate(self, eta, phis, rng):
         eta = np.asarray(eta, float)
-        phi = float(phis[0])
+        phi = np.asarray(phis[0], dtype=float)
         tiny = np.finfo(float).tiny
         a = np.maximum(phi * self.link.inverse(eta), tiny)
         b = np.maximum(phi * self.link.inverse(-eta), tiny)  # 1 − μ for the logit link
@@ -394,7 +397,7 @@ class censored_normal(Family):
         >>> censored_normal().response_variance(np.zeros(2), [2.0], censoring=np.ones(2))
         array([4., 4.])
         """
-        return np.full(np.shape(eta), float(phis[0]) ** 2)
+        return np.asarray(np.ones(np.shape(eta)) * np.asarray(phis[0], dtype=float) ** 2)
 
     def simulate(self, eta, phis, rng, censoring=None):
         """Draws of the uncensored normal response ``N(η, σ²)``.
@@ -402,7 +405,8 @@ class censored_normal(Family):
         The censoring limits of new data are not known, so no censoring is applied;
         ``censoring`` is accepted for a uniform call and ignored.
         """
-        return np.asarray(eta, float) + float(phis[0]) * rng.standard_normal(np.shape(eta))
+        sigma = np.asarray(phis[0], dtype=float)
+        return np.asarray(eta, float) + sigma * rng.standard_normal(np.shape(eta))
 
     def initial_phis(self, y, mu):
         y, mu = _finite(y, mu)

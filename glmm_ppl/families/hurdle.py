@@ -225,7 +225,7 @@ class hurdle_negative_binomial(Family):
 
     def response_mean(self, eta, phis, eta_zi):
         mu = np.maximum(np.exp(np.asarray(eta, dtype=float)), np.finfo(float).tiny)
-        size = float(phis[0])
+        size = np.asarray(phis[0], dtype=float)
         positive = -np.expm1(-size * np.log1p(mu / size))  # 1 − P(0), accurate for tiny μ
         return special.expit(-np.asarray(eta_zi)) * mu / positive  # zero-truncated mean
 
@@ -245,7 +245,7 @@ class hurdle_negative_binomial(Family):
         >>> float(fam.response_variance(0.0, [1.0], eta_zi=0.0))  # ½ · 6 − 1
         2.0
         """
-        size = float(phis[0])
+        size = np.asarray(phis[0], dtype=float)
         mu = np.maximum(np.exp(np.asarray(eta, dtype=float)), np.finfo(float).tiny)
         positive = -np.expm1(-size * np.log1p(mu / size))
         m1 = mu / positive
@@ -257,7 +257,8 @@ class hurdle_negative_binomial(Family):
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = draw_shape(eta, eta_zi)
-        counts = _zero_truncated_nb(np.broadcast_to(np.exp(eta), shape), float(phis[0]), rng)
+        size = np.broadcast_to(np.asarray(phis[0], dtype=float), shape)
+        counts = _zero_truncated_nb(np.broadcast_to(np.exp(eta), shape), size, rng)
         return np.where(zero_draws(eta_zi, shape, rng), 0.0, counts)
 
 
@@ -317,7 +318,7 @@ class hurdle_lognormal(Family):
         return np.array([np.clip(sigma if sigma > 0 else 1.0, PHI_MIN, PHI_MAX)])
 
     def response_mean(self, eta, phis, eta_zi):
-        sigma = float(phis[0])
+        sigma = np.asarray(phis[0], dtype=float)
         return special.expit(-np.asarray(eta_zi)) * np.exp(np.asarray(eta, float) + sigma**2 / 2)
 
     def response_variance(self, eta, phis, eta_zi):
@@ -331,14 +332,15 @@ class hurdle_lognormal(Family):
         >>> bool(np.isclose(v, 0.5 * np.exp(2.0) - (0.5 * np.exp(0.5)) ** 2))
         True
         """
-        s2 = float(phis[0]) ** 2
+        s2 = np.asarray(phis[0], dtype=float) ** 2
         pi = special.expit(np.asarray(eta_zi, dtype=float))
         keep = special.expit(-np.asarray(eta_zi, dtype=float))
         return keep * np.exp(2.0 * np.asarray(eta, dtype=float) + s2) * (np.expm1(s2) + pi)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = draw_shape(eta, eta_zi)
-        values = np.exp(np.broadcast_to(eta, shape) + float(phis[0]) * rng.standard_normal(shape))
+        sigma = np.asarray(phis[0], dtype=float)
+        values = np.exp(np.broadcast_to(eta, shape) + sigma * rng.standard_normal(shape))
         return np.where(zero_draws(eta_zi, shape, rng), 0.0, values)
 
 
@@ -410,11 +412,11 @@ class hurdle_beta(Family):
         mu, nu = special.expit(eta), special.expit(-eta)
         pi = special.expit(np.asarray(eta_zi, dtype=float))
         keep = special.expit(-np.asarray(eta_zi, dtype=float))
-        return keep * (mu * nu / (1.0 + float(phis[0])) + pi * mu**2)
+        return keep * (mu * nu / (1.0 + np.asarray(phis[0], dtype=float)) + pi * mu**2)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = draw_shape(eta, eta_zi)
-        phi = float(phis[0])
+        phi = np.asarray(phis[0], dtype=float)
         eta = np.broadcast_to(eta, shape)
         values = rng.beta(special.expit(eta) * phi, special.expit(-eta) * phi)
         # draws that round to an endpoint are kept inside (0, 1), the main part's support

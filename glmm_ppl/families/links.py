@@ -33,7 +33,9 @@ def _cloglog_log_mu_pt(eta):
     # stay finite (the arguments are clamped so the branch not taken is finite too).
     high = eta > 3.0
     eta_low = pt.switch(high, 3.0, eta)
-    eta_high = pt.switch(high, pt.minimum(eta, 30.0), 3.0)
+    # a switch rather than a minimum: a minimum's gradient multiplies by a boolean mask, on
+    # which some of PyTensor's rewrites fail (with logged errors)
+    eta_high = pt.switch(high, pt.switch(eta > 30.0, 30.0, eta), 3.0)
     return pt.switch(high, -pt.exp(-pt.exp(eta_high)), pt.log1mexp(-pt.exp(eta_low)))
 
 

@@ -79,10 +79,10 @@ class negative_binomial(Family):
         array([ 1.5, 12. ])
         """
         mu = self.mean(np.asarray(eta, dtype=float))
-        return mu + mu**2 / float(phis[0])
+        return mu + mu**2 / np.asarray(phis[0], dtype=float)
 
     def simulate(self, eta, phis, rng):
-        size = float(phis[0])
+        size = np.asarray(phis[0], dtype=float)
         mu = self.mean(np.asarray(eta, float))
         return rng.negative_binomial(size, 1.0 / (1.0 + mu / size)).astype(float)
 

@@ -157,11 +157,11 @@ class zi_negative_binomial(Family):
         mu = np.exp(np.asarray(eta, dtype=float))
         pi = special.expit(np.asarray(eta_zi, dtype=float))
         keep = special.expit(-np.asarray(eta_zi, dtype=float))
-        return keep * mu * (1.0 + mu / float(phis[0]) + pi * mu)
+        return keep * mu * (1.0 + mu / np.asarray(phis[0], dtype=float) + pi * mu)
 
     def simulate(self, eta, phis, rng, eta_zi):
         shape = draw_shape(eta, eta_zi)
-        size = float(phis[0])
+        size = np.asarray(phis[0], dtype=float)
         mu = np.broadcast_to(np.exp(eta), shape)
         counts = rng.negative_binomial(size, size / (size + mu)).astype(float)
         return np.where(zero_draws(eta_zi, shape, rng), 0.0, counts)

@@ -53,6 +53,16 @@ def _start(X: np.ndarray, Y: np.ndarray, family: Family) -> np.ndarray:
     return beta
 
 
+def _disp_start(family: Family, Y: np.ndarray, phis: np.ndarray) -> np.ndarray:
+    """``exp(γ)`` of the dispersion sub-model whose rows all have the pooled moment estimate
+    ``φ`` (``γ`` by least squares of ``log φ`` on the sub-model's columns, so any coding of
+    them starts at the same per-row values)."""
+    columns = [1 + family.aux_names.index(f"disp:{n}") for n in family.disp_names]
+    Xd = Y[:, columns]
+    gamma = np.linalg.lstsq(Xd, np.full(len(Y), np.log(phis[0])), rcond=None)[0]
+    return np.exp(gamma)
+
+
 def _negative_definite(H: np.ndarray) -> np.ndarray:
     """``H`` with its eigenvalues made at most ``−1e-8 · max|λ|`` (a modified Newton step is
     then an ascent direction)."""
@@ -128,7 +138,8 @@ def fit_glm_arrays(
         with np.errstate(all="ignore"):
             mu = family.mean(eta(coef)[:, 0])
             phis = np.asarray(family.initial_phis(Y[:, 0], mu, **data), float)
-        return np.where(np.isfinite(phis) & (phis > 0), phis, 1.0)
+        phis = np.where(np.isfinite(phis) & (phis > 0), phis, 1.0)
+        return _disp_start(family, Y, phis) if family.disp_names else phis
 
     # Newton in the main part's coefficients, the rest held: with the zero part free, Newton
     # tends to run its probability to 0 while the dispersion is still a moment estimate

@@ -87,7 +87,10 @@ def extra_at_edge(log_phis: np.ndarray, family, design) -> str | None:
     bound it, and the model is at a limit, e.g. a negative binomial at its Poisson limit), or,
     for a ``sigma`` in the response's units (identity link), below 1e-8 of its spread."""
     in_response_units = family.link.name == "identity" and family.n_eta == 1
-    for name, value in zip(family.phi_names, log_phis, strict=True):
+    names, values = family.phi_names, log_phis
+    if family.disp_names:  # the sub-model's extremes over the rows, for the parameter it models
+        names, values = _row_extremes(np.asarray(log_phis, dtype=float), family, design)
+    for name, value in zip(names, values, strict=True):
         if name == "sigma" and in_response_units:
             spread = float(np.std(design.y))
             if spread > 0 and np.exp(value) < 1e-8 * spread:
@@ -103,6 +106,15 @@ def extra_at_edge(log_phis: np.ndarray, family, design) -> str | None:
                 "size or precision, no overdispersion: consider the Poisson or binomial family)"
             )
     return None
+
+
+def _row_extremes(gamma: np.ndarray, family, design) -> tuple[list, np.ndarray]:
+    """The smallest and largest log extra parameter over the rows of a dispersion sub-model
+    (``x_dⱼᵀγ``), named as the parameter it models."""
+    columns = [family.aux_names.index(f"disp:{n}") for n in family.disp_names]
+    log_phi = design.aux[:, columns] @ gamma
+    name = type(family).phi_names[0]
+    return [name, name], np.array([log_phi.min(), log_phi.max()])
 
 
 def scale_advice(design, family) -> list[str]:

@@ -46,6 +46,14 @@ class ParameterLayout:
         :class:`~glmm_ppl.engine.covariance.Blocks` of a model with several grouping factors.
     phi_names : tuple of str
         Names of the family's extra parameters.
+    extra_log : bool
+        Whether the extra entries of ``θ`` are the logs of the extra parameters (named
+        ``log(<name>)``); False for parameters reported as coefficients (a dispersion
+        sub-model's, named as they are, ``disp_(Intercept)``; an ordinal model's thresholds),
+        which are not logs of a natural-scale value.
+    extra_names : tuple of str, optional
+        Names of the extra entries of ``θ`` (:meth:`Family.extra_theta_names`); by default
+        from ``phi_names`` and ``extra_log``.
 
     Examples
     --------
@@ -65,6 +73,8 @@ class ParameterLayout:
     random_names: tuple[str, ...]
     diagonal: bool | Blocks
     phi_names: tuple[str, ...]
+    extra_log: bool = True
+    extra_names: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, design, family) -> ParameterLayout:
@@ -77,6 +87,8 @@ class ParameterLayout:
             if isinstance(design.diagonal, Blocks)
             else bool(design.diagonal),
             phi_names=tuple(family.phi_names),
+            extra_log=family.extra_sub_model is None,
+            extra_names=tuple(family.extra_theta_names()),
         )
 
     # ---- sizes ---------------------------------------------------------------------------
@@ -129,12 +141,17 @@ class ParameterLayout:
     @property
     def names(self) -> list[str]:
         """Names of the entries of ``θ``: the fixed effects, ``zi_<name>`` for the zero part,
-        ``D_jk`` and ``log(<name>)`` for the extra parameters."""
+        ``D_jk`` and ``log(<name>)`` for the extra parameters (the names of a dispersion
+        sub-model's coefficients as they are)."""
         return (
             list(self.fixed_names)
             + [f"zi_{name}" for name in self.zi_names]
             + theta_names(self.q, self.diagonal)
-            + [f"log({name})" for name in self.phi_names]
+            + list(
+                self.extra_names
+                if self.extra_names is not None
+                else [f"log({name})" if self.extra_log else name for name in self.phi_names]
+            )
         )
 
     @property
@@ -142,10 +159,11 @@ class ParameterLayout:
         """The entries of ``θ`` that are logarithms of a natural-scale parameter: the log
         standard deviations of ``D`` (all of ``θ_D`` when ``D`` is diagonal, else the diagonal
         of its log-Cholesky factor, which is a standard deviation only for the first random
-        effect and otherwise a conditional one) and the logs of the extra parameters."""
+        effect and otherwise a conditional one) and the logs of the extra parameters (not the
+        coefficients of a dispersion sub-model)."""
         start = self.blocks["var-cov"].start
         log_sd = [start + k for k in _log_sd(self.q, self.diagonal)]
-        extra = self.blocks["extra"]
+        extra = self.blocks["extra"] if self.extra_log else slice(0, 0)
         return log_sd + list(range(extra.start, extra.stop))
 
     @property

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..design.dispersion import dispersion_design, other_data, within_span
+from ..design.row_weights import row_weights_of
 from ..engine.covariance import free_entries
 from .bootstrap import bootstrap_lrt, check_nsim
 from .glm import GLMFit
@@ -39,6 +41,11 @@ def _by_row(values, rows, all_columns: bool = False) -> np.ndarray | None:
     if not pd.Index(rows).is_unique:
         return np.sort(values, axis=0)
     return values[np.argsort(rows, kind="stable")]
+
+
+def _row_weights(family, design) -> np.ndarray | None:
+    """The design's row weights in its row order (None without them)."""
+    return row_weights_of(design) if family.row_weighted else None
 
 
 def _groups_by_row(design) -> dict:
@@ -100,11 +107,13 @@ def _describe(m) -> dict:
             "n_agq": m.n_agq,
             "crossed": m.design.crossed,
             "df": m.n_params,
-            "family": m.family,
+            "family": m.family.without_dispersion(),
+            "dispersion": _by_row(dispersion_design(m.design), m.design.rows, all_columns=True),
             "penalized": m.penalty is not None,
             "offset": _by_row(m.design.offset, m.design.rows),
             "weights": m.design.weights,
-            "aux": _by_row(m.design.aux, m.design.rows, all_columns=True),
+            "row_weights": _by_row(_row_weights(m.family, m.design), m.design.rows),
+            "aux": _by_row(other_data(m.design), m.design.rows, all_columns=True),
             "converged": m.converged,
         }
     if isinstance(m, GLMFit):
@@ -119,9 +128,11 @@ def _describe(m) -> dict:
             "crossed": False,
             "df": m.df,
             "family": m.family,
+            "dispersion": np.ones((len(m.rows), 1)) if m.family.n_phis else None,
             "penalized": False,
             "offset": _by_row(m.offset, m.rows),
             "weights": None,
+            "row_weights": _by_row(m.row_weights, m.rows),
             "aux": None,  # a GLM keeps no trials: not compared
             "converged": True,
         }
@@ -223,6 +234,11 @@ def _check_pair(a: dict, b: dict, names: tuple[str, str]) -> None:
         )
     if not _same(a["offset"], b["offset"]):
         raise ValueError("the models use different offsets: they are not nested")
+    if not _same(a["row_weights"], b["row_weights"]):
+        raise ValueError(
+            "the models use different row weights (row_weights=; one may have none), so their "
+            "log-likelihoods are not comparable: fit both with the same row weights"
+        )
     if a["aux"] is not None and b["aux"] is not None and not _same(a["aux"], b["aux"]):
         raise ValueError(
             "the models use different per-row data (trials or censoring), so their "
@@ -236,6 +252,11 @@ def _check_pair(a: dict, b: dict, names: tuple[str, str]) -> None:
         raise ValueError(
             f"the models use different families: {a['family']!r} and {b['family']!r}, and "
             "the first is not a special case of the second"
+        )
+    if a["dispersion"] is not None and not within_span(a["dispersion"], b["dispersion"]):
+        raise ValueError(
+            f"{names[0]} is not nested in {names[1]}: its dispersion sub-model (disp_fixed; none "
+            "is a constant dispersion) is not within the larger model's"
         )
     if any(g not in b["group_of_row"] for g in a["group_of_row"]):
         raise ValueError(

@@ -116,6 +116,13 @@ def _check_fit(fit, what: str) -> None:
             f"{what} has group weights: each simulated group would count as that many groups "
             "in the refits, which is not a draw from the model; refit without weights"
         )
+    if fit.family.row_weighted:
+        raise ValueError(
+            f"{what} has row weights: a simulated data set draws each row once, and a refit "
+            "with the weights would count a row's one draw as that many observations, which is "
+            "not a draw from the model; use fit.vcov(sandwich=True) for robust standard errors, "
+            "or refit without row_weights"
+        )
     if "censoring" in fit.family.aux_names:
         raise ValueError(
             f"{what} has a censored response: simulation draws uncensored values, so the data "
@@ -168,7 +175,7 @@ def _warm_start(fit: MixedModelFit) -> dict:
     if d.X_zi is not None:
         start["gammas"] = fit.fixef("zero_part").to_numpy()
     if fit.family.n_phis:
-        start["phis"] = fit.phis.to_numpy()
+        start["phis"] = np.exp(fit.theta[fit.layout.blocks["extra"]])
     return start
 
 
@@ -457,7 +464,9 @@ def _natural(fit: MixedModelFit, theta: np.ndarray) -> np.ndarray:
     rows, cols = free_entries(d.q, d.diagonal)
     D = theta_to_D(theta[blocks["var-cov"]], d.q, d.diagonal)
     fixed = theta[: blocks["var-cov"].start]  # β, then γ
-    return np.concatenate([fixed, D[rows, cols], np.exp(theta[blocks["extra"]])])
+    extra = theta[blocks["extra"]]  # coefficients (dispersion, thresholds) as reported
+    extra = np.exp(extra) if fit.layout.extra_log else fit.family.coefficient_values(extra)
+    return np.concatenate([fixed, D[rows, cols], extra])
 
 
 def _percent(p: float) -> str:
@@ -605,7 +614,8 @@ def bootstrap(
     ------
     ValueError
         If ``nsim`` is not a positive integer or ``level`` is not in (0, 1); for a fit with
-        priors (a MAP fit: the bootstrap refits by maximum likelihood), with group weights, or
+        priors (a MAP fit: the bootstrap refits by maximum likelihood), with group weights or
+        row weights (a simulated data set draws each row once: it cannot reproduce them), or
         with a censored response (simulation does not reproduce the censoring).
     TypeError
         If ``fit`` is not a mixed model fit, or ``seed`` or ``progress`` has the wrong type.

@@ -128,6 +128,13 @@ def effect_plot_data(
     if not isinstance(newdata, pd.DataFrame):
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     marginal = _check_marginal(marginal)
+    if fit.family.categories:
+        raise ValueError(
+            f"effect_plot_data: the {fit.family.name} family's response is a set of category "
+            "probabilities, not the inverse link of the linear predictor; predict(newdata, "
+            "type_pred='response', type='mean_subject' or 'marginal', se_fit=True) gives each "
+            "category's probability with its interval"
+        )
     if (
         isinstance(level, (bool, np.bool_))
         or not isinstance(level, (int, float, np.integer, np.floating))

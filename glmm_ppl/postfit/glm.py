@@ -18,6 +18,7 @@ from ..design.matrices import (
     split_offsets,
 )
 from ..design.response import aux_values, bind_family, computed_columns, parse_response
+from ..design.row_weights import add_row_weights, read_row_weights
 from ..families import Family, get_family
 from ..fitting.glm import fit_glm_arrays
 from .summary import wald_table
@@ -49,7 +50,9 @@ class GLMFit:
     df : int
         Number of estimated parameters.
     nobs : int
-        Number of observations used.
+        Number of observations used (rows of row weight 0 are not counted).
+    row_weights : ndarray or None
+        The rows' weights (``row_weights=``), None without them.
     family : Family
         The family of the response.
     fixed : str
@@ -67,6 +70,7 @@ class GLMFit:
     y: np.ndarray
     rows: np.ndarray
     offset: np.ndarray | None = None
+    row_weights: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
@@ -129,7 +133,14 @@ class GLMFit:
         return wald_table(self.coef, self.se.to_numpy())
 
 
-def glm(fixed: str, data: pd.DataFrame, family="binomial", *, offset: str | None = None) -> GLMFit:
+def glm(
+    fixed: str,
+    data: pd.DataFrame,
+    family="binomial",
+    *,
+    offset: str | None = None,
+    row_weights=None,
+) -> GLMFit:
     """Fit a generalized linear model without random effects by maximum likelihood.
 
     Used as the null model of a likelihood-ratio test against a mixed model.
@@ -144,6 +155,10 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial", *, offset: str | None
         A family without a zero part.
     offset : str, optional
         Column added to the linear predictor.
+    row_weights : str, pandas.Series or array-like, optional
+        Non-negative weights multiplying the rows' log densities, as in
+        :func:`glmm_ppl.mixed_model` (the null model of a test of a row-weighted mixed model
+        needs the same weights).
 
     Examples
     --------
@@ -163,11 +178,15 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial", *, offset: str | None
         raise ValueError(f"glm does not fit zero-part families such as {family.name}")
     columns = [response] + [c for c, _ in aux_columns.values()]
     columns += [] if offset is None else [offset]
+    data, weight_column = read_row_weights(data, row_weights)
+    columns += [weight_column] if weight_column else []
     data, _ = complete_rows(data, [rhs, *[f"~ {e}" for e in offsets]], columns, stacklevel=3)
     X, names, _ = model_matrix_of(rhs, data, "fixed-effects")
     check_rank(X, names)
     aux = aux_values(family, aux_columns, data, response)
     y = family.check_response(data[response], response, **aux)
+    one = np.zeros(len(y), dtype=np.int64)  # a single group: the total weight is checked
+    family, aux = add_row_weights(family, aux, data, weight_column, one, [None], "(all rows)")
     Y = np.column_stack([y] + [aux[n] for n in family.aux_names])
     total = offset_values(offsets, data, "fixed")
     if offset is not None:
@@ -181,10 +200,11 @@ def glm(fixed: str, data: pd.DataFrame, family="binomial", *, offset: str | None
         phis=phis,
         loglik=ll,
         df=len(beta) + family.n_phis,
-        nobs=len(y),
+        nobs=int(np.count_nonzero(aux["row_weight"])) if "row_weight" in aux else len(y),
         family=family,
         fixed=fixed,
         y=y,
         rows=data.index.to_numpy(),
         offset=None if total is None else total,
+        row_weights=aux.get("row_weight"),
     )

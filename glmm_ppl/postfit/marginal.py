@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from ..design.newdata import model_arrays
+from ..design.row_weights import row_weights_of
 from ..engine.covariance import theta_to_D
 from ..engine.quadrature import product_rule
 
@@ -104,7 +105,8 @@ class _MarginalProblem:
         self.positions = [names.index(n) for n in self.fixed_names + self.D_names]
         self.p = len(self.fixed_names)
         self.theta = np.asarray(fit.theta, dtype=float)[self.positions]
-        self.gram = self.X.T @ self.X
+        self.w = row_weights_of(design)  # the rows' frequency weights (ones without)
+        self.gram = self.X.T @ (self.w[:, None] * self.X)
 
     def coefs(self, theta: np.ndarray) -> np.ndarray:
         """``β_M`` at ``θ = (β, θ_D)``."""
@@ -114,7 +116,7 @@ class _MarginalProblem:
         mu = _marginal_means(eta0, self.Z, D, self.link.inverse, self.n_agq)
         low, high = _DOMAINS.get(self.link.name, (-np.inf, np.inf))
         eta_m = self.link.link(np.clip(mu, low, high)) - self.offset
-        return np.linalg.solve(self.gram, self.X.T @ eta_m)
+        return np.linalg.solve(self.gram, self.X.T @ (self.w * eta_m))
 
     def jacobian(self, rel_step: float = 1e-5) -> np.ndarray:
         """``∂β_M/∂θ`` by central differences."""
@@ -131,6 +133,13 @@ class _MarginalProblem:
 
 def marginal_fit(fit, std_errors: bool, n_agq: int | None):
     """``(names, β_M, V_M or None)``."""
+    if fit.family.categories:
+        raise ValueError(
+            f"marginal coefficients are not defined for the {fit.family.name} family (its "
+            "categories' probabilities are not the inverse link of one linear predictor); "
+            "predict(newdata, type_pred='response', type='marginal') gives the marginal "
+            "category probabilities"
+        )
     problem = _MarginalProblem(fit, n_agq)
     beta_m = problem.coefs(problem.theta)
     if not std_errors:
@@ -163,8 +172,10 @@ def marginal_coefs(fit, std_errors: bool = False, n_agq: int | None = None) -> p
 
     GLMMadaptive's definition (Hedeker, du Toit, Demirtas & Gibbons, 2018, *Biometrics* 74,
     354–361); GLMMadaptive integrates by Monte Carlo, here the rule is exact to quadrature
-    error. ``μ`` is clipped into the domain of the link (``[1e-12, 1 − 1e-12]`` for the logit,
-    probit and cloglog links, at least ``1e-300`` for the log link) before ``g`` is applied.
+    error. With row weights (``row_weights=``) the least squares are weighted by them, as
+    for the data with each row repeated by its weight. ``μ`` is clipped into the domain of
+    the link (``[1e-12, 1 − 1e-12]`` for the logit, probit and cloglog links, at least
+    ``1e-300`` for the log link) before ``g`` is applied.
 
     Standard errors come from the delta method: ``V_M = J V Jᵀ`` with ``V`` the covariance
     matrix of the fixed effects and the parameters of ``D`` (``fit.vcov("all")``) and

@@ -160,10 +160,11 @@ def _quoted(name: str) -> str:
 
 
 def _specs(d) -> list:
-    """The formulaic model specs of the design's matrices (fixed, random, zero part)."""
+    """The formulaic model specs of the design's matrices (fixed, random, zero part,
+    dispersion sub-model)."""
     out = [d.specs["fixed"]]
     out += [f.spec for f in d.factors] if d.nested else [d.specs["random"]]
-    return out + [d.specs[k] for k in ("zi_fixed", "zi_random") if k in d.specs]
+    return out + [d.specs[k] for k in ("zi_fixed", "zi_random", "disp_fixed") if k in d.specs]
 
 
 def _text_levels(d, frame: pd.DataFrame) -> dict:

@@ -19,6 +19,10 @@ zero part and truncation for zero-inflated and hurdle families).
   its factor and the row's other levels keep their modes (a new subject answering a known
   item gets the item's mode); such modes are not re-estimated from ``newdata``.
 - ``zero_part``: the zero part's probability ``logistic(η⁰_zi)`` at ``b = 0``.
+- ``zero_part_subject_specific``: the zero part's probability with the groups' empirical Bayes
+  modes, ``logistic(η⁰_zi + z_ziᵀb̂_i)`` (GLMMadaptive's ``zi_probs`` of its subject-specific
+  predictions); new groups get their modes from the rows of ``newdata``, as for
+  ``subject_specific``, whose response mean uses the zero part's modes too.
 
 Standard errors: for the population-level types the delta method with the Jacobian of the
 predictions in ``θ`` (central differences) and ``vcov("all")``; for subject-specific ones
@@ -43,7 +47,9 @@ from .factors import NestedModes, fitted_effects
 
 __all__ = ["predict", "prediction_function", "fitted", "residuals", "coef"]
 
-_TYPES = ("mean_subject", "marginal", "subject_specific", "zero_part")
+_TYPES = ("mean_subject", "marginal", "subject_specific", "zero_part", "zero_part_subject_specific")
+#: the types that use the groups' empirical Bayes modes
+_SUBJECT = ("subject_specific", "zero_part_subject_specific")
 _SCALES = ("link", "response")
 
 
@@ -66,23 +72,34 @@ def _params(fit, theta: np.ndarray):
 
 def _data(family: Family, arrays: ModelArrays, eta: np.ndarray) -> dict:
     """Keyword data of the family's response mean and variance: ``eta_zi`` and the per-row
-    columns other than the censoring (which neither reads)."""
+    columns other than the censoring and the row weights (which neither reads)."""
     data = {"eta_zi": eta[:, 1]} if family.zero_part else {}
-    names = [n for n in family.aux_names if n != "censoring"]
+    names = [n for n in family.aux_names if n not in ("censoring", "row_weight")]
     absent = [c for n in names if n in arrays.missing for c in arrays.missing[n]]
     if absent:
+        why = (
+            "the dispersion sub-model (disp_fixed) gives each row's "
+            f"{type(family).phi_names[0]} from them"
+            if any(n.startswith("disp:") and n in arrays.missing for n in names)
+            else "they give the number of trials of each row"
+        )
         raise ValueError(
             f"response-scale predictions of the {family.name} family need the column(s) "
-            f"{', '.join(repr(c) for c in absent)} in newdata (they give the number of trials "
-            "of each row)"
+            f"{', '.join(repr(c) for c in dict.fromkeys(absent))} in newdata ({why})"
         )
     data.update({n: arrays.aux[n] for n in names})
     return data
 
 
-def _response(family: Family, arrays: ModelArrays, eta: np.ndarray, phis) -> np.ndarray:
-    data = _data(family, arrays, eta)
-    return family.response_mean(eta[:, 0], phis, **data)
+def _response(
+    family: Family, arrays: ModelArrays, eta: np.ndarray, phis, categories: bool = True
+) -> np.ndarray:
+    """The response means, or for an ordinal family (with ``categories``) the category
+    probabilities ``(N, K)``."""
+    row_phis, data = family.row_parts(phis, _data(family, arrays, eta))
+    if categories and hasattr(family, "category_probabilities"):
+        return family.category_probabilities(eta[:, 0], row_phis)
+    return family.response_mean(eta[:, 0], row_phis, **data)
 
 
 def _root(D: np.ndarray) -> np.ndarray:
@@ -101,11 +118,11 @@ def _marginal(fit, arrays, eta0, D, phis, scale: str) -> np.ndarray:
     family = fit.family
     nodes, log_w = _rule(D.shape[0])
     L = _root(D)
-    total = np.zeros(len(eta0))
+    total = 0.0
     for z, lw in zip(nodes, log_w, strict=True):
         eta = eta0 + arrays.Z @ (L @ z)
         value = family.mean(eta[:, 0]) if scale == "link" else _response(family, arrays, eta, phis)
-        total += np.exp(lw) * value
+        total = total + np.exp(lw) * value
     if scale == "link":
         return family.link.link(total)
     return total
@@ -194,12 +211,12 @@ def _point(fit, arrays, theta, what, type_pred, modes: _Modes | None, b=None) ->
     family = fit.family
     if what == "marginal":
         return _marginal(fit, arrays, eta0, D, phis, type_pred)
-    if what == "zero_part":
-        return eta0[:, 1] if type_pred == "link" else stats.logistic.cdf(eta0[:, 1])
-    if what == "subject_specific":
+    if what in _SUBJECT:
         if b is None:
             b = modes.at(theta)
         eta0 = eta0 + np.einsum("neq,nq->ne", arrays.Z, b)
+    if what in ("zero_part", "zero_part_subject_specific"):
+        return eta0[:, 1] if type_pred == "link" else stats.logistic.cdf(eta0[:, 1])
     return eta0[:, 0] if type_pred == "link" else _response(family, arrays, eta0, phis)
 
 
@@ -207,14 +224,14 @@ def _prepare(fit, newdata, type_pred: str, type: str):
     """The model's arrays on ``newdata`` and, for subject-specific predictions, the modes."""
     _check("type_pred", type_pred, _SCALES)
     _check("type", type, _TYPES)
-    if type == "zero_part" and fit.design.X_zi is None:
+    if type.startswith("zero_part") and fit.design.X_zi is None:
         raise ValueError(
-            f"the {fit.family.name} family has no zero part; type='zero_part' applies to "
+            f"the {fit.family.name} family has no zero part; type={type!r} applies to "
             "zero-inflated and hurdle families"
         )
     arrays = model_arrays(fit.design, newdata)
     modes = None
-    if type == "subject_specific":
+    if type in _SUBJECT:
         modes = (NestedModes if fit.design.nested else _Modes)(fit, arrays)
     return arrays, modes
 
@@ -264,11 +281,12 @@ def predict(
     newdata : pandas.DataFrame, optional
         The fitted rows (in the fit's order, grouped) when omitted.
     type_pred : {"link", "response"}
-    type : {"mean_subject", "marginal", "subject_specific", "zero_part"}
-        See the module notes. New groups in ``newdata`` (labels the fit did not see) get
-        random effects estimated from their own rows for ``"subject_specific"``, so ``newdata``
-        must then hold the response (with crossed grouping factors they get 0 instead); the
-        other types do not use the group.
+    type : str
+        ``"mean_subject"``, ``"marginal"``, ``"subject_specific"``, ``"zero_part"`` or
+        ``"zero_part_subject_specific"``; see the module notes. New groups in ``newdata``
+        (labels the fit did not see) get random effects estimated from their own rows for the
+        subject-specific types, so ``newdata`` must then hold the response (with crossed
+        grouping factors they get 0 instead); the other types do not use the group.
     se_fit : bool
         Also standard errors and ``level`` intervals.
     level : float
@@ -297,10 +315,12 @@ def predict(
     theta = fit.theta
     pred = _point(fit, arrays, theta, type, type_pred, modes)
     if not se_fit:
+        if pred.ndim == 2:  # an ordinal family's category probabilities
+            return _categories(fit, {"pred": pred}, arrays.rows)["pred"]
         return pd.Series(pred, index=arrays.rows, name="pred")
     z = stats.norm.ppf(0.5 + level / 2)
     V = fit.vcov("all").to_numpy()
-    if type == "subject_specific":
+    if type in _SUBJECT:
         rng = np.random.default_rng(seed)
         draws = rng.multivariate_normal(theta, V, size=int(n_draws), method="eigh")
         sims = np.array(
@@ -310,7 +330,18 @@ def predict(
         low, upp = np.quantile(sims, [(1 - level) / 2, (1 + level) / 2], axis=0)
     else:
         se, low, upp = _delta(fit, arrays, theta, V, type, type_pred, pred, z)
+    if pred.ndim == 2:  # probabilities: intervals within [0, 1]
+        stats_ = {"pred": pred, "se": se, "low": np.clip(low, 0, 1), "upp": np.clip(upp, 0, 1)}
+        return _categories(fit, stats_, arrays.rows)
     return pd.DataFrame({"pred": pred, "se": se, "low": low, "upp": upp}, index=arrays.rows)
+
+
+def _categories(fit, tables: dict, rows) -> pd.DataFrame:
+    """Tables ``(N, K)`` by category, under column groups named by the keys of ``tables``."""
+    columns = pd.Index(fit.family.categories, name="category")
+    return pd.concat(
+        {name: pd.DataFrame(t, index=rows, columns=columns) for name, t in tables.items()}, axis=1
+    )
 
 
 def _jacobian(f, theta: np.ndarray) -> np.ndarray:
@@ -319,7 +350,7 @@ def _jacobian(f, theta: np.ndarray) -> np.ndarray:
     for j, hj in enumerate(h):
         e = np.zeros(len(theta))
         e[j] = hj
-        cols.append((f(theta + e) - f(theta - e)) / (2 * hj))
+        cols.append(np.ravel(f(theta + e) - f(theta - e)) / (2 * hj))
     return np.stack(cols, axis=1)
 
 
@@ -335,8 +366,8 @@ def _delta(fit, arrays, theta, V, what, type_pred, pred, z):
         return _point(fit, arrays, t, what, scale, None)
 
     J = _jacobian(f, theta)
-    se_scale = np.sqrt(np.einsum("ij,jk,ik->i", J, V, J))
     center = f(theta)
+    se_scale = np.sqrt(np.einsum("ij,jk,ik->i", J, V, J)).reshape(np.shape(center))
     low, upp = center - z * se_scale, center + z * se_scale
     if scale == type_pred:
         return se_scale, low, upp
@@ -351,7 +382,8 @@ def _delta(fit, arrays, theta, V, what, type_pred, pred, z):
 
 
 def fitted(fit, type: str = "mean_subject") -> pd.Series:
-    """Fitted response means of the data rows (``predict(type_pred="response")``).
+    """Fitted response means of the data rows (``predict(type_pred="response")``); for an
+    ordinal family the category probabilities, one column per category.
 
     Examples
     --------
@@ -380,6 +412,8 @@ def residuals(fit, type: str = "subject_specific", kind: str = "response") -> pd
     _check("kind", kind, ("response", "pearson"))
     arrays = model_arrays(fit.design)
     mean = predict(fit, None, type_pred="response", type=type).to_numpy()
+    if mean.ndim == 2:  # category probabilities: the mean of the category codes 1 … K
+        mean = mean @ np.arange(1.0, mean.shape[1] + 1)
     resid = arrays.y[:, 0] - mean
     if kind == "pearson":
         resid = resid / np.sqrt(_variance(fit, arrays, type, mean))
@@ -392,8 +426,8 @@ def _variance(fit, arrays, what, mean) -> np.ndarray:
     eta0 = arrays.fixed_part(beta, gamma)
 
     def var_at(eta):
-        data = _data(family, arrays, eta)
-        return family.response_variance(eta[:, 0], phis, **data)
+        row_phis, data = family.row_parts(phis, _data(family, arrays, eta))
+        return family.response_variance(eta[:, 0], row_phis, **data)
 
     if what == "mean_subject":
         return var_at(eta0)
@@ -404,7 +438,7 @@ def _variance(fit, arrays, what, mean) -> np.ndarray:
     second = np.zeros(len(eta0))
     for z, lw in zip(nodes, log_w, strict=True):
         eta = eta0 + arrays.Z @ (L @ z)
-        second += np.exp(lw) * (var_at(eta) + _response(family, arrays, eta, phis) ** 2)
+        second += np.exp(lw) * (var_at(eta) + _response(family, arrays, eta, phis, False) ** 2)
     return second - mean**2
 
 

@@ -54,7 +54,8 @@ def _bfgs(B: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 class _Parametrization:
     """The profile's scale ``φ`` of ``θ``: fixed effects, log standard deviations and
-    ``atanh`` correlations of ``D``, log extra parameters; labels and the natural scale."""
+    ``atanh`` correlations of ``D``, log extra parameters (a dispersion sub-model's coefficients
+    as they are, like fixed effects); labels and the natural scale."""
 
     def __init__(self, fit):
         d = fit.design
@@ -66,10 +67,14 @@ class _Parametrization:
         for a, b in zip(self.rows, self.cols, strict=True):
             labels.append(f"sd.{random[a]}" if a == b else f"cor.{random[a]}.{random[b]}")
         self.labels = labels + list(fit.family.phi_names)
+        self.family, self.extra = fit.family, fit.parameter_slice("extra")
+        # extra parameters reported as coefficients (a dispersion sub-model's, an ordinal
+        # model's thresholds) are profiled as they are reported, like fixed effects
+        self.coefficients = not fit.layout.extra_log
         self.kind = (
             ["fixed"] * self.D.start
             + ["sd" if a == b else "cor" for a, b in zip(self.rows, self.cols, strict=True)]
-            + ["extra"] * fit.family.n_phis
+            + ["fixed" if self.coefficients else "extra"] * fit.family.n_phis
         )
 
     def phi(self, theta: np.ndarray) -> np.ndarray:
@@ -83,7 +88,10 @@ class _Parametrization:
                 np.clip(D[self.rows, self.cols] / (sd[self.rows] * sd[self.cols]), -_R1, _R1)
             ),
         )
-        return np.concatenate([theta[: self.D.start], values, theta[self.D.stop :]])
+        extra = theta[self.extra]
+        if self.coefficients:
+            extra = self.family.coefficient_values(extra)
+        return np.concatenate([theta[: self.D.start], values, extra])
 
     def theta_D(self, values: np.ndarray) -> np.ndarray | None:
         """``θ_D`` of the ``φ`` entries of ``D``; None where the correlations do not form a
@@ -103,9 +111,15 @@ class _Parametrization:
     def theta(self, phi: np.ndarray) -> np.ndarray | None:
         """``θ`` of ``φ`` (None where :meth:`theta_D` is)."""
         theta_D = self.theta_D(phi[self.D])
-        if theta_D is None:
+        extra = self.theta_extra(phi[self.extra])
+        if theta_D is None or extra is None:
             return None
-        return np.concatenate([phi[: self.D.start], theta_D, phi[self.D.stop :]])
+        return np.concatenate([phi[: self.D.start], theta_D, extra])
+
+    def theta_extra(self, values: np.ndarray) -> np.ndarray | None:
+        """The extra entries of ``θ`` of their ``φ`` entries (None where no parameters give
+        them, e.g. thresholds out of order)."""
+        return self.family.coefficient_entries(values) if self.coefficients else values
 
     def natural(self, j: int, value):
         """A value of ``φ_j`` on the scale the table reports."""
@@ -194,9 +208,11 @@ class _Profiler:
         obj, grad = self._objective(theta)
         if not np.isfinite(obj):
             return -np.inf, np.zeros_like(phi)
-        D = self.par.D  # dθ/dφ is the identity but in the block of D
+        D, E = self.par.D, self.par.extra  # dθ/dφ is the identity but in these blocks
         grad = grad.copy()
         grad[D] = central_differences(self.par.theta_D, phi[D], 1e-7).T @ grad[D]
+        if self.par.coefficients and E.stop > E.start:
+            grad[E] = central_differences(self.par.theta_extra, phi[E], 1e-7).T @ grad[E]
         return obj, grad
 
     def _maximum(self, j: int, c: float) -> float:

@@ -72,7 +72,7 @@ def _initial_values(fit) -> dict:
     if fit.design.X_zi is not None:
         values["gammas"] = fit.fixef("zero_part").to_numpy()
     if fit.family.n_phis:
-        values["phis"] = fit.phis.to_numpy()
+        values["phis"] = np.exp(fit.theta[fit.layout.blocks["extra"]])
     return values
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.matrices import Design
+from ..design.row_weights import row_weights_of
 from ..engine.covariance import theta_to_D
 from ..families import Family
 from ..fitting.optimize import OptSummary
@@ -27,6 +28,7 @@ from . import quadcheck as _quadcheck
 from . import sandwich as _sandwich
 from . import scoring_rules as _scoring_rules
 from . import simulate as _simulate
+from . import sub_models as _sub_models
 from . import summary as _summary
 from . import tidy as _tidy
 from .uncertainty import hessian_vcov, wald_confint
@@ -111,7 +113,8 @@ class MixedModelFit:
     # ---- sizes ---------------------------------------------------------------------------
     @property
     def nobs(self) -> int:
-        """Number of observations used (rows with missing values are left out).
+        """Number of observations used (rows with missing values are left out, and so are
+        rows of row weight 0, which add nothing to the log-likelihood; as R's ``glm``).
 
         Examples
         --------
@@ -119,7 +122,7 @@ class MixedModelFit:
         >>> gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial").nobs
         800
         """
-        return self.design.nobs
+        return int(np.count_nonzero(row_weights_of(self.design)))
 
     @property
     def n_groups(self) -> int:
@@ -214,9 +217,10 @@ class MixedModelFit:
 
         Parameters
         ----------
-        sub_model : {"main", "zero_part"}
+        sub_model : {"main", "zero_part", "dispersion"}
             ``"zero_part"``: the coefficients of the zero part (logit scale) of a zero-inflated
-            or hurdle model.
+            or hurdle model; ``"dispersion"``: those of the dispersion sub-model (``disp_fixed``,
+            log scale; the family's ``extra_sub_model``, such as an ordinal model's thresholds).
 
         Examples
         --------
@@ -226,18 +230,7 @@ class MixedModelFit:
         >>> fm1.fixef().round(2).tolist()
         [-2.62, -1.32, 0.29, 0.04]
         """
-        if sub_model not in ("main", "zero_part"):
-            raise ValueError(f"unknown sub_model {sub_model!r}; valid: 'main', 'zero_part'")
-        if sub_model == "zero_part":
-            if self.design.X_zi is None:
-                raise ValueError(
-                    f"the {self.family.name} family has no zero part; sub_model='zero_part' "
-                    "applies to zero-inflated and hurdle families"
-                )
-            s, names = self.layout.blocks["zero_part"], self.design.zi_fixed_names
-        else:
-            s, names = self.layout.blocks["fixed-effects"], self.design.fixed_names
-        return pd.Series(self.theta[s].copy(), index=list(names), name="Estimate")
+        return _sub_models.fixef(self, sub_model)
 
     @property
     def D(self) -> pd.DataFrame | dict:
@@ -262,7 +255,8 @@ class MixedModelFit:
 
     @property
     def phis(self) -> pd.Series:
-        """The family's extra parameters (natural scale), by name; empty when it has none.
+        """The family's extra parameters (natural scale), by name; empty when it has none. With
+        a dispersion sub-model (no single value) an error points to ``fixef("dispersion")``.
 
         Examples
         --------
@@ -272,8 +266,7 @@ class MixedModelFit:
         >>> fit.phis.index.tolist()
         ['size']
         """
-        values = np.exp(self.theta[self.layout.blocks["extra"]])
-        return pd.Series(values, index=list(self.family.phi_names), dtype=float)
+        return _sub_models.natural_phis(self)
 
     def ranef(self, post_vars: bool = False) -> pd.DataFrame | dict:
         """Empirical Bayes modes of the random effects, one row per group; with several
@@ -407,8 +400,9 @@ class MixedModelFit:
             the fit's order (sorted by group), when omitted.
         type_pred : {"link", "response"}
             The scale: linear predictor or the mean of the response.
-        type : {"mean_subject", "marginal", "subject_specific", "zero_part"}
-            What is predicted (see Notes).
+        type : str
+            What is predicted (see Notes): ``"mean_subject"``, ``"marginal"``,
+            ``"subject_specific"``, ``"zero_part"`` or ``"zero_part_subject_specific"``.
         se_fit : bool, default False
             Also standard errors and ``level`` intervals (keyword).
         level : float, default 0.95
@@ -430,9 +424,11 @@ class MixedModelFit:
         over the random-effects distribution (exactly, by quadrature; GLMMadaptive's
         marginal predictions use :meth:`marginal_coefs` instead); ``"subject_specific"``:
         with the empirical Bayes modes (groups the fit did not see get theirs from their
-        rows of ``newdata``); ``"zero_part"``: the zero part's probability at ``b = 0``.
-        The module ``glmm_ppl.postfit.predict`` gives the formulas and how the standard
-        errors are computed.
+        rows of ``newdata``; with a zero part, its random effects enter the response mean
+        too); ``"zero_part"``: the zero part's probability at ``b = 0``;
+        ``"zero_part_subject_specific"``: the zero part's probability with the empirical Bayes
+        modes (GLMMadaptive's ``zi_probs``). The module ``glmm_ppl.postfit.predict`` gives
+        the formulas and how the standard errors are computed.
 
         Examples
         --------
@@ -578,7 +574,9 @@ class MixedModelFit:
         ndarray, shape (N, nsim)
             One column per simulated data set; rows in the fit's order (sorted by group),
             whose data index labels are ``design.rows``. For counts of successes the draws
-            use the fit's trials; for censored data they are uncensored draws.
+            use the fit's trials; for censored data they are uncensored draws. Row weights
+            (``row_weights=``) are not used: each row is drawn once (a data set of the same
+            shape cannot repeat rows), and a ``UserWarning`` says so.
 
         See Also
         --------

@@ -67,6 +67,8 @@ def _support_limits(family, Y: np.ndarray, max_count) -> np.ndarray:
     ``max_count``."""
     if family.with_trials:
         return Y[:, 1 + family.aux_names.index("trials")].astype(np.int64)
+    if getattr(family, "categories", ()):  # ordinal: the category codes 1 … K
+        return np.full(len(Y), len(family.categories), dtype=np.int64)
     if isinstance(family, _BINARY):
         return np.ones(len(Y), dtype=np.int64)
     if max_count is None:
@@ -89,7 +91,7 @@ def _pmf_chunks(family, Y: np.ndarray, eta: np.ndarray, phis: np.ndarray, limits
     for start in range(0, len(Y), step):
         rows = slice(start, min(start + step, len(Y)))
         n = len(Y[rows])
-        inside = k[None, :] <= limits[rows, None]
+        inside = (k[None, :] <= limits[rows, None]) & (k[None, :] >= family.support_min)
         Ytab = np.repeat(Y[rows], width, axis=0)
         Ytab[:, 0] = np.minimum(k[None, :], limits[rows, None]).ravel()
         eta_tab = np.repeat(eta[rows], width, axis=0)[:, None, :]
@@ -111,7 +113,7 @@ def _predictive_pmf(fit, newdata: pd.DataFrame | None = None, max_count: int | N
     arrays = _arrays(fit, newdata)
     eta = _linear_predictor(fit, arrays)
     limits = _support_limits(family, arrays.y, max_count)
-    phis = fit.phis.to_numpy()
+    phis = np.exp(fit.theta[fit.layout.blocks["extra"]])  # the family makes them per row
     pmf = np.concatenate([p for _, p in _pmf_chunks(family, arrays.y, eta, phis, limits)])
     return pd.DataFrame(pmf, index=arrays.rows, columns=pd.RangeIndex(pmf.shape[1], name="k"))
 
@@ -180,7 +182,7 @@ def scoring_rules(fit, newdata: pd.DataFrame | None = None, max_count: int | Non
     arrays = _arrays(fit, newdata)
     Y = arrays.y
     eta = _linear_predictor(fit, arrays)
-    phis = fit.phis.to_numpy()
+    phis = np.exp(fit.theta[fit.layout.blocks["extra"]])  # the family makes them per row
     limits = _support_limits(family, Y, max_count)
     log_py = pointwise_derivatives(family)(Y, eta[:, None, :], phis)[0][:, 0]
     py = np.exp(log_py)

@@ -15,6 +15,7 @@ uniform on ``(0, 1)`` when the model is right (up to the resolution ``1/nsim``).
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -22,6 +23,13 @@ from ..engine.covariance import theta_to_D
 from .factors import row_effects
 
 __all__ = ["simulate", "scaled_residuals", "check_seed"]
+
+#: The warning of :func:`simulate` for a fit with row weights (``row_weights=``).
+ROW_WEIGHTS_NOT_SIMULATED = (
+    "the fit has row weights, which simulation does not use: each row is drawn once from its "
+    "distribution given the random effects (a data set of the same shape cannot repeat a row "
+    "by its weight)"
+)
 
 # rows × simulations drawn per call of the family's simulator (bounds the memory used)
 _CHUNK = 2_000_000
@@ -59,11 +67,12 @@ def _factor(D: np.ndarray) -> np.ndarray:
 
 
 def _parts(fit):
-    """``η⁰`` (N, E) with offsets, ``Z`` (N, E, q) and ``φ``."""
+    """``η⁰`` (N, E) with offsets, ``Z`` (N, E, q) and ``φ`` (``exp`` of ``θ``'s extra entries,
+    which the family makes per-row values of a dispersion sub-model)."""
     d = fit.design
     gamma = fit.fixef("zero_part").to_numpy() if d.X_zi is not None else None
     eta0 = d.fixed_part(fit.fixef().to_numpy(), gamma)
-    return eta0, d.Z_by_predictor(), fit.phis.to_numpy()
+    return eta0, d.Z_by_predictor(), np.exp(fit.theta[fit.layout.blocks["extra"]])
 
 
 def _effects(fit, rng, m: int, new: bool) -> np.ndarray:
@@ -110,7 +119,8 @@ def simulate(fit, nsim: int = 1, seed=None, new_random_effects: bool = True) -> 
     ndarray, shape (N, nsim)
         One column per simulated data set; rows in the fit's order (sorted by group), whose
         data index labels are ``fit.design.rows``. For counts of successes the draws use the
-        fit's trials; for censored data they are uncensored draws.
+        fit's trials; for censored data they are uncensored draws. Row weights
+        (``row_weights=``) are not used: each row is drawn once, with a warning.
 
     Raises
     ------
@@ -130,6 +140,13 @@ def simulate(fit, nsim: int = 1, seed=None, new_random_effects: bool = True) -> 
     >>> bool((simulate(fit, 3, seed=1) == y).all())
     True
     """
+    if fit.family.row_weighted:
+        warnings.warn(ROW_WEIGHTS_NOT_SIMULATED, UserWarning, stacklevel=3)
+    return _draw(fit, nsim, seed, new_random_effects)
+
+
+def _draw(fit, nsim, seed, new_random_effects: bool) -> np.ndarray:
+    """The draws of :func:`simulate` (without its warning about row weights)."""
     nsim = _check_nsim(nsim)
     rng = _rng(seed)
     d, family = fit.design, fit.family
@@ -144,9 +161,11 @@ def simulate(fit, nsim: int = 1, seed=None, new_random_effects: bool = True) -> 
         eta = eta0[None] + np.einsum("neq,snq->sne", Z, b)  # (m, N, E)
         data = {"eta_zi": eta[:, :, 1].ravel()} if family.zero_part else {}
         for k, name in enumerate(family.aux_names):
-            data[name] = np.tile(aux[:, k], m)
+            if name != "row_weight":  # not drawn: see ROW_WEIGHTS_NOT_SIMULATED
+                data[name] = np.tile(aux[:, k], m)
+        row_phis, data = family.row_parts(phis, data)
         try:
-            y = family.simulate(eta[:, :, 0].ravel(), phis, rng, **data)
+            y = family.simulate(eta[:, :, 0].ravel(), row_phis, rng, **data)
         except NotImplementedError as err:
             raise ValueError(
                 f"cannot simulate from the {family.name} family: {err} (a custom family "
@@ -178,6 +197,8 @@ def scaled_residuals(
         As in :meth:`MixedModelFit.simulate`; True (DHARMa's default) compares each
         observation with the model's marginal distribution over the random effects. Censored
         observations are compared with uncensored draws, so their residuals are not uniform.
+        Row weights (``row_weights=``) do not change a row's distribution: each row has one
+        residual, whatever its weight (weight them in any summary of the residuals).
 
     Returns
     -------
@@ -194,7 +215,7 @@ def scaled_residuals(
     ((800,), True)
     """
     rng = _rng(seed)
-    sims = simulate(fit, nsim, rng, new_random_effects)
+    sims = _draw(fit, nsim, rng, new_random_effects)
     y = np.asarray(fit.design.y, dtype=float)[:, None]
     below = np.mean(sims < y, axis=1)
     ties = np.mean(sims == y, axis=1)

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..design.row_weights import row_weights_of
 from ..engine.covariance import project, theta_to_D
+from .sub_models import extra_coefficients, extra_covariance
 
 __all__ = ["Summary", "format_pvalue", "wald_table"]
 
@@ -62,6 +64,13 @@ def _sd_corr(D: np.ndarray, names, diagonal) -> pd.DataFrame:
     return out
 
 
+def _row_weights_line(w: np.ndarray) -> str:
+    """The summary's line on the row weights (``row_weights=``)."""
+    zero = int(np.sum(w == 0))
+    line = f"Row weights: sum {w.sum():g} (min {w.min():g}, max {w.max():g})"
+    return line + (f"; {zero} row(s) of weight 0, not counted as observations" if zero else "")
+
+
 @dataclass(frozen=True)
 class Summary:
     """Sections of a fit summary: ``call``, ``data``, ``model``, ``fit_stats``,
@@ -70,7 +79,9 @@ class Summary:
     fit's warnings) and, with several grouping factors, ``random_blocks``: the random
     effects factor by factor, as ``(title, table)`` pairs, the title naming the factor and
     its number of levels (``"id (316 levels)"``); ``random_effects`` then has them all, named
-    ``<factor>.<effect>``.
+    ``<factor>.<effect>``. ``extra``: ``(title, table)`` of the extra parameters when the
+    family reports them as coefficients (``"Dispersion sub-model (log sigma)"`` with
+    ``disp_fixed``), a Wald table as the fixed effects' (else they are lines of ``model``).
 
     Examples
     --------
@@ -92,6 +103,7 @@ class Summary:
     optimization: list
     notes: list
     random_blocks: list | None = None
+    extra: tuple | None = None
 
     @classmethod
     def from_fit(cls, fit) -> Summary:
@@ -100,6 +112,11 @@ class Summary:
             f"mixed_model(fixed = {d.fixed}, random = {d.random}, "
             + (f"zi_fixed = {d.zi_fixed}, " if d.zi_fixed else "")
             + (f"zi_random = {d.zi_random}, " if d.zi_random else "")
+            + (
+                f"disp_fixed = ~ {d.specs['disp_fixed'].formula}, "
+                if "disp_fixed" in d.specs
+                else ""
+            )
             + f"family = {fit.family!r}"
             + (f", penalized = {fit.penalty.describe()}" if fit.penalty else "")
             + ")"
@@ -111,6 +128,8 @@ class Summary:
             data.append(f"Rows dropped for missing values: {d.n_dropped}")
         if d.weights is not None:
             data.append(f"Group weights: sum {d.weights.sum():g}")
+        if fit.family.row_weighted:
+            data.append(_row_weights_line(row_weights_of(d)))
         model = [f"family: {fit.family.name}", f"link: {fit.family.link.name}"]
         est = fit.fixef()
         fit_stats = pd.DataFrame(
@@ -133,7 +152,12 @@ class Summary:
         zero_part = None
         if d.X_zi is not None:
             zero_part = wald_table(fit.fixef("zero_part"), np.sqrt(np.diag(fit.vcov("zero_part"))))
-        if fit.family.n_phis:
+        coefficients = extra_coefficients(fit) if fit.family.n_phis else None
+        extra = None
+        if coefficients is not None:  # a dispersion sub-model's (or thresholds): a Wald table
+            se = np.sqrt(np.diag(extra_covariance(fit).to_numpy()))
+            extra = (coefficients[0], wald_table(coefficients[1], se))
+        elif fit.family.n_phis:
             ci = fit.confint("extra")
             for name, (low, value, high) in zip(ci.index, ci.to_numpy(), strict=True):
                 model.append(f"{name}: {value:.4f} (95% CI {low:.4f}, {high:.4f})")
@@ -185,6 +209,7 @@ class Summary:
             optimization,
             notes,
             blocks,
+            extra,
         )
 
     # ---- text --------------------------------------------------------------------------
@@ -235,6 +260,9 @@ class Summary:
         if self.zero_part is not None:
             idx = parts.index("Integration:")
             parts[idx:idx] = ["Zero-part coefficients:", self._table_text(self.zero_part), ""]
+        if self.extra is not None:
+            idx = parts.index("Integration:")
+            parts[idx:idx] = [f"{self.extra[0]}:", self._table_text(self.extra[1]), ""]
         if self.notes:
             parts += ["", "Warnings:", *("- " + n for n in self.notes)]
         return "\n".join(parts)
@@ -270,6 +298,9 @@ class Summary:
         ]
         if self.zero_part is not None:
             sections.insert(-1, "<p><b>Zero-part coefficients</b></p>" + table(self.zero_part))
+        if self.extra is not None:
+            title = f"<p><b>{html.escape(self.extra[0])}</b></p>"
+            sections.insert(-1, title + table(self.extra[1]))
         if self.notes:
             sections.append(f"<p><b>Warnings:</b><br>{lines(self.notes)}</p>")
         return "<div class='glmm-ppl-summary'>" + "".join(sections) + "</div>"

@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from ..engine.covariance import free_entries, theta_to_D
+from .sub_models import extra_coefficients, extra_covariance, extra_labels
 
 __all__ = ["tidy", "glance"]
 
@@ -67,6 +68,11 @@ def _ran_pars(fit, level: float) -> pd.DataFrame:
 def _extra(fit, level: float) -> pd.DataFrame:
     if not fit.family.n_phis:
         return pd.DataFrame(columns=_COLUMNS)
+    coefficients = extra_coefficients(fit)
+    if coefficients is not None:  # a dispersion sub-model's, tested against 0 as fixed effects
+        est = pd.Series(coefficients[1].to_numpy(), index=extra_labels(fit))
+        V = extra_covariance(fit)
+        return _wald_rows("extra", est, V, stats.norm.ppf(0.5 + level / 2))
     ci = fit.confint("extra", level=level).to_numpy(dtype=float)
     phis = fit.phis
     se_log = np.sqrt(np.diag(fit.vcov("extra").to_numpy()))
@@ -94,7 +100,9 @@ def tidy(fit, effects="fixed", conf_level: float = 0.95) -> pd.DataFrame:
         ``"fixed"`` (fixed effects), ``"zero_part"`` (the zero part's fixed effects, logit
         scale), ``"ran_pars"`` (standard deviations ``sd__<effect>`` and correlations
         ``cor__<a>.<b>`` of the random effects), ``"extra"`` (the family's extra parameters,
-        natural scale) or ``"all"`` (every block the model has); or a list of them.
+        natural scale; the coefficients of a dispersion sub-model, ``disp_<column>``, on the
+        log scale with z tests as the fixed effects') or ``"all"`` (every block the model
+        has); or a list of them.
     conf_level : float
         Level of the Wald confidence intervals. Standard deviations get the square roots of
         the bounds of :meth:`MixedModelFit.confint` for the variances; correlations get none;

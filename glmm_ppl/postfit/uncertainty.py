@@ -9,6 +9,7 @@ from scipy import stats
 
 from ..engine.covariance import free_entries, theta_to_D
 from ..fitting.glm import central_differences
+from .sub_models import extra_coefficients, extra_covariance, extra_labels
 
 __all__ = ["hessian_vcov", "wald_confint"]
 
@@ -43,7 +44,8 @@ def wald_confint(fit, parm: str = "fixed-effects", level: float = 0.95) -> pd.Da
 
     Fixed effects (and the zero part's) on their own scale; variances through the log scale
     (so the bounds stay positive), covariances by the delta method; extra parameters through
-    the log scale.
+    the log scale, or, when the family reports them as coefficients (a dispersion sub-model's,
+    named ``disp_<column>``), those on their own scale.
 
     Examples
     --------
@@ -69,7 +71,12 @@ def wald_confint(fit, parm: str = "fixed-effects", level: float = 0.95) -> pd.Da
             parts.append(pd.DataFrame(np.c_[est - z * se, est, est + z * se], names, cols))
     if parm in ("var-cov", "all"):
         parts.append(_varcov(fit, z, cols))
-    if parm in ("extra", "all") and fit.family.n_phis:
+    coefficients = extra_coefficients(fit) if fit.family.n_phis else None
+    if parm in ("extra", "all") and coefficients is not None:  # e.g. a dispersion sub-model
+        est = coefficients[1].to_numpy()
+        se = np.sqrt(np.diag(extra_covariance(fit).to_numpy()))
+        parts.append(pd.DataFrame(np.c_[est - z * se, est, est + z * se], extra_labels(fit), cols))
+    elif parm in ("extra", "all") and fit.family.n_phis:
         s = fit.parameter_slice("extra")
         est, se = fit.theta[s], np.sqrt(np.diag(fit.vcov("extra")))
         parts.append(

@@ -35,7 +35,7 @@ from glmm_ppl.families import (
 def test_get_family_unknown_name_lists_valid_names():
     msg = (
         "unknown family 'gaussianx'; valid names: beta, beta_binomial, binomial, "
-        "censored_normal, gamma, gaussian, hurdle_beta, hurdle_lognormal, "
+        "censored_normal, cumulative, gamma, gaussian, hurdle_beta, hurdle_lognormal, "
         "hurdle_negative_binomial, hurdle_poisson, negative_binomial, poisson, students_t, "
         "zi_binomial, zi_negative_binomial, zi_poisson (or pass a glmm_ppl.families.Family "
         "object)"

@@ -326,7 +326,9 @@ CASES = {
 
 
 def test_every_family_has_a_case():
-    assert sorted(CASES) == sorted(FAMILIES)
+    # the cumulative family has no intercept and has thresholds: its estimates near the truth
+    # and its log-likelihood against direct integration are in test_cumulative.py
+    assert sorted(CASES) == sorted(set(FAMILIES) - {"cumulative"})
 
 
 @pytest.fixture(scope="module")

@@ -167,7 +167,7 @@ def test_unknown_type_and_type_pred(fm1):
         fm1.predict(REF_NEWDATA, type="conditional")
     assert str(err.value) == (
         "unknown type 'conditional'; valid: 'mean_subject', 'marginal', 'subject_specific', "
-        "'zero_part'"
+        "'zero_part', 'zero_part_subject_specific'"
     )
     with pytest.raises(ValueError) as err:
         fm1.predict(REF_NEWDATA, type_pred="probability")

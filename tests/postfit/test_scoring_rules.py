@@ -113,7 +113,7 @@ def test_scoring_rules_refuse_continuous_families(poisson):
     message = (
         "scoring_rules: the gaussian family is not discrete; scoring rules are for discrete "
         "families (binomial, poisson, negative_binomial, zi_poisson, zi_negative_binomial, "
-        "zi_binomial, hurdle_poisson, hurdle_negative_binomial, beta_binomial)"
+        "zi_binomial, hurdle_poisson, hurdle_negative_binomial, beta_binomial, cumulative)"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         scoring_rules(fit)
