@@ -24,7 +24,7 @@ from .fitting.identification import (
     scale_advice,
 )
 from .fitting.optimize import Control, ConvergenceWarning
-from .fitting.parameters import ParameterLayout
+from .fitting.parameters import ParameterLayout, phis_from_coefficients
 from .fitting.penalty import make_penalty
 from .fitting.rule import MAX_NODES, MAX_POINTS, QuadratureWarning, default_points, fit_checked
 from .postfit.results import MixedModelFit
@@ -143,6 +143,8 @@ def mixed_model(
         A name (``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gamma"``…; see
         :data:`glmm_ppl.families.FAMILIES`) or a family object such as
         ``glmm_ppl.families.binomial(link="probit")`` or one written by the user.
+        ``"cumulative"`` fits an ordinal response (an ordered categorical or integer codes)
+        by a cumulative-link model, as R's ``clmm``: thresholds replace the intercept.
     n_agq : int or "auto", optional
         Quadrature points per random effect; 11 with at most two random effects, 7 otherwise
         (as GLMMadaptive) and with nested grouping factors, whose groups' integrals have the
@@ -185,7 +187,7 @@ def mixed_model(
         weight 0 adds nothing (and ``fit.nobs`` leaves it out); weights all 1 give the
         unweighted fit. With sampling (survey) weights the estimates are pseudo-likelihood
         estimates: use ``fit.vcov(sandwich=True)``. For binomial counts of successes the
-        trials, not weights, give the number of trials. See :mod:`glmm_ppl.design.row_weights`.
+        trials, not weights, give the number of trials.
     disp_fixed : str, optional
         A dispersion sub-model, as glmmTMB's ``dispformula``: ``"~ grp"`` gives the family's
         extra parameter (the sigma of gaussian, students_t, censored_normal and
@@ -193,7 +195,7 @@ def mixed_model(
         beta_binomial and hurdle_beta, the shape of gamma) a log-linear predictor of its own,
         ``log φ_j = x_jᵀγ``; the coefficients ``γ`` are ``fit.fixef("dispersion")`` (named
         ``disp_<column>`` among the parameters). ``"~ 1"`` is the model without one. Note that
-        glmmTMB's gaussian ``dispformula`` is on ``log σ²``: its coefficients are twice these.
+        glmmTMB 1.1's gaussian ``dispformula`` is on ``log σ²``: its coefficients are twice these.
     priors : dict, optional
         PyMC distributions (``pm.Normal.dist(0, 2.5)``) by parameter: ``"fixed"`` or a
         fixed-effect name, ``"zero_part"``/``"zi_<name>"``, ``"sd"``/``"sd_<name>"`` (random-effect
@@ -204,7 +206,9 @@ def mixed_model(
         PyMC's ``find_MAP`` does (:func:`glmm_ppl.sample` adds it).
     initial_values : dict, optional
         Keys ``betas``, ``gammas`` (zero part), ``D``, ``phis`` override the starting values
-        (``phis`` on the natural scale; with ``disp_fixed``, ``exp`` of its coefficients).
+        (``phis`` on the natural scale; for parameters reported as coefficients, as
+        ``fit.fixef`` reports them: a dispersion sub-model's coefficients, an ordinal model's
+        increasing thresholds).
     control : dict or Control, optional
         Optimizer settings (see :class:`glmm_ppl.Control`).
     **unknown
@@ -282,6 +286,7 @@ def mixed_model(
         from .bayes.priors import make_priors
 
         prior_spec = make_priors(priors, ParameterLayout.of(design, family), penalty is not None)
+    initial_values = phis_from_coefficients(initial_values, family)
     graph = MixedModelGraph(design, family, int(n_agq), penalty, prior_spec)
     with blas_threads(graph.engine):
         graph, theta, objective, H, opt, rule = fit_checked(graph, control, initial_values, auto)

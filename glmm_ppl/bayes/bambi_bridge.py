@@ -48,6 +48,11 @@ def bambi_model(fit):
             "compare_with_bambi builds bambi's model without weights, and this fit has row "
             "weights: refit without row_weights"
         )
+    if family.disp_names:
+        raise NotImplementedError(
+            "compare_with_bambi builds bambi's model with one extra parameter, and this fit "
+            "has a dispersion sub-model (disp_fixed): refit without it"
+        )
     if d.nested:
         names = ", ".join(repr(f.name) for f in d.factors)
         raise NotImplementedError(

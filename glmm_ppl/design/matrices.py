@@ -25,6 +25,7 @@ from ..families import Family
 from .dispersion import bind_dispersion, dispersion_formulas
 from .factor_checks import check_factors
 from .nested import factor_labels, nest, nested_effects
+from .per_row import per_row_column
 from .response import aux_values, bind_family, computed_columns, parse_response
 from .row_weights import add_row_weights, read_row_weights
 from .terms import random_terms, unquote
@@ -601,27 +602,9 @@ def build_design(
                 )
             diagonal = diagonal or zi_diagonal
             formulas.append(zi_terms)
-    if isinstance(offset, str):
-        columns.append(offset)
-    elif isinstance(offset, pd.Series):  # matched by index label, as a column would be
-        if not offset.index.is_unique:
-            raise ValueError("offset (a Series) has repeated index labels; index it like data")
-        missing = ~data.index.isin(offset.index)
-        if missing.any():
-            raise ValueError(
-                f"offset (a Series) has no value for {int(missing.sum())} row(s) of data (for "
-                f"example index {group_label(data.index[missing][0])}); index it like data"
-            )
-        data = data.assign(**{"(offset)": offset.reindex(data.index).to_numpy(dtype=float)})
-        columns.append("(offset)")
-    elif offset is not None:
-        values = np.asarray(offset, dtype=float).reshape(-1)
-        if len(values) != len(data):
-            raise ValueError(
-                f"offset must have one value per row of data ({len(data)}), got {len(values)}"
-            )
-        data = data.assign(**{"(offset)": values})
-        columns.append("(offset)")
+    data, offset_column = per_row_column(data, offset, "offset", "(offset)")
+    if offset_column is not None:
+        columns.append(offset_column)
     if isinstance(weights, str):
         columns.append(weights)
     data, weight_column = read_row_weights(data, row_weights)

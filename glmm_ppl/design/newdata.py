@@ -21,7 +21,7 @@ from .nested import factor_labels
 from .response import aux_values
 from .row_weights import unit_row_weights
 
-__all__ = ["ModelArrays", "model_arrays"]
+__all__ = ["ModelArrays", "model_arrays", "response_columns"]
 
 
 @dataclass(frozen=True)
@@ -295,6 +295,23 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         labels=labels if design.nested else None,
         **_aux(design, newdata),
     )
+
+
+def response_columns(design: Design, arrays: ModelArrays) -> str:
+    """The columns the log density of new data's responses reads, for messages: the response,
+    the trials or censoring indicator and the dispersion sub-model's columns.
+
+    Examples
+    --------
+    >>> import glmm_ppl as gp
+    >>> fm1 = gp.mixed_model("y ~ time", "~ 1 | id", gp.load_vignette("binary"), "binomial")
+    >>> response_columns(fm1.design, model_arrays(fm1.design))
+    "the column(s) 'y'"
+    """
+    response, aux_columns = design.specs.get("response", (design.response_name, {}))
+    needed = [response] + [column for column, _ in aux_columns.values()]
+    needed += [c for n, cols in arrays.missing.items() if n.startswith("disp:") for c in cols]
+    return f"the column(s) {', '.join(map(repr, dict.fromkeys(needed)))}"
 
 
 def _aux(design: Design, newdata: pd.DataFrame) -> dict:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..families import Family
+from .per_row import per_row_column
 
 __all__ = [
     "ROW_WEIGHT_COLUMN",
@@ -85,33 +86,14 @@ def read_row_weights(data: pd.DataFrame, row_weights) -> tuple[pd.DataFrame, str
     """
     if row_weights is None:
         return data, None
-    if isinstance(row_weights, str):
-        if row_weights not in data.columns:
-            raise ValueError(
-                f"row_weights column {row_weights!r} not found in data; available columns: "
-                f"{', '.join(map(str, data.columns))}"
-            )
-        column, what = row_weights, f"row_weights column {row_weights!r}"
-        values = data[column]
-    elif isinstance(row_weights, pd.Series):  # matched by index label, as a column would be
-        if not row_weights.index.is_unique:
-            raise ValueError("row_weights (a Series) has repeated index labels; index it like data")
-        missing = ~data.index.isin(row_weights.index)
-        if missing.any():
-            raise ValueError(
-                f"row_weights (a Series) has no value for {int(missing.sum())} row(s) of data "
-                f"(for example index {_label(data.index[missing][0])}); index it like data"
-            )
-        column, what = ROW_WEIGHT_COLUMN, "row_weights"
-        values = row_weights.reindex(data.index)
-    else:
-        values = pd.Series(np.asarray(row_weights).reshape(-1))
-        if len(values) != len(data):
-            raise ValueError(
-                f"row_weights must have one value per row of data ({len(data)}), got "
-                f"{len(values)}; or give a column name or a pandas Series indexed like data"
-            )
-        column, what = ROW_WEIGHT_COLUMN, "row_weights"
+    if isinstance(row_weights, str) and row_weights not in data.columns:
+        raise ValueError(
+            f"row_weights column {row_weights!r} not found in data; available columns: "
+            f"{', '.join(map(str, data.columns))}"
+        )
+    data, column = per_row_column(data, row_weights, "row_weights", ROW_WEIGHT_COLUMN)
+    what = "row_weights" if column == ROW_WEIGHT_COLUMN else f"row_weights column {column!r}"
+    values = data[column]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         raise ValueError(f"{what} must be numeric, got dtype {values.dtype}")
     values = values.to_numpy(dtype=float)

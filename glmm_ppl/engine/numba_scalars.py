@@ -89,7 +89,7 @@ def _numba_funcify_erfcx(op, node, **kwargs):
     def erfcx(x):
         if x < 10.0:  # relative error below 1e-14 (that of exp(x²) at x = 10); inf below -26.6
             return math.exp(x * x) * math.erfc(x)
-        # 1/(x√π) Σₖ (−1)ᵏ (2k−1)!!/(2x²)ᵏ: the terms fall below 1e-17 by k = 10
+        # 1/(x√π) Σₖ (−1)ᵏ (2k−1)!!/(2x²)ᵏ: at x = 10 the truncation after k = 10 is 7e-16
         y = 1.0 / (2.0 * x * x)
         term = 1.0
         total = 1.0

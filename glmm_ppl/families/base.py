@@ -100,7 +100,16 @@ class Family:
 
     def bind_response(self, y: pd.Series, column: str) -> Family:
         """The family as the response ``y`` needs it (e.g. with its categories); ``self`` by
-        default. Called before :meth:`check_response`."""
+        default. Called before :meth:`check_response`.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import cumulative, poisson
+        >>> poisson().bind_response(pd.Series([0, 3]), "y")
+        poisson(link='log')
+        >>> cumulative().bind_response(pd.Series([1, 3, 2]), "y").phi_names
+        ('1|2', '2|3')
+        """
         return self
 
     def check_response(self, y: pd.Series, column: str, **data) -> np.ndarray:
@@ -146,7 +155,18 @@ class Family:
     def row_logp(self, y, eta, phis: Sequence, **data):
         """The log density the engines use (PyTensor): :meth:`logp` with the dispersion
         sub-model's extra parameter per row and times the row's weight, when the model has
-        them. ``data`` holds every column of :attr:`aux_names` (and ``eta_zi``)."""
+        them. ``data`` holds every column of :attr:`aux_names` (and ``eta_zi``).
+
+        Examples
+        --------
+        >>> import pytensor.tensor as pt
+        >>> from glmm_ppl.families import poisson
+        >>> fam = poisson().with_row_weights()
+        >>> w = pt.as_tensor(3.0)
+        >>> lp = fam.row_logp(pt.as_tensor(2.0), pt.as_tensor(0.0), [], row_weight=w)
+        >>> round(float(lp.eval()), 6)  # 3 log Poisson(2; 1)
+        -5.079442
+        """
         data = dict(data)
         weight = data.pop("row_weight", None)
         if self.disp_names:
@@ -186,18 +206,39 @@ class Family:
     def coefficient_values(self, log_phis):
         """The values :meth:`extra_coefficients` reports, from the fit's extra entries of
         ``θ`` along their last axis (numpy or PyTensor): a dispersion sub-model's coefficients
-        are those entries."""
+        are those entries.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import gaussian
+        >>> gaussian().with_dispersion(["(Intercept)", "grpb"]).coefficient_values(np.r_[0.1, 2.0])
+        array([0.1, 2. ])
+        """
         return log_phis
 
     def coefficient_entries(self, values) -> np.ndarray | None:
         """The fit's extra entries of ``θ`` whose :meth:`coefficient_values` are ``values``,
-        or None where no parameters give them."""
+        or None where no parameters give them.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import gaussian
+        >>> gaussian().with_dispersion(["(Intercept)"]).coefficient_entries([-0.5]).tolist()
+        [-0.5]
+        """
         return np.asarray(values, dtype=float)
 
     def extra_theta_names(self) -> list[str]:
         """Names of the fit's extra entries of ``θ``: ``log(<name>)`` of a parameter reported
         on its natural scale, the names of coefficients (:attr:`extra_sub_model`) as they
-        are."""
+        are.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import gaussian
+        >>> gaussian().extra_theta_names()
+        ['log(sigma)']
+        """
         if self.extra_sub_model:
             return list(self.phi_names)
         return [f"log({name})" for name in self.phi_names]
@@ -206,7 +247,17 @@ class Family:
         """``(phis, data)`` as :meth:`simulate`, :meth:`response_mean` and
         :meth:`response_variance` take them (numpy): with a dispersion sub-model its extra
         parameter per row, ``exp(x_dᵀγ)``; the sub-model's columns and the row weights are
-        taken out of ``data``."""
+        taken out of ``data``.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import gaussian
+        >>> fam = gaussian().with_dispersion(["(Intercept)", "grpb"])
+        >>> data = {"disp:(Intercept)": np.ones(2), "disp:grpb": np.array([0.0, 1.0])}
+        >>> phis, rest = fam.row_parts(np.exp([0.0, np.log(2.0)]), data)
+        >>> phis[0].tolist(), rest  # sigma 1 in group a, 2 in group b
+        ([1.0, 2.0], {})
+        """
         data = {k: v for k, v in data.items() if k != "row_weight"}
         if self.disp_names:
             columns = [np.asarray(data.pop(f"disp:{name}"), float) for name in self.disp_names]

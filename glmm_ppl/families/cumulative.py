@@ -141,15 +141,28 @@ class cumulative(Family):
         return out
 
     def check_response(self, y: pd.Series, column: str, **data) -> np.ndarray:
-        """The category codes ``1 … K`` of ``y`` as floats."""
+        """The category codes ``1 … K`` of ``y`` (its categories' labels, or integer codes)
+        as floats.
+
+        Examples
+        --------
+        >>> fam = cumulative().bind_response(pd.Series(["lo", "hi"], dtype="category")
+        ...                                  .cat.set_categories(["lo", "hi"], ordered=True), "y")
+        >>> fam.check_response(pd.Series(["hi", "lo", "hi"]), "y")
+        array([2., 1., 2.])
+        """
         if not self.categories:  # the categories come from the data (bind_response)
-            raise ValueError("cumulative: the family has no categories yet (bind_response)")
-        labels = y.astype(str) if isinstance(y.dtype, pd.CategoricalDtype) else None
-        if labels is None:
+            raise ValueError(
+                "cumulative: the family's categories come from the response; fit it with "
+                "mixed_model or glm, which read them"
+            )
+        if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
             numbers = self._numeric(y, column)
             labels = pd.Series(
                 [str(int(v)) if np.isfinite(v) and v == int(v) else repr(v) for v in numbers]
             )
+        else:  # the labels of an ordered categorical, or as text
+            labels = y.astype(str)
         codes = pd.Categorical(labels, categories=list(self.categories)).codes
         bad = codes < 0
         if bad.any():
@@ -168,14 +181,26 @@ class cumulative(Family):
     @staticmethod
     def thresholds_of(phis) -> np.ndarray:
         """``θ_1 … θ_{K−1}`` from the extra parameters ``φ`` (``θ_1 = log φ_1``,
-        ``θ_j = θ_{j−1} + φ_j``)."""
+        ``θ_j = θ_{j−1} + φ_j``).
+
+        Examples
+        --------
+        >>> cumulative.thresholds_of([1.0, 0.5, 2.0])
+        array([0. , 0.5, 2.5])
+        """
         phis = np.asarray(phis, dtype=float)
         return np.cumsum(np.r_[np.log(phis[:1]), phis[1:]])
 
     @staticmethod
     def phis_of(thresholds) -> np.ndarray:
         """The extra parameters ``φ`` of increasing thresholds (inverse of
-        :meth:`thresholds_of`)."""
+        :meth:`thresholds_of`).
+
+        Examples
+        --------
+        >>> cumulative.phis_of([0.0, 0.5, 2.5])
+        array([1. , 0.5, 2. ])
+        """
         t = np.asarray(thresholds, dtype=float)
         return np.r_[np.exp(t[:1]), np.diff(t)]
 
@@ -208,6 +233,11 @@ class cumulative(Family):
         return names[:1] + [f"log({b} - {a})" for a, b in zip(names, names[1:], strict=False)]
 
     # ---- densities -----------------------------------------------------------------------
+    def _twice_median(self) -> float:
+        """``2 F⁻¹(½)``: ``a + b`` below it puts a category in the lower half of ``F``, where
+        differences of ``F`` are accurate (those of ``1 − F`` in the upper half)."""
+        return 2.0 * float(self.link.link(np.asarray(0.5)))
+
     def logp(self, y, eta, phis):
         K = len(phis) + 1
         link = self.link
@@ -223,9 +253,7 @@ class cumulative(Family):
             lower = pt.switch(pt.eq(y, j), thresholds[j - 2], lower)
         a, b = upper - eta, lower - eta
         first, last = pt.eq(y, 1), pt.eq(y, K)
-        lower_form = pt.or_(
-            first, pt.and_(pt.neq(y, K), a + b < 2.0 * float(link.link(np.asarray(0.5))))
-        )
+        lower_form = pt.or_(first, pt.and_(pt.neq(y, K), a + b < self._twice_median()))
         # each form with its arguments clamped where it is not used (derivatives stay finite):
         # log F(a) + log(1 − F(b)/F(a)), and log S(b) + log(1 − S(a)/S(b)) with S = 1 − F
         a_lo, b_lo = pt.switch(lower_form, a, 0.0), pt.switch(lower_form, b, -1.0)
@@ -246,7 +274,7 @@ class cumulative(Family):
         )
         a, b = x[:, 1:], x[:, :-1]
         with np.errstate(invalid="ignore"):
-            lower = (a + b < 2.0 * float(self.link.link(np.asarray(0.5)))) | np.isneginf(b)
+            lower = (a + b < self._twice_median()) | np.isneginf(b)
         cdf = self.link.inverse
         probs = np.where(
             lower, cdf(a) - cdf(b), _survival(self.link.name, b) - _survival(self.link.name, a)

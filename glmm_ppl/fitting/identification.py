@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..design.dispersion import dispersion_design
+
 __all__ = [
     "SingularFitWarning",
     "boundary_problem",
@@ -86,6 +88,8 @@ def extra_at_edge(log_phis: np.ndarray, family, design) -> str | None:
     """A message when an extra parameter ran towards 0 or ∞: beyond e^±12 (the data do not
     bound it, and the model is at a limit, e.g. a negative binomial at its Poisson limit), or,
     for a ``sigma`` in the response's units (identity link), below 1e-8 of its spread."""
+    if family.extra_sub_model == "thresholds":
+        return _merged_thresholds(log_phis, family)
     in_response_units = family.link.name == "identity" and family.n_eta == 1
     names, values = family.phi_names, log_phis
     if family.disp_names:  # the sub-model's extremes over the rows, for the parameter it models
@@ -111,10 +115,24 @@ def extra_at_edge(log_phis: np.ndarray, family, design) -> str | None:
 def _row_extremes(gamma: np.ndarray, family, design) -> tuple[list, np.ndarray]:
     """The smallest and largest log extra parameter over the rows of a dispersion sub-model
     (``x_dⱼᵀγ``), named as the parameter it models."""
-    columns = [family.aux_names.index(f"disp:{n}") for n in family.disp_names]
-    log_phi = design.aux[:, columns] @ gamma
+    log_phi = dispersion_design(design) @ gamma
     name = type(family).phi_names[0]
     return [name, name], np.array([log_phi.min(), log_phi.max()])
+
+
+def _merged_thresholds(entries: np.ndarray, family) -> str | None:
+    """A message when two neighbouring thresholds of an ordinal model ran together (the log of
+    their difference, an entry of ``θ``, below −12): the data hardly tell the category between
+    them from its neighbours. The first threshold itself may take any value."""
+    names = family.phi_names
+    for k, step in enumerate(np.asarray(entries, dtype=float)[1:]):
+        if step < -12.0:
+            return (
+                f"the {family.name} thresholds {names[k]!r} and {names[k + 1]!r} ran together "
+                f"(they differ by {np.exp(step):.3g}): the data hardly separate the category "
+                "between them from its neighbours; merge it with one of them"
+            )
+    return None
 
 
 def scale_advice(design, family) -> list[str]:

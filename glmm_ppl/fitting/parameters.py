@@ -15,7 +15,7 @@ import numpy as np
 
 from ..engine.covariance import Blocks, n_theta, theta_names
 
-__all__ = ["ParameterLayout"]
+__all__ = ["ParameterLayout", "phis_from_coefficients"]
 
 
 def _log_sd(q: int, diagonal) -> list[int]:
@@ -190,8 +190,8 @@ class ParameterLayout:
             if diagonal or q == 1:
                 for k, name in enumerate(self.random_names[rows]):
                     names[start + entries.start + k] = f"sd({name})"
-        extra = self.blocks["extra"]
-        names[extra] = list(self.phi_names)
+        if self.extra_log:  # coefficients (dispersion, thresholds) keep their entries' names
+            names[self.blocks["extra"]] = list(self.phi_names)
         return names
 
     def split(self, theta) -> dict:
@@ -204,3 +204,36 @@ class ParameterLayout:
             "theta_D": theta[blocks["var-cov"]],
             "log_phis": theta[blocks["extra"]],
         }
+
+
+def phis_from_coefficients(values, family) -> dict:
+    """A user's ``initial_values`` with ``phis`` given as ``fit.fixef`` reports them (the
+    coefficients of a dispersion sub-model, an ordinal model's thresholds) turned into the
+    family's ``φ``, as the fit starts from them; ``values`` unchanged otherwise (and where
+    their shape is wrong, which :func:`fit_checked`'s checks report).
+
+    Raises
+    ------
+    ValueError
+        For thresholds that do not increase.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from glmm_ppl.families import cumulative
+    >>> fam = cumulative().bind_response(pd.Series([1, 2, 3]), "y")
+    >>> phis_from_coefficients({"phis": [-1.0, 0.5]}, fam)["phis"].round(4).tolist()
+    [0.3679, 1.5]
+    """
+    if not (family.extra_sub_model and isinstance(values, dict) and "phis" in values):
+        return values
+    given = np.atleast_1d(np.asarray(values["phis"], dtype=float))
+    if given.shape != (family.n_phis,) or not np.all(np.isfinite(given)):
+        return values
+    entries = family.coefficient_entries(given)
+    if entries is None:
+        raise ValueError(
+            f"initial_values['phis'] are the {family.name} family's {family.extra_sub_model}, "
+            f"which must increase, got {given.tolist()}"
+        )
+    return {**values, "phis": np.exp(entries)}

@@ -19,6 +19,7 @@ from ..design.matrices import (
 )
 from ..design.response import aux_values, bind_family, computed_columns, parse_response
 from ..design.row_weights import add_row_weights, read_row_weights
+from ..design.thresholds import drop_intercept
 from ..families import Family, get_family
 from ..fitting.glm import fit_glm_arrays
 from .summary import wald_table
@@ -182,6 +183,9 @@ def glm(
     columns += [weight_column] if weight_column else []
     data, _ = complete_rows(data, [rhs, *[f"~ {e}" for e in offsets]], columns, stacklevel=3)
     X, names, _ = model_matrix_of(rhs, data, "fixed-effects")
+    family = family.bind_response(data[response], response)
+    if family.intercept_free:  # thresholds take the intercept's place
+        X, names = drop_intercept(X, names, rhs)
     check_rank(X, names)
     aux = aux_values(family, aux_columns, data, response)
     y = family.check_response(data[response], response, **aux)

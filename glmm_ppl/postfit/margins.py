@@ -23,13 +23,20 @@ import functools
 import numpy as np
 import pandas as pd
 
+from ..design.dispersion import dispersion_design
 from ..design.newdata import match_groups, model_arrays, unit_index
 from .predict import prediction_function
 from .results import MixedModelFit
 
 __all__ = ["to_marginaleffects"]
 
-_TYPES = ("marginal", "mean_subject", "subject_specific", "zero_part")
+_TYPES = (
+    "marginal",
+    "mean_subject",
+    "subject_specific",
+    "zero_part",
+    "zero_part_subject_specific",
+)
 _SCALES = ("response", "link")
 _NEED_DATA = "; pass data=, the data frame the model was fitted to"
 
@@ -41,7 +48,7 @@ def to_marginaleffects(fit, type: str = "marginal", scale: str = "response", dat
     ----------
     fit : MixedModelFit
         A fit of :func:`glmm_ppl.mixed_model`.
-    type : {"marginal", "mean_subject", "subject_specific", "zero_part"}
+    type : str
         What a prediction is (see the notes): by default the population-averaged mean.
     scale : {"response", "link"}
         The response scale, or the linear predictor's (for ``"marginal"``,
@@ -85,7 +92,7 @@ def to_marginaleffects(fit, type: str = "marginal", scale: str = "response", dat
       them from the responses of new groups). With crossed grouping factors a level the fit
       did not see gets 0 for its factor, as in ``predict``.
     - ``"zero_part"``: the zero part's probability at ``b = 0`` (zero-inflated and hurdle
-      families).
+      families); ``"zero_part_subject_specific"`` with the modes of the fitted groups.
 
     Standard errors are the delta method over all the parameters (marginaleffects' forward
     differences of the predictions); for ``"subject_specific"`` the modes are recomputed at
@@ -132,8 +139,14 @@ def to_marginaleffects(fit, type: str = "marginal", scale: str = "response", dat
             f"marginaleffects 0.6 does not work with polars {pl.__version__} (it uses polars "
             'APIs removed in 2.0): pip install "polars<2"'
         )
+    if fit.family.categories:
+        raise ValueError(
+            f"to_marginaleffects: a {fit.family.name} fit predicts a probability per category, "
+            "and marginaleffects takes one prediction per row; predict(newdata, "
+            "type_pred='response', se_fit=True) gives the category probabilities"
+        )
     d = fit.design
-    frame = _fitted_frame(d, data, groups=type == "subject_specific")
+    frame = _fitted_frame(d, data, groups=type.endswith("subject_specific"))
     levels = _text_levels(d, frame)
     response = d.specs["response"][0]
     groups = [c for f in d.factors for c in f.columns] if d.nested else [d.group_name]
@@ -199,7 +212,7 @@ def _predictor(fit, type, scale, levels, frame):
     response, aux = d.specs["response"]
     if all(form != "cbind" for _, form in aux.values()):  # not read (datagrid averages it)
         newdata = newdata.drop(columns=response, errors="ignore")
-    if type == "subject_specific" and not d.crossed:
+    if type.endswith("subject_specific") and not d.crossed:
         if d.nested:
             index = unit_index(d, newdata)[:, 0]
         elif d.group_name in newdata.columns:
@@ -209,7 +222,7 @@ def _predictor(fit, type, scale, levels, frame):
         if (index < 0).any():
             raise ValueError(
                 f"newdata has {int((index < 0).sum())} row(s) of groups the fit did not see: "
-                "type='subject_specific' predicts with the modes of the fitted groups; use "
+                f"type={type!r} predicts with the modes of the fitted groups; use "
                 "type='marginal' or 'mean_subject' for new groups (or set the grouping "
                 "column to fitted groups, e.g. in datagrid)"
             )
@@ -342,6 +355,8 @@ def _rebuild(d) -> pd.DataFrame:
     else:
         matrices.append(d.Z)
     matrices += [m for k, m in (("zi_fixed", d.X_zi), ("zi_random", d.Z_zi)) if k in d.specs]
+    if "disp_fixed" in d.specs:
+        matrices.append(dispersion_design(d))
     columns = {}
     for spec, M in zip(_specs(d), matrices, strict=True):
         for v in sorted(spec.required_variables):

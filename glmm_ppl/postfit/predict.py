@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from ..design.matrices import group_label
-from ..design.newdata import ModelArrays, model_arrays
+from ..design.newdata import ModelArrays, model_arrays, response_columns
 from ..engine.agq import AGQ
 from ..engine.covariance import theta_to_D
 from ..engine.quadrature import product_rule
@@ -85,7 +85,8 @@ def _data(family: Family, arrays: ModelArrays, eta: np.ndarray) -> dict:
         )
         raise ValueError(
             f"response-scale predictions of the {family.name} family need the column(s) "
-            f"{', '.join(repr(c) for c in dict.fromkeys(absent))} in newdata ({why})"
+            f"{', '.join(repr(c) for c in dict.fromkeys(absent))} in newdata, without missing "
+            f"values ({why})"
         )
     data.update({n: arrays.aux[n] for n in names})
     return data
@@ -97,7 +98,7 @@ def _response(
     """The response means, or for an ordinal family (with ``categories``) the category
     probabilities ``(N, K)``."""
     row_phis, data = family.row_parts(phis, _data(family, arrays, eta))
-    if categories and hasattr(family, "category_probabilities"):
+    if categories and family.categories:
         return family.category_probabilities(eta[:, 0], row_phis)
     return family.response_mean(eta[:, 0], row_phis, **data)
 
@@ -159,8 +160,9 @@ class _Modes:
                 raise ValueError(
                     f"newdata has {len(labels)} group(s) the fit did not see (for example "
                     f"{group_label(labels[0])}): their random effects are estimated from their "
-                    "rows, which then need the response; or use type='mean_subject' or "
-                    "'marginal'"
+                    f"rows, which then need {response_columns(fit.design, arrays)} without "
+                    "missing values; or use type='mean_subject' or 'marginal' ('zero_part' for "
+                    "the zero part)"
                 )
             self.new_rows = np.flatnonzero(new)
             self.new_engine, self.new_order, self.new_codes = _engine(
@@ -228,6 +230,12 @@ def _prepare(fit, newdata, type_pred: str, type: str):
         raise ValueError(
             f"the {fit.family.name} family has no zero part; type={type!r} applies to "
             "zero-inflated and hurdle families"
+        )
+    if fit.family.categories and type == "marginal" and type_pred == "link":
+        raise ValueError(
+            f"the {fit.family.name} family has no marginal linear predictor: averaging over "
+            "the random effects applies to its category probabilities "
+            "(type_pred='response')"
         )
     arrays = model_arrays(fit.design, newdata)
     modes = None

@@ -256,7 +256,8 @@ class MixedModelFit:
     @property
     def phis(self) -> pd.Series:
         """The family's extra parameters (natural scale), by name; empty when it has none. With
-        a dispersion sub-model (no single value) an error points to ``fixef("dispersion")``.
+        a dispersion sub-model (no single value) or an ordinal model's thresholds (no natural
+        scale) an error points to ``fixef("dispersion")`` or ``fixef("thresholds")``.
 
         Examples
         --------

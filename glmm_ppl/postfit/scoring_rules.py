@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..design.newdata import ModelArrays, model_arrays
+from ..design.newdata import ModelArrays, model_arrays, response_columns
 from ..engine.pointwise import pointwise_derivatives
 from ..families import FAMILIES, binomial, zi_binomial
 from .factors import fitted_effects
@@ -44,11 +44,9 @@ def _arrays(fit, newdata) -> ModelArrays:
     """The model's arrays on ``newdata``, which must hold the response."""
     arrays = model_arrays(fit.design, newdata)
     if arrays.y is None:
-        response, aux_columns = fit.design.specs.get("response", (fit.design.response_name, {}))
-        needed = [response] + [column for column, _ in aux_columns.values()]
         raise ValueError(
-            "scoring_rules: the response is needed; newdata must have the column(s) "
-            f"{', '.join(map(repr, needed))} without missing values"
+            "scoring_rules: the response is needed; newdata must have "
+            f"{response_columns(fit.design, arrays)} without missing values"
         )
     return arrays
 
@@ -67,7 +65,7 @@ def _support_limits(family, Y: np.ndarray, max_count) -> np.ndarray:
     ``max_count``."""
     if family.with_trials:
         return Y[:, 1 + family.aux_names.index("trials")].astype(np.int64)
-    if getattr(family, "categories", ()):  # ordinal: the category codes 1 … K
+    if family.categories:  # ordinal: the category codes 1 … K
         return np.full(len(Y), len(family.categories), dtype=np.int64)
     if isinstance(family, _BINARY):
         return np.ones(len(Y), dtype=np.int64)

@@ -227,6 +227,27 @@ def test_two_categories_equal_the_binomial_model():
     assert threshold == pytest.approx(-binary.fixef().iloc[0], abs=1e-3)
 
 
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_glm_matches_a_direct_maximisation(link):
+    df = _small_data()
+    glm = gp.glm("resp3 ~ btype + Anger", df, cumulative(link=link))
+    X = np.column_stack([df["btype"] == "scold", df["btype"] == "shout", df["Anger"]]).astype(float)
+    y = df["resp3"].to_numpy()
+    cdf = stats.logistic.cdf if link == "logit" else stats.norm.cdf
+
+    def negative(par):  # thresholds t1 and t1 + exp(s), then the slopes
+        t = np.array([-np.inf, par[0], par[0] + np.exp(par[1]), np.inf])
+        eta = X @ par[2:]
+        return -np.sum(np.log(cdf(t[y] - eta) - cdf(t[y - 1] - eta)))
+
+    ppf = stats.logistic.ppf if link == "logit" else stats.norm.ppf
+    t = ppf([np.mean(y <= 1), np.mean(y <= 2)])  # the thresholds without covariates
+    start = np.r_[t[0], np.log(t[1] - t[0]), 0.0, 0.0, 0.0]
+    best = optimize.minimize(negative, start, method="BFGS", options={"gtol": 1e-8})
+    assert glm.loglik == pytest.approx(-best.fun, abs=1e-7)
+    np.testing.assert_allclose(glm.coef.to_numpy(), best.x[2:], atol=1e-5)
+
+
 # ---- predictions and simulation ------------------------------------------------------------
 def test_predicted_probabilities_by_category():
     fit = _verbagg_fit()
@@ -423,3 +444,56 @@ def test_family_by_name_and_alias():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _bound("probit").n_phis == 3
+
+
+def test_a_thresholds_only_model_is_the_null_of_a_likelihood_ratio_test():
+    df = _small_data()
+    null = gp.mixed_model("resp3 ~ 1", "~ 1 | id", df, "cumulative")
+    assert null.fixef().empty
+    full = gp.mixed_model("resp3 ~ btype", "~ 1 | id", df, "cumulative")
+    table = gp.anova(null, full)
+    assert table["df"].iloc[1] == 2
+    assert table["LRT"].iloc[1] == pytest.approx(2 * (full.loglik - null.loglik), rel=1e-10)
+    # without covariates the thresholds of a random intercept model reproduce the shares of
+    # the categories averaged over the random intercept
+    marginal = null.predict(df.head(1), type_pred="response", type="marginal").to_numpy()[0]
+    shares = np.bincount(df["resp3"], minlength=4)[1:] / len(df)
+    np.testing.assert_allclose(marginal, shares, atol=0.02)
+
+
+def test_a_large_first_threshold_is_no_warning():
+    df = _small_data().assign(anger=lambda d: d["Anger"] + 600.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "PyTensor could not link to a BLAS")
+        fit = gp.mixed_model("resp3 ~ anger", "~ 1 | id", df, "cumulative")
+    assert fit.fixef("thresholds").iloc[0] > 12
+    assert fit.warnings == ()
+    centred = gp.mixed_model("resp3 ~ Anger", "~ 1 | id", _small_data(), "cumulative")
+    assert fit.loglik == pytest.approx(centred.loglik, abs=1e-6)
+
+
+def test_initial_values_give_the_thresholds():
+    df = _small_data()
+    fit = gp.mixed_model(
+        "resp3 ~ btype", "~ 1 | id", df, "cumulative", initial_values={"phis": [-0.5, 1.5]}
+    )
+    np.testing.assert_allclose(fit.opt_summary.initial[-2:], [-0.5, np.log(2.0)])
+    with pytest.raises(ValueError) as err:
+        gp.mixed_model(
+            "resp3 ~ btype", "~ 1 | id", df, "cumulative", initial_values={"phis": [1.5, -0.5]}
+        )
+    assert str(err.value) == (
+        "initial_values['phis'] are the cumulative family's thresholds, which must increase, "
+        "got [1.5, -0.5]"
+    )
+
+
+def test_marginal_link_predictions_and_marginaleffects_are_refused():
+    fit = _verbagg_fit()
+    with pytest.raises(ValueError, match="the cumulative family has no marginal linear predictor"):
+        fit.predict(_verbagg().head(2), type="marginal")
+    with pytest.raises(ValueError, match="to_marginaleffects: a cumulative fit predicts a prob"):
+        gp.to_marginaleffects(fit)
+    with pytest.raises(ValueError, match="its thresholds, which have no natural scale"):
+        fit.phis  # noqa: B018

@@ -263,8 +263,9 @@ def test_predict_newdata_needs_the_columns_for_the_response_scale(gauss):
     with pytest.raises(ValueError) as err:
         gauss.predict(nd.drop(columns="grp"), type_pred="response")
     assert str(err.value) == (
-        "response-scale predictions of the gaussian family need the column(s) 'grp' in newdata "
-        "(the dispersion sub-model (disp_fixed) gives each row's sigma from them)"
+        "response-scale predictions of the gaussian family need the column(s) 'grp' in newdata, "
+        "without missing values (the dispersion sub-model (disp_fixed) gives each row's sigma "
+        "from them)"
     )
 
 

@@ -199,7 +199,9 @@ def test_a_variable_only_inside_a_transform_needs_the_data(binary):
 
 # ---- errors and imports ----------------------------------------------------------------------
 def test_unknown_type_and_scale(fm1):
-    valid = "'marginal', 'mean_subject', 'subject_specific', 'zero_part'"
+    valid = (
+        "'marginal', 'mean_subject', 'subject_specific', 'zero_part', 'zero_part_subject_specific'"
+    )
     with pytest.raises(ValueError, match=f"^unknown type 'conditional'; valid: {valid}$"):
         to_marginaleffects(fm1, type="conditional")
     with pytest.raises(ValueError, match="^unknown scale 'odds'; valid: 'response', 'link'$"):

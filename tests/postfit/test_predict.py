@@ -403,6 +403,6 @@ def test_response_predictions_need_the_trials_not_the_response():
     with pytest.raises(ValueError) as err:
         fit.predict(df[["id", "x"]].head(4), type_pred="response")
     assert str(err.value) == (
-        "response-scale predictions of the binomial family need the column(s) 'n' in newdata "
-        "(they give the number of trials of each row)"
+        "response-scale predictions of the binomial family need the column(s) 'n' in newdata, "
+        "without missing values (they give the number of trials of each row)"
     )
