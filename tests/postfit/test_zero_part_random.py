@@ -227,7 +227,7 @@ def test_zero_part_subject_specific_new_and_known_groups(zip_fit):
         full.loc[new.index],
         rtol=1e-6,
     )
-    with pytest.raises(ValueError, match="need the response"):
+    with pytest.raises(ValueError, match=r"which then need the column\(s\) .y. without missing"):
         fit.predict(new.drop(columns="y"), type="zero_part_subject_specific")
     ci = fit.predict(
         known, type_pred="response", type="zero_part_subject_specific", se_fit=True,
