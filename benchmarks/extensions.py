@@ -35,7 +35,7 @@ def _row(name: str, first: float, warm: float, loglik: float, ref_time, ref_logl
     ratio = f"{ref_time / warm:6.1f}×" if ref_time else "      —"
     ref_t = f"{ref_time:8.3f}" if ref_time else "       —"
     ref_ll = f"{ref_loglik:12.4f}" if ref_loglik is not None else "           —"
-    return f"{name:<34} {first:7.2f} {warm:7.3f} {ref_t} {ratio} {loglik:12.4f} {ref_ll}" + (
+    return f"{name:<40} {first:7.2f} {warm:7.3f} {ref_t} {ratio} {loglik:12.4f} {ref_ll}" + (
         f" {loglik - ref_loglik:+9.2e}" if ref_loglik is not None else ""
     )
 
@@ -45,7 +45,7 @@ def main() -> None:
 
     refs = json.loads((REFERENCE / "extensions_reference.json").read_text())
     header = (
-        f"{'model':<34} {'first':>7} {'warm':>7} {'R time':>8} {'ratio':>7} {'logLik':>12} "
+        f"{'model':<40} {'first':>7} {'warm':>7} {'R time':>8} {'ratio':>7} {'logLik':>12} "
         f"{'R logLik':>12} {'diff':>9}"
     )
     print(header)
