@@ -167,15 +167,11 @@ class Family:
         >>> round(float(lp.eval()), 6)  # 3 log Poisson(2; 1)
         -5.079442
         """
+        import pytensor.tensor as pt
+
         data = dict(data)
         weight = data.pop("row_weight", None)
-        if self.disp_names:
-            import pytensor.tensor as pt
-
-            columns = [data.pop(f"disp:{name}") for name in self.disp_names]
-            log_phi = sum(x * pt.log(phi) for x, phi in zip(columns, phis, strict=True))
-            phis = [pt.exp(log_phi)]
-        lp = self.logp(y, eta, phis, **data)
+        lp = self.logp(y, eta, self._row_phis(phis, data, pt), **data)
         return lp if weight is None else weight * lp
 
     @property
@@ -259,11 +255,17 @@ class Family:
         ([1.0, 2.0], {})
         """
         data = {k: v for k, v in data.items() if k != "row_weight"}
-        if self.disp_names:
-            columns = [np.asarray(data.pop(f"disp:{name}"), float) for name in self.disp_names]
-            log_phi = sum(x * np.log(float(phi)) for x, phi in zip(columns, phis, strict=True))
-            phis = [np.exp(log_phi)]
-        return list(phis), data
+        return self._row_phis(phis, data, np), data
+
+    def _row_phis(self, phis, data: dict, xp) -> list:
+        """The extra parameters of each row, numpy (``xp=np``) or PyTensor (``xp=pt``): with a
+        dispersion sub-model ``exp(Σ_k x_k log φ_k)`` from its columns, which are taken out
+        of ``data``; else ``phis`` as they are."""
+        if not self.disp_names:
+            return list(phis)
+        columns = [data.pop(f"disp:{name}") for name in self.disp_names]
+        log_phi = sum(x * xp.log(phi) for x, phi in zip(columns, phis, strict=True))
+        return [xp.exp(log_phi)]
 
     def using_trials(self) -> Family:
         """A copy of this family whose response counts successes out of ``trials``.
