@@ -425,7 +425,7 @@ def psens(idata, component: str = "prior", *, var_names=None, delta: float = 0.0
     component : {"prior", "likelihood"}
     var_names : list of str, optional
         Posterior variables; by default those of ``beta``, ``gamma``, ``sd``, ``corr`` and
-        ``phi`` that ``idata`` has.
+        ``phi`` (or ``thresholds``, ``dispersion``) that ``idata`` has.
     delta : float
         Step of the power-scaling.
 
@@ -478,7 +478,9 @@ def psens(idata, component: str = "prior", *, var_names=None, delta: float = 0.0
         )
         raise ValueError(f"idata has no {groups[component]} group: {hint}")
     if var_names is None:
-        var_names = [v for v in ("beta", "gamma", "sd", "corr", "phi") if v in idata.posterior]
+        # the extra parameters are "phi", or their sub-model's coefficients
+        reported = ("beta", "gamma", "sd", "corr", "phi", "thresholds", "dispersion")
+        var_names = [v for v in reported if v in idata.posterior]
     else:
         var_names = [var_names] if isinstance(var_names, str) else list(var_names)
         unknown = [v for v in var_names if v not in idata.posterior]
