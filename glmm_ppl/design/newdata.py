@@ -281,6 +281,8 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         index = match_groups(design.groups, newdata[group])
     else:
         groups, index = None, np.full(N, -1)
+    # the dispersion sub-model's columns, for the response's density and for response means
+    disp = dispersion_columns(design, newdata, (_matrix_from_spec, formula_columns))
     return ModelArrays(
         X=X,
         X_zi=X_zi,
@@ -289,11 +291,11 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         groups=groups,
         known=index >= 0,
         index=index,
-        y=_response(design, newdata),
+        y=_response(design, newdata, disp),
         rows=newdata.index,
         units=units,
         labels=labels if design.nested else None,
-        **_aux(design, newdata),
+        **_aux(design, newdata, disp),
     )
 
 
@@ -314,9 +316,10 @@ def response_columns(design: Design, arrays: ModelArrays) -> str:
     return f"the column(s) {', '.join(map(repr, dict.fromkeys(needed)))}"
 
 
-def _aux(design: Design, newdata: pd.DataFrame) -> dict:
+def _aux(design: Design, newdata: pd.DataFrame, disp: tuple) -> dict:
     """The per-row data ``newdata`` has (``aux``), and the columns it lacks for the others
-    (``missing``): a response mean needs the trials but not the response."""
+    (``missing``): a response mean needs the trials but not the response. ``disp``: the
+    dispersion sub-model's columns and the data columns they lack (``dispersion_columns``)."""
     response, aux_columns = design.specs.get("response", (design.response_name, {}))
 
     aux, missing = {}, {}
@@ -327,13 +330,13 @@ def _aux(design: Design, newdata: pd.DataFrame) -> dict:
             missing[name] = absent
         else:
             aux.update(aux_values(design.family, {name: (column, form)}, newdata, response))
-    disp, absent = dispersion_columns(design, newdata, (_matrix_from_spec, formula_columns))
-    aux.update(disp)
+    columns, absent = disp
+    aux.update(columns)
     missing.update({f"disp:{n}": absent for n in design.family.disp_names if absent})
     return {"aux": aux, "missing": missing}
 
 
-def _response(design: Design, newdata: pd.DataFrame) -> np.ndarray | None:
+def _response(design: Design, newdata: pd.DataFrame, disp: tuple) -> np.ndarray | None:
     """``(N, 1 + n_aux)`` response and per-row data of ``newdata``, or None without them."""
     response, aux_columns = design.specs.get("response", (design.response_name, {}))
     needed = [response] + [c for c, _ in aux_columns.values()]
@@ -342,9 +345,9 @@ def _response(design: Design, newdata: pd.DataFrame) -> np.ndarray | None:
 
     aux = aux_values(design.family, aux_columns, newdata, response)
     y = design.family.check_response(newdata[response], response, **aux)
-    disp, absent = dispersion_columns(design, newdata, (_matrix_from_spec, formula_columns))
+    columns, absent = disp
     if absent:  # the response without the dispersion sub-model's columns: no log density
         return None
-    aux.update(disp)
+    aux.update(columns)
     aux.setdefault("row_weight", np.ones(len(y)))  # read only by a row-weighted family
     return np.column_stack([y] + [aux[n] for n in design.family.aux_names])
