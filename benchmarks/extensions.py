@@ -12,6 +12,10 @@ Run from the repository root::
 2. ``y ~ x`` (gaussian) and ``count ~ x`` (negative binomial) with random intercepts by ``id``
    and ``disp_fixed="~ grp"`` on ``dispersion_sim.csv`` (200 groups × 5), beside glmmTMB
    (Laplace, which is exact for the gaussian).
+3. Row weights: the vignette's Poisson model ``y ~ sex * time``, random intercepts by ``id``,
+   with integer row weights 1–3 (seed 1), beside the Python packages ``glmm`` and ``mixedlm``
+   (``weights=``, 11 quadrature points) when they are installed (``pip install glmm
+   mixedlm``); no R reference. "ratio" is then the peer's warm time over ours in this run.
 
 "first" is the first fit in this process (after ``import glmm_ppl``), "warm" the median of three
 fits after it; "ratio" is the reference's time over our warm time. The reference times were
@@ -25,6 +29,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from _timing import first_and_warm
 
@@ -95,6 +100,54 @@ def main() -> None:
                 ref["logLik"],
             )
         )
+
+    row_weights(gp)
+
+
+def row_weights(gp) -> None:
+    """The weighted Poisson model, ours beside glmm's and mixedlm's (when installed)."""
+    df = gp.load_vignette("poisson")
+    df["w"] = np.random.default_rng(1).integers(1, 4, len(df)).astype(float)
+    fits = {
+        "glmm_ppl": lambda: (
+            gp.mixed_model("y ~ sex * time", "~ 1 | id", df, "poisson", row_weights="w").loglik
+        )
+    }
+    try:
+        import glmm
+
+        fits["glmm"] = lambda: (
+            glmm.fit(
+                df, "y ~ sex * time + (1 | id)", "poisson", weights=df["w"].to_numpy(), nagq=11
+            ).loglik
+        )
+    except ImportError:
+        print("glmm is not installed: pip install glmm")
+    try:
+        import mixedlm
+
+        fits["mixedlm"] = lambda: float(
+            mixedlm.glmer(
+                "y ~ sex * time + (1 | id)",
+                df,
+                family=mixedlm.families.Poisson(),
+                nAGQ=11,
+                weights="w",
+            ).logLik()
+        )
+    except ImportError:
+        print("mixedlm is not installed: pip install mixedlm")
+    ours = None
+    for name, fit in fits.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            first, warm, loglik = first_and_warm(fit, 3)
+        line = _row(f"poisson row weights ({name})", first, warm, loglik, None, None)
+        if ours is None:
+            ours = warm, loglik
+        else:
+            line += f"  peer/ours {warm / ours[0]:.1f}×, logLik {loglik - ours[1]:+.2e}"
+        print(line)
 
 
 if __name__ == "__main__":
