@@ -40,6 +40,7 @@ with _gc_paused():
     from .api import QuadratureWarning, SingularFitWarning, mixed_model
     from .data import load_schools, load_vignette
     from .design import cr_marg_probs, cr_setup
+    from .distributed import RowsOnWorkersError, ShardLostError
     from .fitting import Control, ConvergenceWarning, OptSummary
     from .postfit import (
         BootstrapResult,
@@ -116,6 +117,8 @@ __all__ = [
     "ConvergenceWarning",
     "QuadratureWarning",
     "SingularFitWarning",
+    "RowsOnWorkersError",
+    "ShardLostError",
     "__version__",
     *bayes.__all__,  # imported on first use
 ]

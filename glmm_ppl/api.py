@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 import warnings
@@ -10,20 +9,19 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .design.dask_data import is_dask_dataframe
 from .design.formula import split_bambi_formula
 from .design.matrices import build_design, split_fixed
 from .families import Family, get_family
+from .fit_result import fit_result
 from .fitting.blas import blas_threads
 from .fitting.graph import MixedModelGraph
 from .fitting.identification import (
     SingularFitWarning,
-    boundary_problem,
     check_identified,
-    existence_problems,
-    extra_at_edge,
     scale_advice,
 )
-from .fitting.optimize import Control, ConvergenceWarning
+from .fitting.optimize import Control
 from .fitting.parameters import ParameterLayout, phis_from_coefficients
 from .fitting.penalty import make_penalty
 from .fitting.rule import MAX_NODES, MAX_POINTS, QuadratureWarning, default_points, fit_checked
@@ -115,6 +113,8 @@ def mixed_model(
     disp_fixed: str | None = None,
     initial_values: dict | None = None,
     control: dict | Control | None = None,
+    client=None,
+    n_shards: int | None = None,
     **unknown,
 ) -> MixedModelFit:
     """Fit a generalized linear mixed model by adaptive Gauss–Hermite quadrature.
@@ -138,7 +138,11 @@ def mixed_model(
         Leave it out when ``fixed`` has a ``(… | g)`` term, or when only the zero part has
         random effects (``zi_random``). With ``random`` left out the data and family may
         follow the formula positionally: ``mixed_model(formula, df, family)``.
-    data : pandas.DataFrame
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        A dask DataFrame is fitted on the Dask cluster of ``client`` (by default the current
+        ``distributed.Client``): its groups are split over long-lived shards on the workers,
+        and the fit is the one a pandas DataFrame of the same rows gets (see the docs page
+        "Fitting on a cluster"; one grouping column, 4 or more points).
     family : str or Family
         A name (``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gamma"``…; see
         :data:`glmm_ppl.families.FAMILIES`) or a family object such as
@@ -211,6 +215,10 @@ def mixed_model(
         increasing thresholds).
     control : dict or Control, optional
         Optimizer settings (see :class:`glmm_ppl.Control`).
+    client : distributed.Client, optional
+        Dask data only: the cluster to fit on (by default the current client).
+    n_shards : int, optional
+        Dask data only: how many shards to split the groups into (by default one per worker).
     **unknown
         Not taken: a keyword mixed_model does not know raises a ``TypeError`` that names the
         one probably meant (R's ``nAGQ`` is ``n_agq``).
@@ -242,6 +250,21 @@ def mixed_model(
             "mixed_model() needs a family, e.g. family='binomial' (see glmm_ppl.families)"
         )
     family = get_family(family)
+    if is_dask_dataframe(data):
+        from .distributed.fit import fit_on_cluster
+
+        return fit_on_cluster(
+            fixed, random, data, family, client=client, n_shards=n_shards, n_agq=n_agq,
+            penalized=penalized, priors=priors, zi_fixed=zi_fixed, zi_random=zi_random,
+            offset=offset, weights=weights, trials=trials, censoring=censoring,
+            row_weights=row_weights, disp_fixed=disp_fixed, initial_values=initial_values,
+            control=control,
+        )  # fmt: skip
+    if client is not None or n_shards is not None:
+        raise TypeError(
+            "client= and n_shards= apply to a dask DataFrame, fitted on a cluster; data is a "
+            f"{type(data).__name__}"
+        )
     control = Control.from_user(control)
     auto = isinstance(n_agq, str) and n_agq == "auto"
     if not (auto or n_agq is None):
@@ -290,42 +313,5 @@ def mixed_model(
     graph = MixedModelGraph(design, family, int(n_agq), penalty, prior_spec)
     with blas_threads(graph.engine):
         graph, theta, objective, H, opt, rule = fit_checked(graph, control, initial_values, auto)
-    notes = []
-    edge = extra_at_edge(graph.split(theta)["log_phis"], family, design)
-    singular = boundary_problem(graph.unpack(theta)[1], design.random_names)
-    if not opt.problem:
-        problems = existence_problems(
-            design, family, graph.layout, theta, H, bool(edge or singular), prior_spec
-        )
-        if problems:  # no estimate to converge to: the fit says it did not converge
-            opt = dataclasses.replace(opt, converged=False, problem="; ".join(problems))
-    if opt.problem:
-        warnings.warn(opt.problem, ConvergenceWarning, stacklevel=2)
-        notes.append(opt.problem)
-    if rule is not None and rule.coarse:
-        warnings.warn(rule.message(auto), QuadratureWarning, stacklevel=2)
-        notes.append(rule.message(auto))
-        if singular:  # the boundary may be the rule's: more points first, not fewer effects
-            singular = singular.split(";")[0] + f"; {rule.boundary_advice()}"
-    for message in (edge, singular):
-        if message:
-            warnings.warn(message, SingularFitWarning, stacklevel=2)
-            notes.append(message)
-    log_prior = 0.0 if prior_spec is None else float(prior_spec.compiled()(theta)[0])
-    return MixedModelFit(
-        family=family,
-        design=design,
-        theta=theta,
-        layout=graph.layout,
-        hessian=H,
-        loglik=objective - log_prior,  # with a penalty included, as GLMMadaptive reports it
-        log_prior=log_prior,
-        priors=prior_spec,
-        n_agq=graph.engine.n_agq,
-        penalty=penalty,
-        opt_summary=opt,
-        modes=graph.engine.modes.copy(),
-        post_cov=graph.engine.posterior_covariance(),
-        warnings=tuple(notes),
-        rule_check=rule,
-    )
+    modes = graph.engine.modes.copy(), graph.engine.posterior_covariance()
+    return fit_result(graph, theta, objective, H, opt, rule, modes, auto=auto)

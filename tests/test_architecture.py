@@ -27,7 +27,8 @@ STAGES = {
     "fitting": 2,
     "postfit": 3,
     "bayes": 3,
-    "": 4,  # __init__, api, __main__
+    "distributed": 4,
+    "": 4,  # __init__, api, __main__, fit_result
 }
 # (importing module, imported module): the edges allowed against the order above
 ALLOWED_UPWARD = {("glmm_ppl.postfit.results", "glmm_ppl.bayes.sampling")}

@@ -47,8 +47,9 @@ class _Chains:
         self.recent = OrderedDict()  # z bytes -> per-group log-likelihoods, all chains
         self.recent_lock = threading.Lock()
         self.kept = int(np.clip(_KEPT_VALUES // max(graph.design.n_groups, 1), 64, 8192))
-        # crossed grouping factors have no independent groups, so no per-group values
-        self.grouped = not graph.design.crossed
+        # crossed grouping factors have no independent groups, so no per-group values; a
+        # cluster fit's would bring n numbers back from the shards at every evaluation
+        self.grouped = not graph.design.crossed and fit.cluster is None
 
     def _density(self) -> LogDensity:
         with COMPILE_LOCK:  # it copies compiled functions
@@ -118,7 +119,10 @@ def sample_marginal(
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    graph = MixedModelGraph(fit.design, fit.family, fit.n_agq, fit.penalty, fit.priors)
+    if fit.cluster is not None:  # a fit on a dask DataFrame: the density on its shards
+        graph = fit.cluster.sampling_graph()
+    else:
+        graph = MixedModelGraph(fit.design, fit.family, fit.n_agq, fit.penalty, fit.priors)
     k = len(fit.theta)
     scale = np.eye(k) if scale is None else np.asarray(scale, dtype=float)
     functions = _Chains(fit, graph, scale)

@@ -134,6 +134,10 @@ def sample(
     response, one value per row, labelled by the data's row labels); its attributes say it
     came from glmm_ppl, and ``posterior.attrs["sampling_time"]`` holds the sampler's time.
 
+    A fit of a dask DataFrame is sampled by nutpie with the density evaluated on its shards
+    (the same call as its fit's objective); the result then has neither ``log_likelihood``
+    nor ``observed_data``, which would bring every group's values or rows to the driver.
+
     Raises
     ------
     ValueError
@@ -161,6 +165,11 @@ def sample(
         raise ValueError(
             "nuts_sampler='nutpie' samples the marginal model only; the latent model "
             "(marginal=False) runs on nuts_sampler='pymc'"
+        )
+    if fit.cluster is not None and sampler != "nutpie":
+        raise ValueError(
+            "a fit on a dask DataFrame is sampled by nutpie on its marginal density (the "
+            "default); nuts_sampler='pymc' and marginal=False need its rows in one process"
         )
     if sampler == "nutpie" and "step" in kwargs:
         raise ValueError("step= is a PyMC step method: pass nuts_sampler='pymc' with it")
@@ -217,11 +226,13 @@ def sample(
             fn = fit.priors.compiled()
             lp = np.apply_along_axis(lambda t: fn(t)[0], -1, theta)
             idata.add_groups(log_prior={"theta": lp}, coords=coords)
-    # a Dataset, not a dict: ArviZ would take the rows of a dict's array for chain × draw
-    observed = xr.Dataset(
-        {"y": ("obs_id", np.asarray(fit.design.y))}, coords={"obs_id": np.asarray(fit.design.rows)}
-    )
-    idata.add_groups(observed_data=observed)
+    if fit.cluster is None:  # a cluster fit's rows stay on its workers
+        # a Dataset, not a dict: ArviZ would take the rows of a dict's array for chain × draw
+        observed = xr.Dataset(
+            {"y": ("obs_id", np.asarray(fit.design.y))},
+            coords={"obs_id": np.asarray(fit.design.rows)},
+        )
+        idata.add_groups(observed_data=observed)
     idata.attrs["source"] = f"glmm_ppl: NUTS ({sampler}) on the " + (
         ("Laplace" if fit.design.crossed else "AGQ") + " marginal likelihood"
         if marginal

@@ -37,6 +37,7 @@ __all__ = [
     "bind_family",
     "build_design",
     "check_rank",
+    "check_rank_of_crossprod",
     "complete_rows",
     "formula_columns",
     "group_label",
@@ -156,6 +157,10 @@ class Design:
         """Number of linear predictors (2 with a zero part)."""
         return 1 if self.X_zi is None else 2
 
+    def response_spread(self) -> float:
+        """The standard deviation of the response."""
+        return float(np.std(self.y))
+
     def response_data(self) -> np.ndarray:
         """``(N, 1 + n_aux)``: the response, then the family's per-row data."""
         aux = self.aux if self.aux is not None else np.zeros((self.nobs, 0))
@@ -230,22 +235,47 @@ def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
 _TOO_LARGE, _TOO_SMALL = 1e100, 1e-100
 
 
+def _no_check(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> None:
+    """No rank check (a part of the data may lack a level that the whole has)."""
+
+
 def check_rank(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> None:
     """Refuse a design whose columns are on an unusable scale or linearly dependent; the rank
     is that of the columns scaled to unit length, so it does not depend on their units."""
     size = np.max(np.abs(X), axis=0) if len(X) else np.zeros(X.shape[1])
+    _check_scale(size, names, what)
+    norms = np.linalg.norm(X, axis=0)
+    _check_dependence(X / np.where(norms > 0, norms, 1.0), names, what)
+
+
+def check_rank_of_crossprod(
+    C: np.ndarray, size: np.ndarray, names: list[str], what: str = "fixed-effects"
+) -> None:
+    """:func:`check_rank` of a design known by ``XᵀX`` and its columns' largest ``|x|`` (a
+    design summed over shards): ``R = Λ^½ Vᵀ`` from ``XᵀX = V Λ Vᵀ`` has the singular values
+    and the column dependencies of ``X``."""
+    _check_scale(size, names, what)
+    norms = np.sqrt(np.maximum(np.diag(C), 0.0))
+    scale = np.where(norms > 0, norms, 1.0)
+    values, vectors = np.linalg.eigh(C / np.outer(scale, scale))
+    _check_dependence(np.sqrt(np.maximum(values, 0.0))[:, None] * vectors.T, names, what)
+
+
+def _check_scale(size: np.ndarray, names: list[str], what: str) -> None:
     for k, name in enumerate(names):
         if size[k] > _TOO_LARGE or 0 < size[k] < _TOO_SMALL:
             raise ValueError(
                 f"the {what} column {name!r} has values of order {size[k]:.0e}: rescale it "
                 "(its coefficient scales back by the same factor)"
             )
-    norms = np.linalg.norm(X, axis=0)
-    X = X / np.where(norms > 0, norms, 1.0)
+
+
+def _check_dependence(X: np.ndarray, names: list[str], what: str) -> None:
+    """Refuse columns (scaled to unit length) that are linearly dependent, naming those that
+    are combinations of the earlier ones."""
     rank = np.linalg.matrix_rank(X)
     if rank == X.shape[1]:
         return
-    # columns that are linear combinations of the earlier ones
     aliased = [
         name
         for k, name in enumerate(names)
@@ -358,9 +388,14 @@ def _check_columns(data: pd.DataFrame, needed: set, in_formulas: set, called: se
 
 
 def complete_rows(
-    data: pd.DataFrame, formulas: list[str], columns: list[str], stacklevel: int = 4
+    data: pd.DataFrame,
+    formulas: list[str],
+    columns: list[str],
+    stacklevel: int = 4,
+    keep_levels: bool = False,
 ) -> tuple[pd.DataFrame, int]:
-    """The columns the formulas and ``columns`` use, without rows that miss any of them.
+    """The columns the formulas and ``columns`` use, without rows that miss any of them;
+    categorical columns lose the levels left without rows, unless ``keep_levels``.
 
     Raises
     ------
@@ -409,6 +444,7 @@ def complete_rows(
             stacklevel=stacklevel,  # the user's call: mixed_model → build_design → here
         )
         df = df.loc[~na.any(axis=1)]
+    if n_dropped and not keep_levels:
         # levels left without rows would become empty design columns (R drops them too)
         df = df.apply(
             lambda c: (
@@ -544,8 +580,13 @@ def build_design(
     censoring: str | None = None,
     row_weights=None,
     disp_fixed: str | None = None,
+    part: bool = False,
 ) -> Design:
     """Check the data against the formulas and build the design arrays.
+
+    With ``part=True`` the data are one part of the model's data (a shard of whole groups):
+    the design's rank is not checked (a part may lack a level of a factor), and the levels of
+    categorical columns are their dtype's categories, with or without rows.
 
     Raises
     ------
@@ -566,6 +607,7 @@ def build_design(
     >>> d.fixed_names, d.random_names, d.n_groups
     (['(Intercept)', 'x'], ['(Intercept)'], 2)
     """
+    rank_check = _no_check if part else check_rank
     lhs, fixed_rhs = split_fixed(fixed)
     response, second, form = parse_response(lhs)
     fixed_rhs, fixed_offsets = split_offsets(fixed_rhs)
@@ -609,7 +651,7 @@ def build_design(
         columns.append(weights)
     data, weight_column = read_row_weights(data, row_weights)
     columns += [weight_column] if weight_column else []
-    df, n_dropped = complete_rows(data, formulas, columns)
+    df, n_dropped = complete_rows(data, formulas, columns, keep_levels=part)
     units, crossed = None, False
     if nested:
         df, terms, units, crossed = nest(df, terms)
@@ -633,15 +675,15 @@ def build_design(
             f"response column {response!r} has the same value ({y[0]:g}) in every row used: "
             "there is nothing to fit"
         )
-    family, disp_spec = bind_dispersion(disp_fixed, df, family, aux, (model_matrix_of, check_rank))
+    family, disp_spec = bind_dispersion(disp_fixed, df, family, aux, (model_matrix_of, rank_check))
     X, fixed_names, fixed_spec = model_matrix_of(fixed_rhs, df, "fixed-effects")
     if family.intercept_free:
         X, fixed_names = drop_intercept(X, fixed_names, fixed_rhs)
-    check_rank(X, fixed_names)
+    rank_check(X, fixed_names)
     factors = ()
     if nested:
         Z, random_names, diagonal, factors = nested_effects(
-            df, terms, units, model_matrix_of, check_rank
+            df, terms, units, model_matrix_of, rank_check
         )
         check_factors(Z, factors, family)
         random_spec = None
@@ -649,7 +691,7 @@ def build_design(
         Z, random_names, random_spec = model_matrix_of(terms[0].terms, df, "random-effects")
         if Z.shape[1] == 0 and random is not None:
             raise ValueError(f"random formula {random!r} has no terms")
-        check_rank(Z, random_names, "random-effects")
+        rank_check(Z, random_names, "random-effects")
     specs = {
         "fixed": fixed_spec,
         "random": random_spec,
@@ -667,12 +709,12 @@ def build_design(
     zi_names: list[str] = []
     if family.zero_part:
         X_zi, zi_names, specs["zi_fixed"] = model_matrix_of(zi_rhs, df, "zero-part fixed-effects")
-        check_rank(X_zi, zi_names, "zero-part fixed-effects")
+        rank_check(X_zi, zi_names, "zero-part fixed-effects")
         if zi_random is not None:
             Z_zi, zi_random_names, specs["zi_random"] = model_matrix_of(
                 zi_terms, df, "zero-part random-effects"
             )
-            check_rank(Z_zi, zi_random_names, "zero-part random-effects")
+            rank_check(Z_zi, zi_random_names, "zero-part random-effects")
             random_names = random_names + [f"zi_{n}" for n in zi_random_names]
     offsets = [offset_values(fixed_offsets, df, "fixed")]
     if offset is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -32,8 +33,15 @@ from ..engine.ops import COMPILE_LOCK, NUMPY_MODE, AGQLogLik
 from ..families import Family
 from .parameters import ParameterLayout
 from .penalty import StudentTPenalty, student_t_kernel_logp
+from .statistics import (
+    fixed_gradient,
+    fixed_hessian,
+    glm_start,
+    per_group_scores,
+    second_moment_units,
+)
 
-__all__ = ["MixedModelGraph", "quadrature_engine"]
+__all__ = ["MixedModelGraph", "ModelParameters", "quadrature_engine"]
 
 
 _PER_THREAD = threading.local()  # each thread's copies of the compiled functions
@@ -144,7 +152,40 @@ def _dense_block(design: Design) -> int:
     return sum(sizes) - max(sizes)
 
 
-class MixedModelGraph:
+class ModelParameters:
+    """What a model's objective does with ``θ`` apart from the likelihood: the maps between
+    ``θ`` and ``(fixed effects, D, φ)`` and the log penalty and priors. Subclasses set
+    ``design``, ``layout``, ``penalty``, ``priors``, ``p`` and ``q``."""
+
+    def log_prior(self, theta: np.ndarray, jacobian: bool = False) -> tuple[float, np.ndarray]:
+        """Log penalty plus log priors at ``θ`` and their gradient (NumPy); ``jacobian``: with
+        the log-Jacobian of the priors' log-scale parameters (the density of ``θ`` that a
+        sampler needs, where the MAP objective has none)."""
+        return _log_prior(theta, self.p, self.penalty, self._priors_fn(jacobian))
+
+    def _priors_fn(self, jacobian: bool):
+        return None if self.priors is None else _priors_for_thread(self.priors, jacobian)
+
+    # ---- θ ↔ parameters ----------------------------------------------------------------
+    def split(self, theta: np.ndarray) -> dict:
+        """The blocks of ``θ``: ``beta``, ``gamma`` (zero part), ``theta_D``, ``log_phis``."""
+        return self.layout.split(theta)
+
+    def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(fixed effects, D, φ)`` from ``θ``; the fixed effects are ``(β, γ)`` joined."""
+        parts = self.split(theta)
+        D = theta_to_D(parts["theta_D"], self.q, self.design.diagonal)
+        fixed = np.concatenate([parts["beta"], parts["gamma"]])
+        return fixed, D, np.exp(parts["log_phis"])
+
+    def pack(self, fixed, D, phis) -> np.ndarray:
+        """``θ`` from ``(fixed effects (β, γ), D, φ)``."""
+        return np.concatenate(
+            [np.asarray(fixed, float), D_to_theta(D, self.design.diagonal), np.log(phis)]
+        )
+
+
+class MixedModelGraph(ModelParameters):
     """Compiled objective of one model on one data set.
 
     ``θ = (β, γ, θ_D, log φ)``: fixed effects, zero-part fixed effects (none without a zero
@@ -234,15 +275,6 @@ class MixedModelGraph:
             obj, grad = obj + lp, grad + g
         return float(obj), float(ll), grad
 
-    def log_prior(self, theta: np.ndarray, jacobian: bool = False) -> tuple[float, np.ndarray]:
-        """Log penalty plus log priors at ``θ`` and their gradient (NumPy); ``jacobian``: with
-        the log-Jacobian of the priors' log-scale parameters (the density of ``θ`` that a
-        sampler needs, where the MAP objective has none)."""
-        return _log_prior(theta, self.p, self.penalty, self._priors_fn(jacobian))
-
-    def _priors_fn(self, jacobian: bool):
-        return None if self.priors is None else _priors_for_thread(self.priors, jacobian)
-
     def log_density(self, modes=None) -> LogDensity:
         """The density of ``θ`` for samplers (:class:`~glmm_ppl.engine.log_density.LogDensity`):
         the log-likelihood plus the penalty and the priors with their Jacobian. It has its own
@@ -267,23 +299,59 @@ class MixedModelGraph:
             self.engine, self.X, self.X_zi, self.offset, diagonal, log_prior=log_prior, modes=modes
         )
 
-    # ---- θ ↔ parameters ----------------------------------------------------------------
-    def split(self, theta: np.ndarray) -> dict:
-        """The blocks of ``θ``: ``beta``, ``gamma`` (zero part), ``theta_D``, ``log_phis``."""
-        return self.layout.split(theta)
+    # ---- what the optimizer asks (a model on shards answers the same) ---------------------
+    def start(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(fixed effects, D, φ)`` to start from (:func:`~.statistics.glm_start`)."""
+        return glm_start(self)
 
-    def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(fixed effects, D, φ)`` from ``θ``; the fixed effects are ``(β, γ)`` joined."""
-        parts = self.split(theta)
-        D = theta_to_D(parts["theta_D"], self.q, self.design.diagonal)
-        fixed = np.concatenate([parts["beta"], parts["gamma"]])
-        return fixed, D, np.exp(parts["log_phis"])
-
-    def pack(self, fixed, D, phis) -> np.ndarray:
-        """``θ`` from ``(fixed effects (β, γ), D, φ)``."""
-        return np.concatenate(
-            [np.asarray(fixed, float), D_to_theta(D, self.design.diagonal), np.log(phis)]
+    def em_statistics(self, theta: np.ndarray):
+        """``(log L, ∂log L/∂(β, γ), Σ Xᵀ diag(w) X, D's EM update)`` at ``θ``: what an EM
+        iteration needs (:mod:`~glmm_ppl.fitting.statistics`)."""
+        fixed, D, phis = self.unpack(theta)
+        res = self.engine.evaluate(self.fixed_part(fixed), D, phis, grad=True, em=True)
+        d = self.design
+        n = float(d.n_groups if d.weights is None else d.weights.sum())
+        designs = self.fixed_designs()
+        return (
+            res.loglik,
+            fixed_gradient(designs, res.grad_eta),
+            fixed_hessian(designs, res.hess_weights),
+            res.second_moment / second_moment_units(self.design, res, n),
         )
+
+    def scoring_value(self, theta: np.ndarray):
+        """``(log L, state)`` at ``θ``, the state for :meth:`scoring_statistics`."""
+        fixed, D, phis = self.unpack(theta)
+        res = self.engine.evaluate(self.fixed_part(fixed), D, phis, grad=True)
+        return res.loglik, res
+
+    def scoring_statistics(self, theta: np.ndarray, state) -> tuple[np.ndarray, np.ndarray]:
+        """``(Σ_i s_i, Σ_i s_i s_iᵀ / w_i)`` of the per-group scores at ``θ`` from the state
+        :meth:`scoring_value` gave there."""
+        scores = per_group_scores(self, theta, state)
+        w = self.design.weights
+        return scores.sum(axis=0), scores.T @ (scores if w is None else scores / w[:, None])
+
+    def objective_with_points(self, theta: np.ndarray, points: int) -> float:
+        """The objective at ``θ`` with a rule of ``points`` points per dimension, centred at
+        the current modes (which do not depend on the rule)."""
+        fine = MixedModelGraph(self.design, self.family, points, self.penalty, self.priors)
+        fine.engine.modes = np.array(self.engine.modes, dtype=float)
+        return fine(theta)[0]
+
+    def centre(self, theta: np.ndarray) -> None:
+        """Move the quadrature's nodes to ``θ``."""
+        fixed, D, phis = self.unpack(theta)
+        self.engine.update_modes(self.fixed_part(fixed), D, phis)
+
+    @contextmanager
+    def fixed_nodes(self):
+        """Hold the nodes where they are while the block runs."""
+        self.engine.recenter = False
+        try:
+            yield
+        finally:
+            self.engine.recenter = True
 
     def fixed_part(self, fixed: np.ndarray) -> np.ndarray:
         """``η⁰`` (N, E) of the fixed effects ``(β, γ)``, offsets included."""

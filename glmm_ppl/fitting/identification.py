@@ -96,7 +96,7 @@ def extra_at_edge(log_phis: np.ndarray, family, design) -> str | None:
         names, values = _row_extremes(np.asarray(log_phis, dtype=float), family, design)
     for name, value in zip(names, values, strict=True):
         if name == "sigma" and in_response_units:
-            spread = float(np.std(design.y))
+            spread = design.response_spread()
             if spread > 0 and np.exp(value) < 1e-8 * spread:
                 return (
                     f"the {family.name} parameter 'sigma' ran to {np.exp(value):.3g}, against a "

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy import optimize
 
-from ..engine.covariance import Blocks, D_to_theta, project, theta_to_D
-from .glm import central_differences, fit_glm_arrays
+from ..engine.covariance import Blocks, D_to_theta, project
+from .glm import central_differences
 from .graph import MixedModelGraph
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "OptSummary",
     "fit_mixed",
     "ConvergenceWarning",
-    "per_group_scores",
     "small_rule",
 ]
 
@@ -179,23 +178,10 @@ class OptSummary:
 
 
 def _initial(graph: MixedModelGraph, initial_values: dict | None) -> np.ndarray:
-    d = graph.design
-    fixed, phis, _, _ = fit_glm_arrays(
-        graph.fixed_designs(), d.response_data(), graph.family, d.offset
-    )
-    sd = np.concatenate([d.Z.std(axis=0)] + ([d.Z_zi.std(axis=0)] if d.Z_zi is not None else []))
-    scale = np.where(sd > 0, 1.0 / np.maximum(sd, 1.0), 1.0)
-    if graph.family.link.name == "identity" and graph.family.n_eta == 1:
-        # the linear predictor is on the response's scale: random effects of the size of the
-        # GLM's residuals, whatever the units (a response in 1e12 or 1e-8 starts where it is)
-        eta = graph.fixed_part(fixed)[:, 0]
-        spread = float(np.sqrt(np.mean((d.y - eta) ** 2)))
-        if np.isfinite(spread) and spread > 0:
-            scale = scale * spread
-    D = np.diag(scale**2)
+    fixed, D, phis = graph.start()
     if initial_values is not None:
         fixed, D, phis = _user_initial(graph, initial_values, fixed, D, phis)
-    return graph.pack(fixed, project(D, d.diagonal), phis)
+    return graph.pack(fixed, project(D, graph.design.diagonal), phis)
 
 
 def _user_initial(graph: MixedModelGraph, values, fixed, D, phis):
@@ -244,39 +230,16 @@ def _n_effective(design) -> float:
     return float(design.n_groups if design.weights is None else design.weights.sum())
 
 
-def _fixed_gradient(graph: MixedModelGraph, grad_eta: np.ndarray) -> np.ndarray:
-    """``Σ_e X_eᵀ ∂/∂η⁰_e``: the gradient in the fixed effects ``(β, γ)``."""
-    grad_eta = grad_eta.reshape(len(grad_eta), -1)
-    return np.concatenate([X.T @ grad_eta[:, e] for e, X in enumerate(graph.fixed_designs())])
-
-
-def _fixed_hessian(graph: MixedModelGraph, weights: np.ndarray) -> np.ndarray:
-    """``Σ_ef X_eᵀ diag(w_ef) X_f`` from per-row second-derivative weights (upper triangle of
-    the predictors' pairs, as :func:`glmm_ppl.engine.pointwise.output_layout`)."""
-    Xs = graph.fixed_designs()
-    sizes = np.cumsum([0] + [X.shape[1] for X in Xs])
-    H = np.zeros((sizes[-1], sizes[-1]))
-    k = 0
-    for e in range(len(Xs)):
-        for f in range(e, len(Xs)):
-            block = Xs[e].T @ (weights[:, k][:, None] * Xs[f])
-            H[sizes[e] : sizes[e + 1], sizes[f] : sizes[f + 1]] = block
-            H[sizes[f] : sizes[f + 1], sizes[e] : sizes[e + 1]] = block.T
-            k += 1
-    return H
-
-
 def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np.ndarray, list]:
-    d, engine = graph.design, graph.engine
+    d = graph.design
     n = _n_effective(d)
     history: list[float] = []
     best = theta
     for _ in range(control.em_iter):
-        fixed, D, phis = graph.unpack(theta)
-        res = engine.evaluate(graph.fixed_part(fixed), D, phis, grad=True, em=True)
+        fixed, _, phis = graph.unpack(theta)
+        loglik, g, H, moment = graph.em_statistics(theta)
         pen, pen_grad = graph.log_prior(theta)
-        pen_grad = pen_grad[: len(fixed)]
-        ll = res.loglik + pen
+        ll = loglik + pen
         if history and ll < history[-1]:
             break  # EM with a Newton M-step is not monotone: keep the best point
         best = theta
@@ -284,59 +247,13 @@ def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np
             history.append(ll)
             break
         history.append(ll)
-        D_new = project(res.second_moment / _units(d, res, n), d.diagonal)
-        H = -_fixed_hessian(graph, res.hess_weights)
-        g = _fixed_gradient(graph, res.grad_eta) + pen_grad
-        fixed_new = fixed + np.linalg.lstsq(H, g, rcond=None)[0]
+        g = g + pen_grad[: len(fixed)]
+        fixed_new = fixed + np.linalg.lstsq(-H, g, rcond=None)[0]
         try:
-            theta = graph.pack(fixed_new, D_new, phis)
+            theta = graph.pack(fixed_new, project(moment, d.diagonal), phis)
         except ValueError:
             break  # D became singular: leave it to L-BFGS
     return best, history
-
-
-def _units(design, res, n: float):
-    """What EM divides the second moments by: the (weighted) number of groups, or with several
-    grouping factors each block's number of levels (1 off the blocks, which are 0)."""
-    if not isinstance(design.diagonal, Blocks):
-        return n
-    return np.maximum(_unit_counts(design, res).sum(axis=0), 1.0)
-
-
-def _unit_counts(design, res) -> np.ndarray | float:
-    """Per group, the number of units of each factor behind each entry of ``D``, (n, q, q)
-    (1 with one grouping factor)."""
-    if not isinstance(design.diagonal, Blocks):
-        return 1.0
-    out = np.zeros((len(res.unit_counts), design.q, design.q))
-    for k, (_, _, _, rows, _) in enumerate(design.diagonal.parts()):
-        out[:, rows, rows] = res.unit_counts[:, k, None, None]
-    return out
-
-
-def per_group_scores(graph: MixedModelGraph, theta: np.ndarray, res) -> np.ndarray:
-    """Per-group scores ``w_i ∂ log L_i / ∂θ`` (n × k) from one evaluation with gradients
-    (``w_i`` the group weights, 1 without).
-
-    ``∂/∂β = X_iᵀ ∂/∂η⁰_i`` (and ``X_zi,iᵀ`` for ``γ``); ``∂/∂D = ½ D⁻¹ S_i D⁻¹ − ½ D⁻¹``
-    chained to the log-Cholesky parameters; ``∂/∂ log φ = φ ∂/∂φ``.
-    """
-    d = graph.design
-    _, D, phis = graph.unpack(theta)
-    Dinv = np.linalg.inv(D)
-    q = graph.q
-    grad_eta = res.grad_eta.reshape(d.nobs, -1)
-    rows = np.hstack([X * grad_eta[:, [e]] for e, X in enumerate(graph.fixed_designs())])
-    s_fixed = np.add.reduceat(rows, d.starts[:-1], axis=0)
-    G = 0.5 * (Dinv @ res.second_moment_groups @ Dinv - Dinv * _unit_counts(d, res))
-    J = central_differences(
-        lambda th: theta_to_D(th, q, d.diagonal).ravel(), graph.split(theta)["theta_D"], 1e-6
-    )
-    s_D = G.reshape(len(G), q * q) @ J
-    s_phi = res.grad_phis_groups * phis
-    if d.weights is not None:
-        s_D, s_phi = s_D * d.weights[:, None], s_phi * d.weights[:, None]
-    return np.hstack([s_fixed, s_D, s_phi])
 
 
 def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
@@ -348,24 +265,21 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     Returns ``(θ, iterations, evaluations, reached)``; ``reached`` says whether the per-group
     gradient fell below ``control.gtol``.
     """
-    d, engine = graph.design, graph.engine
-    n = _n_effective(d)
-    w = np.ones(d.n_groups) if d.weights is None else d.weights
+    n = _n_effective(graph.design)
 
     def value(th):
-        fixed, D, phis = graph.unpack(th)
-        res = engine.evaluate(graph.fixed_part(fixed), D, phis, grad=True)
-        return res.loglik + graph.log_prior(th)[0], res
+        loglik, res = graph.scoring_value(th)
+        return loglik + graph.log_prior(th)[0], res
 
     def gradient(th, res):
-        scores = per_group_scores(graph, th, res)
-        return scores, scores.sum(axis=0) + graph.log_prior(th)[1]
+        total, info = graph.scoring_statistics(th, res)
+        return info, total + graph.log_prior(th)[1]
 
     obj, res = value(theta)
     evals, it = 1, 0
     if not np.isfinite(obj):  # no scores at an impossible point: L-BFGS backs off from it
         return theta, it, evals, False
-    scores, g = gradient(theta, res)
+    info, g = gradient(theta, res)
     overshot = False
     for it in range(1, min(control.max_iter, 50) + 1):
         if not np.all(np.isfinite(g)):
@@ -375,7 +289,6 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
         size = np.max(np.abs(g)) / n
         if size < 0.1 * control.gtol:
             return theta, it, evals, True
-        info = scores.T @ (scores / w[:, None])  # Σ_i w_i s_i s_iᵀ
         try:
             step = np.linalg.solve(info + 1e-10 * np.trace(info) * np.eye(len(g)), g)
         except np.linalg.LinAlgError:
@@ -390,7 +303,7 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
         if not new_obj > obj:  # the outer-product information is poor here: hand over,
             return theta, it, evals, size < control.gtol  # unless gtol is met already
         new_theta = theta + t * step
-        new_scores, new_g = gradient(new_theta, new_res)
+        new_info, new_g = gradient(new_theta, new_res)
         slope, new_slope = g @ step, new_g @ step
         past = t == 1.0 and new_slope < 0 < slope
         if past and overshot:
@@ -401,21 +314,17 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
             evals += 1
             if cand_obj > new_obj:
                 new_theta, new_obj, new_res = theta + t * step, cand_obj, cand_res
-                new_scores, new_g = gradient(new_theta, new_res)
+                new_info, new_g = gradient(new_theta, new_res)
         overshot = past
-        theta, obj, res, scores, g = new_theta, new_obj, new_res, new_scores, new_g
+        theta, obj, res, info, g = new_theta, new_obj, new_res, new_info, new_g
     return theta, it, evals, False
 
 
 def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarray:
     """Central differences of the fixed-node gradient of the objective."""
-    fixed, D, phis = graph.unpack(theta)  # centre the rule at theta: the last evaluation may
-    graph.engine.update_modes(graph.fixed_part(fixed), D, phis)  # have been elsewhere
-    graph.engine.recenter = False
-    try:
+    graph.centre(theta)  # the last evaluation may have been elsewhere
+    with graph.fixed_nodes():
         H = central_differences(lambda t: graph(t)[2], theta, step)
-    finally:
-        graph.engine.recenter = True
     return 0.5 * (H + H.T)
 
 
@@ -446,13 +355,10 @@ def _newton(graph, theta, H, iterations: int, tol: float):
             return theta, obj, np.inf, its
         if decrement < tol or its == iterations:
             return theta, obj, decrement, its
-        graph.engine.recenter = False
-        try:
+        with graph.fixed_nodes():
             t = 1.0
             while t > 1e-3 and not graph(theta + t * step)[0] >= obj:
                 t /= 2
-        finally:
-            graph.engine.recenter = True
         if t <= 1e-3:
             return theta, obj, decrement, its
         theta = theta + t * step

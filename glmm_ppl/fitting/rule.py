@@ -185,9 +185,7 @@ def check_rule(graph, theta: np.ndarray, objective: float, tol: float):
     finer = finer_points(n_agq, q)
     if finer is None:
         return None
-    fine = MixedModelGraph(graph.design, graph.family, finer, graph.penalty, graph.priors)
-    fine.engine.modes = np.array(graph.engine.modes, dtype=float)  # the modes do not depend on k
-    change = float(fine(theta)[0] - objective)
+    change = float(graph.objective_with_points(theta, finer) - objective)
     return RuleCheck(n_agq, finer, change, tol) if np.isfinite(change) else None
 
 

@@ -95,27 +95,50 @@ def _correlated(design) -> set:
     return {(names[r][0], names[r][1], names[c][1]) for r, c in pairs if r != c}
 
 
+def _rows_of(m) -> dict:
+    """A fit's rows, response and per-row data, in the order of the data's row labels."""
+    d = m.design
+    return {
+        "y": _by_row(d.y, d.rows),
+        "rows": np.sort(d.rows),
+        "group_of_row": _groups_by_row(d),
+        "dispersion": _by_row(dispersion_design(d), d.rows, all_columns=True),
+        "offset": _by_row(d.offset, d.rows),
+        "row_weights": _by_row(_row_weights(m.family, d), d.rows),
+        "aux": _by_row(other_data(d), d.rows, all_columns=True),
+    }
+
+
+def _rows_on_workers(m) -> dict:
+    """What a fit on a dask DataFrame tells of its rows (they are on the workers): their
+    number and the response's sums stand for the rows and the response."""
+    d = m.design
+    return {
+        "y": np.asarray(d.response_sums, dtype=float),
+        "rows": np.arange(d.nobs),
+        "group_of_row": {d.group_name: None},
+        "dispersion": None,
+        "offset": None,
+        "row_weights": None,
+        "aux": None,
+    }
+
+
 def _describe(m) -> dict:
     if isinstance(m, MixedModelFit):
+        rows = _rows_on_workers if getattr(m.design, "rows_on_workers", False) else _rows_of
         return {
             "fixed": set(m.design.fixed_names) | {f"zi_{n}" for n in m.design.zi_fixed_names},
             "random": _random_effects(m.design),
             "correlated": _correlated(m.design),
-            "y": _by_row(m.design.y, m.design.rows),
-            "rows": np.sort(m.design.rows),
-            "group_of_row": _groups_by_row(m.design),
             "n_agq": m.n_agq,
             "crossed": m.design.crossed,
             "df": m.n_params,
             "family": m.family.without_dispersion(),
-            "dispersion": _by_row(dispersion_design(m.design), m.design.rows, all_columns=True),
             "penalized": m.penalty is not None,
-            "offset": _by_row(m.design.offset, m.design.rows),
             "weights": m.design.weights,
-            "row_weights": _by_row(_row_weights(m.family, m.design), m.design.rows),
-            "aux": _by_row(other_data(m.design), m.design.rows, all_columns=True),
             "converged": m.converged,
-        }
+        } | rows(m)
     if isinstance(m, GLMFit):
         return {
             "fixed": set(m.coef.index),

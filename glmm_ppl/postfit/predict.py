@@ -33,10 +33,13 @@ interval carries both uncertainties.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..design.dask_data import is_dask_dataframe
 from ..design.matrices import group_label
 from ..design.newdata import ModelArrays, model_arrays, response_columns
 from ..engine.agq import AGQ
@@ -168,7 +171,8 @@ class _Modes:
             self.new_engine, self.new_order, self.new_codes = _engine(
                 fit, arrays.y[new], arrays.Z[new], arrays.groups[new]
             )
-        if self.known.any():
+        self.fit_engine = None  # a fit on a dask DataFrame: its rows are on the workers
+        if self.known.any() and not getattr(fit.design, "rows_on_workers", False):
             d = fit.design
             index = np.repeat(np.arange(d.n_groups), np.diff(d.starts))
             self.fit_arrays = model_arrays(d)
@@ -183,7 +187,15 @@ class _Modes:
         beta, gamma, D, phis = _params(self.fit, theta)
         b = np.zeros((len(self.known), D.shape[0]))
         parts = []
-        if self.known.any():
+        if self.known.any() and self.fit_engine is None:
+            if rng is not None or not np.array_equal(theta, self.fit.theta):
+                raise ValueError(
+                    "subject-specific standard errors of a fit on a dask DataFrame need the "
+                    "groups' modes at other parameter values, from the training rows on the "
+                    "workers: predict without se_fit, or fit the data in one process"
+                )
+            b[self.known] = self.fit.modes[self.arrays.index[self.known]]
+        elif self.known.any():
             eng = self.fit_engine
             eng.modes = self.fit.modes.copy()
             eng.update_modes(self.fit_arrays.fixed_part(beta, gamma), D, phis)
@@ -286,8 +298,11 @@ def predict(
     Parameters
     ----------
     fit : MixedModelFit
-    newdata : pandas.DataFrame, optional
-        The fitted rows (in the fit's order, grouped) when omitted.
+    newdata : pandas.DataFrame or dask.dataframe.DataFrame, optional
+        The fitted rows (in the fit's order, grouped) when omitted. Dask data are predicted
+        partition by partition on the workers (a lazy dask Series or DataFrame); for the
+        subject-specific types they are shuffled by group first, so that a new group's rows
+        are together.
     type_pred : {"link", "response"}
     type : str
         ``"mean_subject"``, ``"marginal"``, ``"subject_specific"``, ``"zero_part"`` or
@@ -319,6 +334,8 @@ def predict(
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level!r}")
+    if is_dask_dataframe(newdata):
+        return _on_partitions(fit, newdata, type_pred, type, se_fit, level, n_draws, seed)
     arrays, modes = _prepare(fit, newdata, type_pred, type)
     theta = fit.theta
     pred = _point(fit, arrays, theta, type, type_pred, modes)
@@ -481,3 +498,16 @@ def _coef_table(fit, ranef: pd.DataFrame, names) -> pd.DataFrame:
         else:
             out[name] = ranef[name].to_numpy()
     return out
+
+
+def _on_partitions(fit, newdata, type_pred, type, se_fit, level, n_draws, seed):
+    """:func:`predict` of each partition of a dask DataFrame, on the workers."""
+    local = dataclasses.replace(fit, cluster=None)  # the shards' actors stay on the driver
+    if "subject_specific" in type and fit.design.group_name in newdata.columns:
+        newdata = newdata.shuffle(on=fit.design.group_name, shuffle_method="tasks")
+
+    def part(df):
+        return predict(local, df, type_pred, type, se_fit, level, n_draws, seed)
+
+    meta = part(newdata.head(2, npartitions=-1)).iloc[:0]
+    return newdata.map_partitions(part, meta=meta)

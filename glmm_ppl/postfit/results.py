@@ -82,7 +82,10 @@ class MixedModelFit:
         rule fits within 100,000 nodes per group.
     design : object
         The arrays the model was fitted to (``design.rows``: the data index labels of the
-        fitted rows, in the fit's order).
+        fitted rows, in the fit's order); for a fit on a dask DataFrame, a description
+        without the rows, which stay on the workers.
+    cluster : ClusterShards or None
+        A fit on a dask DataFrame's shards and costs (:mod:`glmm_ppl.distributed.handle`).
 
     Examples
     --------
@@ -109,6 +112,7 @@ class MixedModelFit:
     log_prior: float = 0.0
     priors: object = field(default=None, repr=False)
     rule_check: object = field(default=None, repr=False)
+    cluster: object = field(default=None, repr=False)
 
     # ---- sizes ---------------------------------------------------------------------------
     @property
@@ -577,7 +581,8 @@ class MixedModelFit:
             whose data index labels are ``design.rows``. For counts of successes the draws
             use the fit's trials; for censored data they are uncensored draws. Row weights
             (``row_weights=``) are not used: each row is drawn once (a data set of the same
-            shape cannot repeat rows), and a ``UserWarning`` says so.
+            shape cannot repeat rows), and a ``UserWarning`` says so. A cluster fit draws
+            on its shards, each from its own stream of ``seed``.
 
         See Also
         --------
@@ -592,6 +597,8 @@ class MixedModelFit:
         >>> y.shape, bool((fm1.simulate(nsim=100, seed=1) == y).all())
         ((800, 100), True)
         """
+        if self.cluster is not None:  # its rows are on the shards
+            return self.cluster.simulate(self, nsim, seed, new_random_effects)
         return _simulate.simulate(self, nsim=nsim, seed=seed, new_random_effects=new_random_effects)
 
     def effect_plot_data(self, newdata, marginal: bool | str = False, level: float = 0.95):

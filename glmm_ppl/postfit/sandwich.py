@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..fitting.graph import MixedModelGraph
-from ..fitting.optimize import per_group_scores
+from ..fitting.statistics import per_group_scores
 
 __all__ = ["group_scores", "sandwich_vcov"]
 
