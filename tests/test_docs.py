@@ -32,6 +32,7 @@ TOCTREE = [
     "getting_started",
     "nested",
     "crossed",
+    "cluster",
     "marginaleffects",
     "intervals",
     "how_it_works",

@@ -36,6 +36,8 @@ __all__ = [
     "aux_values",
     "bind_family",
     "build_design",
+    "NO_ROWS",
+    "plain_text",
     "check_rank",
     "check_rank_of_crossprod",
     "complete_rows",
@@ -235,6 +237,23 @@ def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
 _TOO_LARGE, _TOO_SMALL = 1e100, 1e-100
 
 
+def plain_text(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its pandas ``string`` columns as Python objects, which formulaic reads as
+    categories (it takes the ``string`` dtype, dask's for text, for a numeric one).
+
+    Examples
+    --------
+    >>> plain_text(pd.DataFrame({"s": pd.array(["a", "b"], dtype="string")})).dtypes["s"]
+    dtype('O')
+    """
+    text = [c for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)]
+    return df.astype(dict.fromkeys(text, object)) if text else df
+
+
+#: The error of data without rows (after every check of the columns).
+NO_ROWS = "data has no rows"
+
+
 def _no_check(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> None:
     """No rank check (a part of the data may lack a level that the whole has)."""
 
@@ -430,8 +449,8 @@ def complete_rows(
         )
     _check_columns(data, needed, in_formulas, called)
     if len(data) == 0:
-        raise ValueError("data has no rows")
-    df = data[[c for c in data.columns if str(c) in needed]]
+        raise ValueError(NO_ROWS)
+    df = plain_text(data[[c for c in data.columns if str(c) in needed]])
     na = df.isna()
     n_dropped = int(na.any(axis=1).sum())
     if n_dropped == len(df):

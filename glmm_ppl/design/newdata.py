@@ -16,7 +16,7 @@ import pandas as pd
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from .dispersion import dispersion_columns
-from .matrices import Design, formula_columns, offset_values
+from .matrices import Design, formula_columns, offset_values, plain_text
 from .nested import factor_labels
 from .response import aux_values
 from .row_weights import unit_row_weights
@@ -227,6 +227,7 @@ def model_arrays(design: Design, newdata: pd.DataFrame | None = None) -> ModelAr
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     if len(newdata) == 0:
         raise ValueError("newdata has no rows")
+    newdata = plain_text(newdata)
     specs, N = design.specs, len(newdata)
     X = _matrix_from_spec(specs["fixed"], newdata, "fixed-effects")
     if design.family is not None and design.family.intercept_free:

@@ -25,15 +25,15 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..design.matrices import check_rank_of_crossprod, split_fixed
+from ..design.matrices import NO_ROWS, build_design, check_rank_of_crossprod, split_fixed
 from ..design.terms import random_terms
 from ..fitting.blas import blas_threads
-from ..fitting.optimize import Control, fit_mixed
+from ..fitting.optimize import Control
 from ..fitting.parameters import ParameterLayout, phis_from_coefficients
 from ..fitting.penalty import make_penalty
-from ..fitting.rule import MAX_NODES, check_rule, default_points
+from ..fitting.rule import MAX_NODES, default_points, fit_checked
 from .design import ClusterDesign
-from .graph import TIMEOUT, ShardedGraph
+from .graph import TIMEOUT, ShardedGraph, call_shards
 from .handle import ClusterShards
 
 __all__ = ["fit_on_cluster"]
@@ -102,6 +102,51 @@ def _with_levels(ddf, formulas: list[str], exclude: set):
     return ddf.astype(dtypes)
 
 
+def _check_columns(data, spec: dict) -> None:
+    """The formulas' and arguments' columns checked against the dask DataFrame's columns on
+    the driver (the shards would find the same errors, each in its worker's log too)."""
+    args = {k: v for k, v in spec.items() if k != "n_agq"}
+    try:
+        build_design(data=data._meta, part=True, **args)
+    except ValueError as err:
+        if str(err) != NO_ROWS:  # every check that the columns alone decide has passed
+            raise
+
+
+def _check_points(n_agq: int) -> None:
+    if n_agq <= 3:
+        raise ValueError(
+            f"n_agq={n_agq} on a cluster: use 4 to 100 points; rules of 1-3 points start from "
+            "a finer rule's fit, in one process"
+        )
+
+
+def _check_workers(client) -> None:
+    """Workers there, with the driver's version of glmm_ppl (the shards run its code)."""
+    from .. import __version__
+
+    try:
+        versions = client.run(_version)
+    except (ImportError, ModuleNotFoundError) as err:
+        raise ValueError(f"glmm_ppl must be installed on every worker: {err}") from err
+    if not versions:
+        raise ValueError("the Dask cluster has no workers")
+    other = {w: v for w, v in versions.items() if v != __version__}
+    if other:
+        listed = ", ".join(f"{w}: {v}" for w, v in sorted(other.items()))
+        raise ValueError(
+            f"the workers must run the driver's glmm_ppl {__version__}; these do not: {listed}"
+        )
+
+
+def _version() -> str:
+    try:
+        from glmm_ppl import __version__
+    except ImportError:
+        return "not installed"
+    return __version__
+
+
 def _pack(sizes: list[int], n_shards: int) -> list[list[int]]:
     """Partitions into ``n_shards`` bins of similar total size (largest first, each to the
     lightest bin); empty partitions are left out."""
@@ -127,12 +172,8 @@ def _start_shards(client, ddf, group: str, spec: dict, n_shards: int | None):
     """Shuffle by group, pack the partitions and start one shard actor per bin."""
     from .shard import Shard
 
-    workers = sorted(client.scheduler_info()["workers"])
-    if not workers:
-        raise ValueError("the Dask cluster has no workers")
-    n_shards = len(workers) if n_shards is None else int(n_shards)
-    if n_shards < 1:
-        raise ValueError(f"n_shards must be at least 1, got {n_shards}")
+    workers = sorted(client.nthreads())
+    n_shards = len(workers) if n_shards is None else n_shards
     shuffled = ddf.shuffle(on=group, npartitions=max(ddf.npartitions, n_shards))
     parts = client.compute(shuffled.to_delayed())
     sizes = client.gather(client.map(len, parts))
@@ -144,13 +185,14 @@ def _start_shards(client, ddf, group: str, spec: dict, n_shards: int | None):
             *[parts[i] for i in members],
             actor=True,
             workers=[workers[k % len(workers)]],
-            allow_other_workers=False,
+            allow_other_workers=True,  # should that worker go, another takes the shard
         )
         for k, members in enumerate(bins)
     ]
-    actors = [f.result() for f in futures]
+    actors = [f.result(timeout=TIMEOUT) for f in futures]
     del parts  # the shards hold their rows now
-    return actors, [workers[k % len(workers)] for k in range(len(actors))]
+    where = client.who_has(futures)  # the worker each shard went to
+    return actors, [(where.get(f.key) or ["unknown"])[0] for f in futures]
 
 
 def fit_on_cluster(
@@ -210,6 +252,11 @@ def fit_on_cluster(
             "most two random effects, 7 beyond); the fit warns when a finer rule changes the "
             "log-likelihood"
         )
+    if n_agq is not None:
+        _check_points(int(n_agq))
+    if n_shards is not None and not (isinstance(n_shards, int) and n_shards >= 1):
+        raise ValueError(f"n_shards must be a positive integer, got {n_shards!r}")
+    _check_workers(client)
     control = Control.from_user(control)
     q_terms = None if n_agq is not None else True
     response = split_fixed(fixed)[0]
@@ -227,35 +274,37 @@ def fit_on_cluster(
         "row_weights": row_weights,
         "n_agq": 11 if q_terms else int(n_agq),
     }
+    _check_columns(data, spec)
     import dask
 
-    t0 = time.perf_counter()
-    # the task-based shuffle: the peer-to-peer one logs warnings at every start and stop
-    with dask.config.set({"dataframe.shuffle.method": "tasks"}):
-        data = _with_levels(data, formulas, {group, response})
-        shards, workers = _start_shards(client, data, group, spec, n_shards)
-    graph = _sharded_graph(shards, workers, spec, n_agq, penalized, priors, client)
-    start_s = time.perf_counter() - t0
-    initial_values = phis_from_coefficients(initial_values, graph.family)
-    with blas_threads(1):
-        theta, objective, _, H, opt = fit_mixed(graph, control, initial_values)
-    rule = check_rule(graph, theta, objective, control.rule_tol)
-    modes = graph.modes(theta)
-    cluster = ClusterShards(
-        shards, workers, start_s, graph.traffic["calls"], graph.traffic["bytes"], graph
-    )
-    fit = fit_result(graph, theta, objective, H, opt, rule, modes, stacklevel=4, cluster=cluster)
-    return fit
+    with client.as_current():  # the shards' actors find their client as the current one
+        t0 = time.perf_counter()
+        # the task-based shuffle: the peer-to-peer one logs warnings at every start and stop
+        with dask.config.set({"dataframe.shuffle.method": "tasks"}):
+            data = _with_levels(data, formulas, {group, response})
+            shards, workers = _start_shards(client, data, group, spec, n_shards)
+        graph = _sharded_graph(shards, workers, spec, n_agq, penalized, priors)
+        start_s = time.perf_counter() - t0
+        initial_values = phis_from_coefficients(initial_values, graph.family)
+        with blas_threads(1):
+            _, theta, objective, H, opt, rule = fit_checked(graph, control, initial_values)
+        traffic = dict(graph.traffic)  # the fit's, without gathering the modes
+        modes = graph.modes(theta)
+    cluster = ClusterShards(shards, workers, start_s, traffic["calls"], traffic["bytes"], graph)
+    return fit_result(graph, theta, objective, H, opt, rule, modes, stacklevel=4, cluster=cluster)
 
 
-def _sharded_graph(shards, workers, spec, n_agq, penalized, priors, client) -> ShardedGraph:
+def _sharded_graph(shards, workers, spec, n_agq, penalized, priors) -> ShardedGraph:
     """The driver's graph of the shards: the sizes gathered, checked and combined."""
-    sizes = [s.sizes() for s in shards]
-    sizes = [s.result() for s in sizes]
-    meta = shards[0].metadata().result()
+    n = len(shards)
+    sizes = call_shards(shards, workers, "sizes", [()] * n, TIMEOUT)
+    meta = call_shards(shards[:1], workers, "metadata", [()], TIMEOUT)[0]
     family = meta.family
+    problems = [s["problem"] for s in sizes]
+    if all(problems):  # true of every group of every shard: of every group
+        raise ValueError(problems[0])
     for note in dict.fromkeys(w for s in sizes for w in s["warnings"]):
-        warnings.warn(note, UserWarning, stacklevel=4)
+        warnings.warn(note, UserWarning, stacklevel=5)
     nobs = sum(s["nobs"] for s in sizes)
     n_dropped = sum(s["n_dropped"] for s in sizes)
     if n_dropped:
@@ -263,7 +312,7 @@ def _sharded_graph(shards, workers, spec, n_agq, penalized, priors, client) -> S
             f"dropped {n_dropped} of {nobs + n_dropped} rows with missing values in the "
             "model's columns",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     names = [meta.fixed_names] + ([meta.zi_fixed_names] if meta.X_zi is not None else [])
     whats = ["fixed-effects", "zero-part fixed-effects"]
@@ -274,12 +323,11 @@ def _sharded_graph(shards, workers, spec, n_agq, penalized, priors, client) -> S
             cols,
             what,
         )
-    groups = [s.groups() for s in shards]
-    labels = pd.Index(np.concatenate([np.asarray(g.result(), dtype=object) for g in groups]))
+    labels = sizes[0]["groups"].append([s["groups"] for s in sizes[1:]])
     if labels.has_duplicates:
         raise RuntimeError("a group's rows were split between shards: the shuffle failed")
     order = np.argsort(labels.to_numpy(), kind="stable")
-    all_groups = pd.Index(labels.to_numpy()[order], name=meta.group_name)
+    all_groups = labels[order].rename(meta.group_name)
     weights = None
     if meta.weights is not None:
         weights = np.concatenate([s["weights"] for s in sizes])[order]
@@ -287,14 +335,13 @@ def _sharded_graph(shards, workers, spec, n_agq, penalized, priors, client) -> S
     design = ClusterDesign(meta, all_groups, nobs, n_dropped, weights, sums)
     q = design.q
     points = default_points(q) if n_agq is None else int(n_agq)
-    if points**q > MAX_NODES or points <= 3:
+    if points**q > MAX_NODES:
         raise ValueError(
-            f"n_agq={points} on a cluster: use 4 to 100 points (with n_agq**q at most "
-            f"{MAX_NODES:,}); rules of 1-3 points start from a finer rule's fit, in one process"
+            f"n_agq={points} with {q} random effects gives {points**q:,} quadrature nodes per "
+            f"group (at most {MAX_NODES:,}); use fewer points or fewer random effects"
         )
     if points != spec["n_agq"]:
-        for shard in shards:
-            shard.set_points(points).result()
+        call_shards(shards, workers, "set_points", [(points,)] * n, TIMEOUT)
     layout = ParameterLayout.of(design, family)
     penalty = make_penalty(penalized, len(design.fixed_names))
     prior_spec = None

@@ -58,7 +58,8 @@ def _lost_as_error(call, args: tuple, k: int, workers: list, method: str):
             f"shard {k} (worker {workers[k]}) did not answer {method}(): "
             f"{type(err).__name__}: {err}. Its rows and modes were on that worker, so this "
             "stops rather than go on without them; fit again once the cluster has its "
-            "workers back (the error's theta is the last parameter vector evaluated)"
+            "workers back (during a fit, the error's theta is the last parameter vector "
+            "evaluated)"
         ) from err
 
 

@@ -43,6 +43,7 @@ class Shard:
         from ..design.matrices import build_design
         from ..families import get_family
         from ..fitting.graph import MixedModelGraph
+        from ..fitting.identification import check_identified, scale_advice
 
         spec = dict(spec)
         n_agq = spec.pop("n_agq")
@@ -53,6 +54,12 @@ class Shard:
             warnings.simplefilter("always")
             self.design = build_design(data=data, part=True, **spec)
         self.warnings = [str(w.message) for w in caught if "dropped" not in str(w.message)]
+        self.warnings += scale_advice(self.design, self.design.family)
+        try:  # what makes every group uninformative: of all shards' groups (the driver asks)
+            check_identified(self.design, self.design.family)
+            self.problem = None
+        except ValueError as err:
+            self.problem = str(err)
         self.graph = MixedModelGraph(self.design, self.design.family, n_agq, None)
         self.graph.engine.threads = 1  # one thread per worker: the cluster is the parallelism
         self._scoring_state = None
@@ -77,6 +84,8 @@ class Shard:
                 np.max(np.abs(X), axis=0) if len(X) else np.zeros(X.shape[1]) for X in designs
             ],
             "warnings": self.warnings,
+            "problem": self.problem,
+            "groups": d.groups,
         }
 
     def set_points(self, n_agq: int) -> None:
@@ -94,6 +103,7 @@ class Shard:
         return without_rows(self.design)
 
     def groups(self) -> pd.Index:
+        """The shard's groups, sorted."""
         return self.design.groups
 
     def start(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

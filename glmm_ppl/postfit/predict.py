@@ -503,11 +503,11 @@ def _coef_table(fit, ranef: pd.DataFrame, names) -> pd.DataFrame:
 def _on_partitions(fit, newdata, type_pred, type, se_fit, level, n_draws, seed):
     """:func:`predict` of each partition of a dask DataFrame, on the workers."""
     local = dataclasses.replace(fit, cluster=None)  # the shards' actors stay on the driver
-    if "subject_specific" in type and fit.design.group_name in newdata.columns:
-        newdata = newdata.shuffle(on=fit.design.group_name, shuffle_method="tasks")
 
     def part(df):
         return predict(local, df, type_pred, type, se_fit, level, n_draws, seed)
 
-    meta = part(newdata.head(2, npartitions=-1)).iloc[:0]
+    meta = part(newdata.head(2, npartitions=1)).iloc[:0]  # the output's columns and types
+    if "subject_specific" in type and fit.design.group_name in newdata.columns:
+        newdata = newdata.shuffle(on=fit.design.group_name, shuffle_method="tasks")
     return newdata.map_partitions(part, meta=meta)

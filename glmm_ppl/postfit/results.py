@@ -85,7 +85,7 @@ class MixedModelFit:
         fitted rows, in the fit's order); for a fit on a dask DataFrame, a description
         without the rows, which stay on the workers.
     cluster : ClusterShards or None
-        A fit on a dask DataFrame's shards and costs (:mod:`glmm_ppl.distributed.handle`).
+        A fit on a dask DataFrame's shards and costs (docs: "Fitting on a cluster").
 
     Examples
     --------
