@@ -106,8 +106,9 @@ def _check_columns(data, spec: dict) -> None:
     """The formulas' and arguments' columns checked against the dask DataFrame's columns on
     the driver (the shards would find the same errors, each in its worker's log too)."""
     args = {k: v for k, v in spec.items() if k != "n_agq"}
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in data.dtypes.items()})
     try:
-        build_design(data=data._meta, part=True, **args)
+        build_design(data=empty, part=True, **args)
     except ValueError as err:
         if str(err) != NO_ROWS:  # every check that the columns alone decide has passed
             raise
@@ -123,28 +124,29 @@ def _check_points(n_agq: int) -> None:
 
 def _check_workers(client) -> None:
     """Workers there, with the driver's version of glmm_ppl (the shards run its code)."""
-    from .. import __version__
-
     try:
         versions = client.run(_version)
     except (ImportError, ModuleNotFoundError) as err:
         raise ValueError(f"glmm_ppl must be installed on every worker: {err}") from err
     if not versions:
         raise ValueError("the Dask cluster has no workers")
-    other = {w: v for w, v in versions.items() if v != __version__}
+    mine = _version()
+    other = {w: v for w, v in versions.items() if v != mine}
     if other:
         listed = ", ".join(f"{w}: {v}" for w, v in sorted(other.items()))
         raise ValueError(
-            f"the workers must run the driver's glmm_ppl {__version__}; these do not: {listed}"
+            f"the workers must run the driver's glmm_ppl {mine}; these do not: {listed}"
         )
 
 
 def _version() -> str:
+    """The installed glmm_ppl's version (on the driver, and on a worker)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        from glmm_ppl import __version__
-    except ImportError:
+        return version("glmm_ppl")
+    except PackageNotFoundError:
         return "not installed"
-    return __version__
 
 
 def _pack(sizes: list[int], n_shards: int) -> list[list[int]]:
