@@ -24,3 +24,18 @@ def first_and_warm(fit, repeats: int) -> tuple[float, float, object]:
         model = fit()
         warm.append(time.perf_counter() - t0)
     return first, statistics.median(warm), model
+
+
+def commit(root) -> str:
+    """The checkout's commit (``git describe --always --dirty``), or "unknown"."""
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

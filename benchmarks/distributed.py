@@ -54,7 +54,6 @@ import pickle
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -69,7 +68,7 @@ import pandas as pd
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
-from _timing import peak_mb  # noqa: E402
+from _timing import commit, peak_mb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "reference"
@@ -81,31 +80,12 @@ TRUE_SD = 1.2
 SEED = 20261207
 
 
-def _commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "--no-optional-locks", "status", "--porcelain", "-uno"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" with uncommitted changes" if dirty else "")
-
-
 def _machine() -> str:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
-        f"load average at start {load}; commit {_commit()}"
+        f"load average at start {load}; commit {commit(ROOT)}"
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import commit as checkout_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "tests" / "reference"
@@ -115,15 +116,7 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = checkout_commit(ROOT)
     packages = ", ".join(
         f"{name} {version(name)}" for name in ("numpy", "scipy", "pytensor", "pymc", "numba")
     )
