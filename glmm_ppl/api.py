@@ -6,7 +6,6 @@ import difflib
 import inspect
 import warnings
 
-import numpy as np
 import pandas as pd
 
 from .design.dask_data import is_dask_dataframe
@@ -24,7 +23,13 @@ from .fitting.identification import (
 from .fitting.optimize import Control
 from .fitting.parameters import ParameterLayout, phis_from_coefficients
 from .fitting.penalty import make_penalty
-from .fitting.rule import MAX_NODES, MAX_POINTS, QuadratureWarning, default_points, fit_checked
+from .fitting.rule import (
+    QuadratureWarning,
+    check_nodes,
+    check_points,
+    default_points,
+    fit_checked,
+)
 from .postfit.results import MixedModelFit
 
 __all__ = ["mixed_model", "SingularFitWarning", "QuadratureWarning"]
@@ -43,20 +48,6 @@ def _unknown_keywords(unknown: dict) -> str:
     )
     hint = f"; did you mean {meant!r}?" if meant else f"; it takes {', '.join(keywords)}"
     return f"mixed_model() got an unexpected keyword argument {name!r}{hint}"
-
-
-def _check_points(n_agq) -> None:
-    if isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1:
-        raise ValueError(
-            f"n_agq must be a positive integer (points per random effect) or 'auto', got {n_agq!r}"
-        )
-    if n_agq > MAX_POINTS:
-        raise ValueError(
-            f"n_agq={n_agq}: at most {MAX_POINTS} points per random effect. The rule is "
-            "centred and scaled at each group's mode, so its error falls fast with the points "
-            "(check_quadrature shows it), while the cost grows as n_agq**q per group; use "
-            "check_quadrature(fit) to compare rules"
-        )
 
 
 def _has_zero_part(family) -> bool:
@@ -250,6 +241,9 @@ def mixed_model(
             "mixed_model() needs a family, e.g. family='binomial' (see glmm_ppl.families)"
         )
     family = get_family(family)
+    auto = isinstance(n_agq, str) and n_agq == "auto"
+    if not (auto or n_agq is None):
+        check_points(n_agq)
     if is_dask_dataframe(data):
         from .distributed.fit import fit_on_cluster
 
@@ -266,9 +260,6 @@ def mixed_model(
             f"{type(data).__name__}"
         )
     control = Control.from_user(control)
-    auto = isinstance(n_agq, str) and n_agq == "auto"
-    if not (auto or n_agq is None):
-        _check_points(n_agq)
     design = build_design(
         fixed,
         random,
@@ -295,11 +286,7 @@ def mixed_model(
         n_agq = 1 if n_agq is None else n_agq
     if n_agq is None or auto:
         n_agq = default_points(q, design.nested)
-    if n_agq**q > MAX_NODES:
-        raise ValueError(
-            f"n_agq={n_agq} with {q} random effects gives {n_agq**q:,} quadrature nodes per "
-            f"group (at most {MAX_NODES:,}); use fewer points or fewer random effects"
-        )
+    check_nodes(n_agq, q)
     check_identified(design, family)
     for note in scale_advice(design, family):
         warnings.warn(note, UserWarning, stacklevel=2)

@@ -40,6 +40,7 @@ __all__ = [
     "plain_text",
     "check_rank",
     "check_rank_of_crossprod",
+    "column_sizes",
     "complete_rows",
     "formula_columns",
     "group_label",
@@ -261,10 +262,15 @@ def _no_check(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> N
 def check_rank(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> None:
     """Refuse a design whose columns are on an unusable scale or linearly dependent; the rank
     is that of the columns scaled to unit length, so it does not depend on their units."""
-    size = np.max(np.abs(X), axis=0) if len(X) else np.zeros(X.shape[1])
-    _check_scale(size, names, what)
+    _check_scale(column_sizes(X), names, what)
     norms = np.linalg.norm(X, axis=0)
     _check_dependence(X / np.where(norms > 0, norms, 1.0), names, what)
+
+
+def column_sizes(X: np.ndarray) -> np.ndarray:
+    """The largest ``|x|`` of each column (0 without rows): what :func:`check_rank` holds
+    against the usable scale."""
+    return np.abs(X).max(axis=0, initial=0.0)
 
 
 def check_rank_of_crossprod(

@@ -31,7 +31,7 @@ from ..fitting.blas import blas_threads
 from ..fitting.optimize import Control
 from ..fitting.parameters import ParameterLayout, phis_from_coefficients
 from ..fitting.penalty import make_penalty
-from ..fitting.rule import MAX_NODES, default_points, fit_checked
+from ..fitting.rule import default_points, fit_checked
 from .design import ClusterDesign
 from .graph import TIMEOUT, ShardedGraph, call_shards
 from .handle import ClusterShards
@@ -114,7 +114,7 @@ def _check_columns(data, spec: dict) -> None:
             raise
 
 
-def _check_points(n_agq: int) -> None:
+def _check_cluster_points(n_agq: int) -> None:
     if n_agq <= 3:
         raise ValueError(
             f"n_agq={n_agq} on a cluster: use 4 to 100 points; rules of 1-3 points start from "
@@ -255,12 +255,11 @@ def fit_on_cluster(
             "log-likelihood"
         )
     if n_agq is not None:
-        _check_points(int(n_agq))
+        _check_cluster_points(n_agq)
     if n_shards is not None and not (isinstance(n_shards, int) and n_shards >= 1):
         raise ValueError(f"n_shards must be a positive integer, got {n_shards!r}")
     _check_workers(client)
     control = Control.from_user(control)
-    q_terms = None if n_agq is not None else True
     response = split_fixed(fixed)[0]
     formulas = [f for f in (fixed, random, zi_fixed, zi_random) if f]
     spec = {
@@ -274,7 +273,7 @@ def fit_on_cluster(
         "trials": trials,
         "censoring": censoring,
         "row_weights": row_weights,
-        "n_agq": 11 if q_terms else int(n_agq),
+        "n_agq": n_agq,  # None: the default of the model's number of random effects
     }
     _check_columns(data, spec)
     import dask
@@ -285,7 +284,7 @@ def fit_on_cluster(
         with dask.config.set({"dataframe.shuffle.method": "tasks"}):
             data = _with_levels(data, formulas, {group, response})
             shards, workers = _start_shards(client, data, group, spec, n_shards)
-        graph = _sharded_graph(shards, workers, spec, n_agq, penalized, priors)
+        graph = _sharded_graph(shards, workers, n_agq, penalized, priors)
         start_s = time.perf_counter() - t0
         initial_values = phis_from_coefficients(initial_values, graph.family)
         with blas_threads(1):
@@ -296,7 +295,7 @@ def fit_on_cluster(
     return fit_result(graph, theta, objective, H, opt, rule, modes, stacklevel=4, cluster=cluster)
 
 
-def _sharded_graph(shards, workers, spec, n_agq, penalized, priors) -> ShardedGraph:
+def _sharded_graph(shards, workers, n_agq, penalized, priors) -> ShardedGraph:
     """The driver's graph of the shards: the sizes gathered, checked and combined."""
     n = len(shards)
     sizes = call_shards(shards, workers, "sizes", [()] * n, TIMEOUT)
@@ -335,15 +334,7 @@ def _sharded_graph(shards, workers, spec, n_agq, penalized, priors) -> ShardedGr
         weights = np.concatenate([s["weights"] for s in sizes])[order]
     sums = (nobs, sum(s["y_sum"] for s in sizes), sum(s["y_sq_sum"] for s in sizes))
     design = ClusterDesign(meta, all_groups, nobs, n_dropped, weights, sums)
-    q = design.q
-    points = default_points(q) if n_agq is None else int(n_agq)
-    if points**q > MAX_NODES:
-        raise ValueError(
-            f"n_agq={points} with {q} random effects gives {points**q:,} quadrature nodes per "
-            f"group (at most {MAX_NODES:,}); use fewer points or fewer random effects"
-        )
-    if points != spec["n_agq"]:
-        call_shards(shards, workers, "set_points", [(points,)] * n, TIMEOUT)
+    points = default_points(design.q) if n_agq is None else int(n_agq)  # the shards' rule
     layout = ParameterLayout.of(design, family)
     penalty = make_penalty(penalized, len(design.fixed_names))
     prior_spec = None

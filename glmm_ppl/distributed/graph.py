@@ -158,15 +158,7 @@ class ShardedGraph(ModelParameters):
     def start(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The first shard's starting values: a GLM on its groups (only a start: EM and
         scoring use every shard)."""
-        return self._on_first("start")
-
-    def _on_first(self, method: str):
-        shards, workers = self.shards, self.workers
-        self.shards, self.workers = shards[:1], workers[:1]
-        try:
-            return self._all(method)[0]
-        finally:
-            self.shards, self.workers = shards, workers
+        return call_shards(self.shards[:1], self.workers[:1], "start", [()], self.timeout)[0]
 
     def em_statistics(self, theta: np.ndarray):
         parts = self._all("em_statistics", np.asarray(theta, dtype=np.float64))

@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..design.matrices import column_sizes
+
 __all__ = ["Shard"]
 
 
@@ -25,7 +27,8 @@ class Shard:
     Parameters
     ----------
     spec : dict
-        ``build_design``'s arguments but the data (formulas, family, columns), plus ``n_agq``.
+        ``build_design``'s arguments but the data (formulas, family, columns), plus ``n_agq``
+        (None: the default for the model's number of random effects).
     *parts : pandas.DataFrame
         The shard's rows; a group's rows are all in this shard.
 
@@ -44,6 +47,7 @@ class Shard:
         from ..families import get_family
         from ..fitting.graph import MixedModelGraph
         from ..fitting.identification import check_identified, scale_advice
+        from ..fitting.rule import check_nodes, default_points
 
         spec = dict(spec)
         n_agq = spec.pop("n_agq")
@@ -60,6 +64,8 @@ class Shard:
             self.problem = None
         except ValueError as err:
             self.problem = str(err)
+        n_agq = default_points(self.design.q) if n_agq is None else n_agq
+        check_nodes(n_agq, self.design.q)
         self.graph = MixedModelGraph(self.design, self.design.family, n_agq, None)
         self.graph.engine.threads = 1  # one thread per worker: the cluster is the parallelism
         self._scoring_state = None
@@ -80,20 +86,11 @@ class Shard:
             "y_sum": float(np.sum(d.y)),
             "y_sq_sum": float(np.sum(np.square(d.y))),
             "crossprod": [X.T @ X for X in designs],
-            "max_abs": [
-                np.max(np.abs(X), axis=0) if len(X) else np.zeros(X.shape[1]) for X in designs
-            ],
+            "max_abs": [column_sizes(X) for X in designs],
             "warnings": self.warnings,
             "problem": self.problem,
             "groups": d.groups,
         }
-
-    def set_points(self, n_agq: int) -> None:
-        """Use a rule of ``n_agq`` points per dimension."""
-        from ..fitting.graph import MixedModelGraph
-
-        self.graph = MixedModelGraph(self.design, self.design.family, n_agq, None)
-        self.graph.engine.threads = 1
 
     def metadata(self):
         """The shard's design without its arrays (names, formulas, specs and family), for the

@@ -26,6 +26,8 @@ __all__ = [
     "MAX_POINTS",
     "QuadratureWarning",
     "RuleCheck",
+    "check_nodes",
+    "check_points",
     "check_rule",
     "default_points",
     "finer_points",
@@ -36,6 +38,49 @@ __all__ = [
 MAX_NODES = 100_000  # quadrature nodes per group
 MAX_POINTS = 100  # per random effect (lme4 allows 25)
 _CHECK_COST = 4  # the check's rule has at most this many times the fit's nodes per group
+
+
+def check_points(n_agq) -> None:
+    """Refuse an ``n_agq`` that is not a number of points from 1 to ``MAX_POINTS``.
+
+    Examples
+    --------
+    >>> check_points(11)
+    >>> check_points(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_agq must be a positive integer (points per random effect) or 'auto', got 0
+    """
+    if isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1:
+        raise ValueError(
+            f"n_agq must be a positive integer (points per random effect) or 'auto', got {n_agq!r}"
+        )
+    if n_agq > MAX_POINTS:
+        raise ValueError(
+            f"n_agq={n_agq}: at most {MAX_POINTS} points per random effect. The rule is "
+            "centred and scaled at each group's mode, so its error falls fast with the points "
+            "(check_quadrature shows it), while the cost grows as n_agq**q per group; use "
+            "check_quadrature(fit) to compare rules"
+        )
+
+
+def check_nodes(n_agq: int, q: int) -> None:
+    """Refuse a product rule of more than ``MAX_NODES`` nodes per group.
+
+    Examples
+    --------
+    >>> check_nodes(11, 2)
+    >>> try:
+    ...     check_nodes(11, 6)
+    ... except ValueError as err:
+    ...     print(str(err)[:57])
+    n_agq=11 with 6 random effects gives 1,771,561 quadrature
+    """
+    if n_agq**q > MAX_NODES:
+        raise ValueError(
+            f"n_agq={n_agq} with {q} random effects gives {n_agq**q:,} quadrature nodes per "
+            f"group (at most {MAX_NODES:,}); use fewer points or fewer random effects"
+        )
 
 
 class QuadratureWarning(UserWarning):

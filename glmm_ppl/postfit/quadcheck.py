@@ -19,17 +19,17 @@ import pandas as pd
 from ..engine.covariance import theta_to_D
 from ..fitting.graph import MixedModelGraph
 from ..fitting.optimize import ConvergenceWarning, fit_mixed
+from ..fitting.rule import MAX_NODES
 
 __all__ = ["check_quadrature"]
 
-_MAX_NODES = 100_000
 _DELTA = "max |Δθ|/SE"
 
 
 def _default_rules(n_agq: int, q: int) -> list[int]:
     """``[n_agq + 4, 2 n_agq + 1]``, each capped at ``n_agq**q ≤ 100,000``, finer than the fit."""
-    cap = int(round(_MAX_NODES ** (1.0 / q)))
-    cap = cap - 1 if cap**q > _MAX_NODES else cap
+    cap = int(round(MAX_NODES ** (1.0 / q)))
+    cap = cap - 1 if cap**q > MAX_NODES else cap
     rules = sorted({min(k, cap) for k in (n_agq + 4, 2 * n_agq + 1)})
     return [k for k in rules if k > n_agq]
 
@@ -54,10 +54,10 @@ def _rules(fit, n_agq) -> list[int]:
             raise ValueError(
                 f"n_agq must hold positive integers (points per random effect), got {k!r}"
             )
-        if int(k) ** q > _MAX_NODES:
+        if int(k) ** q > MAX_NODES:
             raise ValueError(
                 f"n_agq={k} with {q} random effects gives {int(k) ** q:,} quadrature nodes per "
-                f"group (at most {_MAX_NODES:,}); use fewer points"
+                f"group (at most {MAX_NODES:,}); use fewer points"
             )
         out.append(int(k))
     if not out:
