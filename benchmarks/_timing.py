@@ -39,3 +39,28 @@ def commit(root) -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def machine(root) -> str:
+    """CPU, cores, Python, the versions of the packages that set the speed and the commit."""
+    import os
+    import platform
+    from importlib.metadata import version
+    from pathlib import Path
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    packages = ", ".join(
+        f"{name} {version(name)}" for name in ("numpy", "scipy", "pytensor", "pymc", "numba")
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()}; Python "
+        f"{platform.python_version()}, {packages}; glmm_ppl {version('glmm_ppl')} "
+        f"(commit {commit(root)})"
+    )

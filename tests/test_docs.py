@@ -134,6 +134,9 @@ def test_performance_page_has_the_generated_table(build):
     machine = re.search(r"^Run of .*$", table, re.M).group(0)
     assert machine.split(";")[0] in page  # the included file is rendered, with its machine line
     assert "<table" in page
+    families = (DOCS / "performance_families.md").read_text()
+    assert "families.py" in families and "GLMMadaptive" in families
+    assert "hurdle_negative_binomial" in page  # the families' table is rendered too
 
 
 def test_notebooks_are_rendered_with_their_outputs(build):

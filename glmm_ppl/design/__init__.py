@@ -9,6 +9,12 @@
 - :mod:`~glmm_ppl.design.response`: the response and the family's data columns (trials, censoring)
 - :mod:`~glmm_ppl.design.matrices`: the response, ``X``, ``Z``, groups, offsets and weights of a
   fit (:class:`Design`)
+- :mod:`~glmm_ppl.design.rows`: the columns a model uses, checked, and its rows without missing
+  values
+- :mod:`~glmm_ppl.design.parsed`: what formulaic reads in a formula string, parsed once per
+  string
+- :mod:`~glmm_ppl.design.spec_cache`: model specs kept per formula and column types, and the
+  matrices built again from them
 - :mod:`~glmm_ppl.design.newdata`: the same columns built for new data
 - :mod:`~glmm_ppl.design.ordinal`: the continuation-ratio layout of an ordinal response
 """

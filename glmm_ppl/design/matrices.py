@@ -7,18 +7,19 @@ level as reference). ``random`` is ``"~ terms | g"`` (correlated random effects,
 Rows are sorted by group (stably), so each group is a contiguous block; rows with missing values
 in the columns a model uses are dropped with a warning that counts them.
 Formula terms are parsed by formulaic; the model specs are kept so new data gets the same
-columns.
+columns, and kept per formula and column types (:mod:`glmm_ppl.design.spec_cache`) so a
+refit of data like the last ones is not parsed and encoded again. The rows used are chosen by
+:mod:`glmm_ppl.design.rows`.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, model_matrix
+from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from ..families import Family
@@ -28,6 +29,8 @@ from .nested import factor_labels, nest, nested_effects
 from .per_row import per_row_column
 from .response import aux_values, bind_family, computed_columns, parse_response
 from .row_weights import add_row_weights, read_row_weights
+from .rows import NO_ROWS, complete_rows, formula_columns, plain_text
+from .spec_cache import cached_matrix
 from .terms import random_terms, unquote
 from .thresholds import drop_intercept
 
@@ -212,8 +215,8 @@ def _r_names(columns) -> list[str]:
     return out
 
 
-def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
-    """Model matrix, R-style column names and spec; errors name the formula or column."""
+def _formulaic_matrix(formula: str, data: pd.DataFrame, what: str):
+    """Model matrix, R-style column names and spec, built by formulaic."""
     try:
         mm = model_matrix(formula, data, na_action="raise")
     except FormulaicError as err:
@@ -221,7 +224,15 @@ def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
         if "^" in formula and "xor" in str(err):
             hint = "; powers are written ** in a formula, e.g. I(time**2) (^ is Python's xor)"
         raise ValueError(f"cannot build the {what} design from {formula!r}: {err}{hint}") from None
-    X, names = np.asarray(mm, dtype=float), _r_names(mm.columns)
+    return np.asarray(mm, dtype=float), _r_names(mm.columns), mm.model_spec
+
+
+def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
+    """Model matrix, R-style column names and spec; errors name the formula or column.
+
+    The spec is kept per formula and column types (:mod:`glmm_ppl.design.spec_cache`), so
+    data like the last ones are not parsed and encoded again."""
+    X, names, spec = cached_matrix(formula, data, lambda: _formulaic_matrix(formula, data, what))
     finite = np.isfinite(X)
     if not finite.all():
         k = int(np.flatnonzero(~finite.all(axis=0))[0])
@@ -230,29 +241,12 @@ def model_matrix_of(formula: str, data: pd.DataFrame, what: str):
             f"the {what} column {names[k]!r} has {len(bad)} value(s) that are not finite "
             f"(for example {bad[0]:g}); remove or recode those rows"
         )
-    return X, names, mm.model_spec
+    return X, names, spec
 
 
 #: Covariate magnitudes beyond which a design column is refused: products and squares of
 #: such values overflow or underflow in the fit (and no measurement needs them).
 _TOO_LARGE, _TOO_SMALL = 1e100, 1e-100
-
-
-def plain_text(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with its pandas ``string`` columns as Python objects, which formulaic reads as
-    categories (it takes the ``string`` dtype, dask's for text, for a numeric one).
-
-    Examples
-    --------
-    >>> plain_text(pd.DataFrame({"s": pd.array(["a", "b"], dtype="string")})).dtypes["s"]
-    dtype('O')
-    """
-    text = [c for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)]
-    return df.astype(dict.fromkeys(text, object)) if text else df
-
-
-#: The error of data without rows (after every check of the columns).
-NO_ROWS = "data has no rows"
 
 
 def _no_check(X: np.ndarray, names: list[str], what: str = "fixed-effects") -> None:
@@ -310,173 +304,6 @@ def _check_dependence(X: np.ndarray, names: list[str], what: str) -> None:
         f"the {what} design is rank deficient (rank {rank} < {X.shape[1]} columns); "
         f"these columns are linear combinations of earlier ones: {', '.join(aliased)}"
     )
-
-
-#: A backquoted name, a string literal (which names no column), or a bare name with what
-#: follows it: "(" for a call, "=" (not "==") for a keyword argument.
-_TOKEN = re.compile(
-    r"`(?P<quoted>[^`]+)`|'[^']*'|\"[^\"]*\""
-    r"|(?<![\w.])(?P<bare>[A-Za-z_][\w.]*)(?P<next>\s*(?:\(|=(?!=)))?"
-)
-
-
-def _names_in(formula: str) -> tuple[set[str], set[str]]:
-    """The names a formula writes (backquoted or bare; not keyword arguments such as
-    ``degree=`` nor text in string literals) and the ones it calls as functions.
-
-    Examples
-    --------
-    >>> names, calls = _names_in("y ~ poly(x, degree=2) + C(g, Treatment('a')) + `my x`")
-    >>> sorted(names), sorted(calls)
-    (['g', 'my x', 'x', 'y'], ['C', 'Treatment', 'poly'])
-    """
-    names, calls = set(), set()
-    for m in _TOKEN.finditer(formula):
-        if m.group("quoted"):
-            names.add(m.group("quoted"))
-        elif m.group("bare"):
-            after = (m.group("next") or "").strip()
-            if after == "(":
-                calls.add(m.group("bare"))
-            elif not after:
-                names.add(m.group("bare"))
-    return names, calls
-
-
-def formula_columns(formula: str, required, names: set) -> tuple[set, set]:
-    """The columns a formula uses, and the names it calls as functions.
-
-    ``required`` are formulaic's required variables, corrected by the names the formula
-    writes: formulaic leaves out a column named like a function (``log``, ``C``, ``I``) and
-    reads a dotted name (``x.1``) as an attribute of ``x``. ``names`` are the data's columns;
-    a required name that is not among them stays (it is missing).
-
-    Examples
-    --------
-    >>> used, calls = formula_columns("y ~ x.1 + log", {"y", "x"}, {"y", "x.1", "log"})
-    >>> sorted(used), calls
-    (['log', 'x.1', 'y'], set())
-    """
-    tokens, calls = _names_in(formula)
-    used = {
-        str(v)
-        for v in required
-        if str(v) in names or not any(t.startswith(f"{v}.") for t in tokens)
-    }
-    return used | (tokens & names), calls
-
-
-def _check_columns(data: pd.DataFrame, needed: set, in_formulas: set, called: set) -> None:
-    """Columns the model uses: not duplicated, not named like a function the formula calls,
-    and (in the formulas) not dates or durations, which have no numeric meaning in a design."""
-    columns = pd.Index(map(str, data.columns))
-    duplicated = sorted(set(columns[columns.duplicated()]) & needed)
-    if duplicated:
-        name = duplicated[0]
-        raise ValueError(
-            f"data has {int((columns == name).sum())} columns named {name!r}: drop or rename "
-            "the duplicates (for example data.loc[:, ~data.columns.duplicated()])"
-        )
-    reserved = sorted(in_formulas & {"Intercept", "(Intercept)"})
-    if reserved:
-        raise ValueError(
-            f"column {reserved[0]!r} has the name the design gives the intercept, so the "
-            "formula would read it as the constant: rename the column (for example "
-            f"data.rename(columns={{{reserved[0]!r}: 'intercept_'}}))"
-        )
-    shadowing = sorted(in_formulas & called)
-    if shadowing:
-        name = shadowing[0]
-        raise ValueError(
-            f"column {name!r} has the name of the function {name}() that the formula calls: "
-            f"rename the column (for example data.rename(columns={{{name!r}: {name + '_'!r}}}))"
-        )
-    for column in data.columns:
-        if str(column) not in in_formulas:
-            continue
-        dtype = data[column].dtype
-        if (
-            pd.api.types.is_datetime64_any_dtype(dtype)
-            or pd.api.types.is_timedelta64_dtype(dtype)
-            or isinstance(dtype, pd.PeriodDtype)
-        ):
-            name = str(column)
-            how = (
-                f"data[{name!r}].dt.total_seconds() / 86400"
-                if pd.api.types.is_timedelta64_dtype(dtype)
-                else f"(data[{name!r}] - data[{name!r}].min()).dt.days"
-            )
-            raise ValueError(
-                f"column {name!r} holds {dtype} values, which a formula cannot use: give a "
-                f"number (for example in days, {how}) or a category"
-            )
-
-
-def complete_rows(
-    data: pd.DataFrame,
-    formulas: list[str],
-    columns: list[str],
-    stacklevel: int = 4,
-    keep_levels: bool = False,
-) -> tuple[pd.DataFrame, int]:
-    """The columns the formulas and ``columns`` use, without rows that miss any of them;
-    categorical columns lose the levels left without rows, unless ``keep_levels``.
-
-    Raises
-    ------
-    TypeError
-        If ``data`` is not a DataFrame.
-    ValueError
-        Naming the columns not found (and listing the available ones), or when every row
-        misses a value.
-
-    Warns
-    -----
-    UserWarning
-        Counting the rows dropped, per column.
-    """
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    names = {str(c) for c in data.columns}
-    in_formulas, called = set(), set()
-    try:
-        for formula in formulas:
-            used, calls = formula_columns(formula, Formula(formula).required_variables, names)
-            in_formulas |= used
-            called |= calls
-    except FormulaicError as err:
-        raise ValueError(f"cannot parse the formulas {', '.join(formulas)}: {err}") from None
-    needed = in_formulas | set(columns)
-    missing = sorted(needed - names)
-    if missing:
-        raise ValueError(
-            f"column(s) {', '.join(map(repr, missing))} not found in data; "
-            f"available columns: {', '.join(map(str, data.columns))}"
-        )
-    _check_columns(data, needed, in_formulas, called)
-    if len(data) == 0:
-        raise ValueError(NO_ROWS)
-    df = plain_text(data[[c for c in data.columns if str(c) in needed]])
-    na = df.isna()
-    n_dropped = int(na.any(axis=1).sum())
-    if n_dropped == len(df):
-        raise ValueError("every row has a missing value in the columns the model uses")
-    if n_dropped:
-        per_col = ", ".join(f"{c!r}: {int(k)}" for c, k in na.sum().items() if k)
-        warnings.warn(
-            f"dropped {n_dropped} of {len(df)} rows with missing values ({per_col})",
-            UserWarning,
-            stacklevel=stacklevel,  # the user's call: mixed_model → build_design → here
-        )
-        df = df.loc[~na.any(axis=1)]
-    if n_dropped and not keep_levels:
-        # levels left without rows would become empty design columns (R drops them too)
-        df = df.apply(
-            lambda c: (
-                c.cat.remove_unused_categories() if isinstance(c.dtype, pd.CategoricalDtype) else c
-            )
-        )
-    return df, n_dropped
 
 
 def split_offsets(rhs: str) -> tuple[str, list[str]]:
@@ -568,6 +395,28 @@ def _group_weights(weights, df: pd.DataFrame, data: pd.DataFrame, group: str, gr
             f"example {values[bad][0]:g})"
         )
     return values
+
+
+def _group_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each row's group and the groups in sorted order, as ``pd.factorize(values, sort=True)``
+    gives them (integer labels: read from the array, in one pass when they are sorted).
+
+    Examples
+    --------
+    >>> codes, groups = _group_codes(pd.Series([3, 1, 1, 2]))
+    >>> codes.tolist(), groups
+    ([2, 0, 0, 1], Index([1, 2, 3], dtype='int64'))
+    """
+    if not (isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu"):
+        return pd.factorize(values, sort=True)
+    labels = values.to_numpy()
+    if np.all(labels[1:] >= labels[:-1]):
+        first = np.empty(len(labels), dtype=bool)  # the first row of each group
+        first[:1] = True
+        np.not_equal(labels[1:], labels[:-1], out=first[1:])
+        return np.cumsum(first) - 1, pd.Index(labels[first])
+    codes, uniques = pd.factorize(labels, sort=True)
+    return codes, pd.Index(uniques)
 
 
 def _zero_part_term(zi_random: str) -> tuple[str, str, bool]:
@@ -683,15 +532,16 @@ def build_design(
         group = terms[0].name
     if len(terms[0].columns) > 1:  # a factor of label combinations: its labels as a column
         df = df.assign(**{group: factor_labels(df, terms[0].columns).to_numpy()})
-    codes, groups = pd.factorize(df[group], sort=True)
+    codes, groups = _group_codes(df[group])
     if len(groups) < 2:
         raise ValueError(
             f"grouping column {group!r} has a single group ({groups[0]}); a mixed model "
             "needs at least two groups"
         )
-    order = np.argsort(codes, kind="stable")  # nested rows are sorted already
-    df = df.iloc[order]
-    codes = codes[order]
+    if np.any(codes[1:] < codes[:-1]):  # nested rows, and data sorted by group, are sorted
+        order = np.argsort(codes, kind="stable")
+        df = df.iloc[order]
+        codes = codes[order]
     aux = aux_values(family, aux_columns, df, response)
     family = family.bind_response(df[response], response)
     y = family.check_response(df[response], response, **aux)

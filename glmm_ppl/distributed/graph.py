@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fitting.graph import ModelParameters
+from ..fitting.statistics import scoring_information
 
 __all__ = ["TIMEOUT", "ClusterEngine", "ShardLostError", "ShardedGraph", "call_shards"]
 
@@ -168,10 +169,18 @@ class ShardedGraph(ModelParameters):
     def scoring_value(self, theta: np.ndarray):
         return float(sum(self._all("scoring_value", np.asarray(theta, dtype=np.float64)))), None
 
-    def scoring_statistics(self, theta: np.ndarray, state) -> tuple[np.ndarray, np.ndarray]:
-        parts = self._all("scoring_statistics", np.asarray(theta, dtype=np.float64))
-        total, info = (sum(x) for x in zip(*parts, strict=True))
-        return total, info
+    def scoring_statistics(self, theta: np.ndarray, state, exact: bool = True):
+        parts = self._all("scoring_parts", np.asarray(theta, dtype=np.float64))
+        total, outer = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        blocks = [p[2] for p in parts]
+        exact = exact and all(b is not None for b in blocks)
+        return total, scoring_information(outer, sum(blocks) if exact else None)
+
+    exact_hessian = True  # the shards' graphs have one grouping factor
+
+    def fixed_node_hessian(self, theta: np.ndarray):
+        parts = self._all("fixed_node_hessian", np.asarray(theta, dtype=np.float64))
+        return None if any(p is None for p in parts) else sum(parts)
 
     def objective_with_points(self, theta: np.ndarray, points: int) -> float:
         theta = np.asarray(theta, dtype=np.float64)

@@ -126,13 +126,19 @@ class Shard:
         return ll, g, H, moment * n, n
 
     def scoring_value(self, theta: np.ndarray) -> float:
-        """``log L`` at ``θ``; the evaluation is kept for :meth:`scoring_statistics`."""
+        """``log L`` at ``θ``; the evaluation is kept for :meth:`scoring_parts`."""
         ll, self._scoring_state = self.graph.scoring_value(theta)
         return ll
 
-    def scoring_statistics(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(Σ_i s_i, Σ_i s_i s_iᵀ / w_i)`` at the last :meth:`scoring_value`'s ``θ``."""
-        return self.graph.scoring_statistics(theta, self._scoring_state)
+    def scoring_parts(self, theta: np.ndarray) -> tuple:
+        """The shard's sums for scoring at the last :meth:`scoring_value`'s ``θ``
+        (:meth:`~glmm_ppl.fitting.graph.MixedModelGraph.scoring_parts`)."""
+        return self.graph.scoring_parts(theta, self._scoring_state)
+
+    def fixed_node_hessian(self, theta: np.ndarray):
+        """The exact fixed-node Hessian of the shard's log-likelihood at ``θ``, the nodes
+        where they are (:meth:`~glmm_ppl.fitting.graph.MixedModelGraph.fixed_node_hessian`)."""
+        return self.graph.fixed_node_hessian(theta)
 
     def loglik_with_points(self, theta: np.ndarray, points: int) -> float:
         """``log L`` of the shard's groups at ``θ`` with a rule of ``points`` points."""

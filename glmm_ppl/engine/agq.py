@@ -98,6 +98,8 @@ class AGQResult:
     second_moment: np.ndarray | None = None  # S = Σ_ik π_ik b_ik b_ikᵀ (for EM)
     second_moment_groups: np.ndarray | None = None  # S_i = Σ_k π_ik b_ik b_ikᵀ, (n, q, q)
     grad_phis_groups: np.ndarray | None = None  # ∂ log L_i / ∂φ, (n, n_phis)
+    # Σ_i w_i Cov_π(u_ik), u_ik = (∂ log f_ik/∂(β, γ), vec(b_ik b_ikᵀ)) (for the Hessian)
+    score_covariance: np.ndarray | None = None
 
 
 # ---- small dense linear algebra for one group (q is small) ---------------------------------
@@ -229,13 +231,20 @@ class AGQ:
         """``C_i C_iᵀ``: inverse curvature at the modes, shape (n, q, q)."""
         return self.chol @ np.swapaxes(self.chol, 1, 2)
 
-    def evaluate(self, eta0, D, phis, grad: bool = True, em: bool = False) -> AGQResult:
+    def evaluate(
+        self, eta0, D, phis, grad: bool = True, em: bool = False, designs=None
+    ) -> AGQResult:
         """AGQ log-likelihood at ``(η⁰, D, φ)``; re-centres first unless ``recenter`` is off.
 
         ``η⁰`` is ``(N,)`` or ``(N, E)``; ``grad_eta`` comes back in the same shape. Totals
         (``loglik``, the gradients, ``second_moment``, ``hess_weights``) carry the group
-        weights; the per-group fields do not.
+        weights; the per-group fields do not. With ``designs``, the fixed-effects design of
+        each linear predictor, ``score_covariance`` too (and EM's fields): with the nodes
+        fixed, ``∇² log L_i = E_π[∇² log f_ik] + Cov_π(∇ log f_ik)`` (Louis' identity), whose
+        second part this is, in ``(β, γ)`` and in ``b bᵀ``, on which the score in ``D``
+        depends linearly.
         """
+        em = em or designs is not None
         shape = np.shape(eta0)
         eta0 = self._eta0(eta0)
         phis = np.ascontiguousarray(phis, dtype=np.float64)  # the kernels read it by pointer
@@ -264,8 +273,18 @@ class AGQ:
         S_g = np.empty((n if want else 0, q, q))
         gphi_g = np.empty((n if want else 0, n_phi))
         W = np.empty((self.N if em else 0, n_d2))
+        empty = np.empty((0, 0))
+        X, X_zi = (list(designs) + [empty])[:2] if designs is not None else (empty, empty)
+        n_cov = X.shape[1] + X_zi.shape[1] + q * q if designs is not None else 0
+        gw = np.ones(n) if self.weights is None else self.weights
+        covariances = []
+
+        def kernel(*args):  # each block of groups sums its own
+            covariances.append(np.zeros((n_cov, n_cov)))
+            nodes_kernel(*args, X, X_zi, gw, covariances[-1])
+
         self._run(
-            nodes_kernel,
+            kernel,
             self.Y,
             eta0,
             self.Z,
@@ -304,4 +323,7 @@ class AGQ:
             res.hess_weights = W if em else None
             res.second_moment_groups = S_g
             res.grad_phis_groups = gphi_g
+        if designs is not None:
+            cov = np.sum(covariances, axis=0)
+            res.score_covariance = np.triu(cov) + np.triu(cov, 1).T
         return res

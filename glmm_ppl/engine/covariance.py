@@ -23,6 +23,7 @@ import pytensor.tensor as pt
 
 __all__ = [
     "Blocks",
+    "D_derivatives",
     "n_theta",
     "free_entries",
     "has_correlations",
@@ -235,6 +236,41 @@ def theta_to_D_pt(theta, q: int, diagonal):
     idx = np.arange(q)
     L = pt.set_subtensor(L[idx, idx], pt.exp(L[idx, idx]))
     return L @ L.T
+
+
+def D_derivatives(theta: np.ndarray, q: int, diagonal) -> tuple[np.ndarray, np.ndarray]:
+    """``∂D/∂θ_t`` (``(T, q, q)``) and ``∂²D/∂θ_t∂θ_s`` (``(T, T, q, q)``) of the map
+    :func:`theta_to_D`, exactly (``D = L Lᵀ``: ``∂D = ∂L Lᵀ + L ∂Lᵀ``, and ``∂²L`` is non-zero
+    only for a log-scale diagonal entry, twice over itself).
+
+    Examples
+    --------
+    >>> dD, d2D = D_derivatives(np.array([np.log(2.0)]), 1, diagonal=False)
+    >>> float(dD[0, 0, 0]), float(d2D[0, 0, 0, 0])  # D = exp(2θ): 2D and 4D
+    (8.0, 16.0)
+    """
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    if isinstance(diagonal, Blocks):
+        T = n_theta(q, diagonal)
+        dD, d2D = np.zeros((T, q, q)), np.zeros((T, T, q, q))
+        for _, k, diag, rows, entries in diagonal.parts():
+            first, second = D_derivatives(theta[entries], k, diag)
+            dD[entries, rows, rows] = first
+            d2D[entries, entries, rows, rows] = second
+        return dD, d2D
+    L = theta_to_L(theta, q, bool(diagonal))
+    rows, cols = (np.arange(q), np.arange(q)) if diagonal else _tril(q)
+    T = len(rows)
+    dL, d2L = np.zeros((T, q, q)), np.zeros((T, q, q))
+    t = np.arange(T)
+    on_diagonal = rows == cols
+    dL[t, rows, cols] = np.where(on_diagonal, L[rows, cols], 1.0)
+    d2L[t, rows, cols] = np.where(on_diagonal, L[rows, cols], 0.0)
+    dD = dL @ L.T + L @ dL.transpose(0, 2, 1)
+    cross = np.einsum("tab,scb->tsac", dL, dL)
+    d2D = cross + cross.transpose(1, 0, 2, 3)
+    d2D[t, t] += d2L @ L.T + L @ d2L.transpose(0, 2, 1)
+    return dD, d2D
 
 
 def D_to_theta(D: np.ndarray, diagonal) -> np.ndarray:

@@ -324,6 +324,10 @@ def nodes_kernel(
     S_g,
     gphi_g,
     W,
+    X,
+    X_zi,
+    gw,
+    cov,
 ):
     q = b_hat.shape[1]
     E = Z.shape[1]
@@ -347,6 +351,10 @@ def nodes_kernel(
     d1 = np.empty((m_max, K, E))
     d2 = np.empty((m_max, K, n_d2)) if want_em else np.empty((0, 0, 0))
     dphi = np.empty((K, n_phi))
+    # the posterior covariance of the nodes' scores (Louis' identity): wanted when cov has rows
+    p0, p1, U = X.shape[1], X_zi.shape[1], cov.shape[0]
+    u = np.empty((K, U))
+    ubar = np.empty(U)
     phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
     for i in range(g0, g1):
         j0, j1 = starts[i], starts[i + 1]
@@ -428,3 +436,31 @@ def nodes_kernel(
             for k in range(K):
                 t += a[k] * dphi[k, p]
             gphi_g[i, p] = t
+        if U == 0:
+            continue
+        # node k's scores in (β, γ) and its b bᵀ (to which the score in D is affine)
+        for k in range(K):
+            for c in range(p0):
+                t = 0.0
+                for j in range(j0, j1):
+                    t += d1[j - j0, k, 0] * X[j, c]
+                u[k, c] = t
+            for c in range(p1):
+                t = 0.0
+                for j in range(j0, j1):
+                    t += d1[j - j0, k, 1] * X_zi[j, c]
+                u[k, p0 + c] = t
+            for r in range(q):
+                for c in range(q):
+                    u[k, p0 + p1 + r * q + c] = B[k, r] * B[k, c]
+        for c in range(U):
+            t = 0.0
+            for k in range(K):
+                t += a[k] * u[k, c]
+            ubar[c] = t
+        for r in range(U):
+            for c in range(r, U):
+                t = 0.0
+                for k in range(K):
+                    t += a[k] * (u[k, r] - ubar[r]) * (u[k, c] - ubar[c])
+                cov[r, c] += gw[i] * t

@@ -118,6 +118,7 @@ def _density_kernel(
     nodes_kernel(
         point, n_out, 0, n, Y, eta0, Z, starts, modes, chol, log_det, nodes, log_w, Dinv,
         logdetD, phis, True, False, per_group, g_eta, S_g, gphi_g, np.empty((0, 1)),
+        np.empty((0, 0)), np.empty((0, 0)), weights, np.empty((0, 0)),
     )  # fmt: skip
     loglik = 0.0
     for i in range(n):

@@ -1,4 +1,4 @@
-"""Scalar functions PyTensor's numba backend runs in Python object mode, given numba versions.
+"""Scalar functions PyTensor's numba backend cannot cache on disk, given numba versions.
 
 PyTensor's numba backend has no implementation of ``tri_gamma`` (ψ₁, the second derivative
 of ``log Γ``), which appears in the second derivatives of the beta, beta-binomial, gamma and
@@ -9,7 +9,13 @@ family kernels stay in nopython mode. ``polygamma(n, x)`` (``n ≥ 1``; in the t
 the Laplace approximation's gradient needs) gets the same recurrence and series. ``erfcx``
 (the scaled complementary error function of the probit link's tail), which PyTensor calls
 through SciPy's Cython function and so cannot cache on disk, gets ``exp(x²) erfc(x)`` below
-10 and the asymptotic series beyond. Importing the module registers them.
+10 and the asymptotic series beyond. ``psi`` (ψ, the first derivative of ``log Γ``, in the first
+derivatives of every density with a ``log Γ`` of a parameter) goes through SciPy's Cython
+function too: a point function that calls it is compiled again by every new process. It gets
+the recurrence ``ψ(x) = ψ(x + 1) − 1/x`` up to ``x ≥ 10``, then the asymptotic series through
+``B₁₄`` (truncation below 2e-17), and the reflection ``ψ(x) = ψ(1 − x) − π/tan(πx)`` for
+``x < 0``; its error is below 2e-15 · max(1, |ψ(x)|) for ``x > 0`` (absolute near the root
+at 1.4616…, where the recurrence's terms cancel). Importing the module registers them.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 from pytensor.link.numba.dispatch.scalar import scalar_op_cache_key
-from pytensor.scalar.math import Erfcx, PolyGamma, TriGamma
+from pytensor.scalar.math import Erfcx, PolyGamma, Psi, TriGamma
 
 __all__: list[str] = []
 
@@ -99,3 +105,37 @@ def _numba_funcify_erfcx(op, node, **kwargs):
         return total / (x * math.sqrt(math.pi))
 
     return erfcx, scalar_op_cache_key(op, cache_version=f"{__name__}-1")  # bump on change
+
+
+@register_funcify_and_cache_key(Psi)
+def _numba_funcify_psi(op, node, **kwargs):
+    @numba_basic.numba_njit(error_model="numpy")
+    def positive_psi(x):
+        # ψ(x) = ψ(x + n) − Σₖ 1/(x + k) with x + n ≥ 10, then
+        # ψ(z) = log z − 1/(2z) − Σₖ B₂ₖ/(2k z²ᵏ) through B₁₄
+        value = 0.0
+        z = x
+        while z < 10.0:
+            value -= 1.0 / z
+            z += 1.0
+        y = 1.0 / (z * z)
+        # B₂ₖ/(2k) for k = 1…7: 1/12, −1/120, 1/252, −1/240, 1/132, −691/32760, 1/12
+        series = y * (
+            1 / 12
+            - y
+            * (1 / 120 - y * (1 / 252 - y * (1 / 240 - y * (1 / 132 - y * (691 / 32760 - y / 12)))))
+        )
+        return value + math.log(z) - 0.5 / z - series
+
+    @numba_basic.numba_njit(error_model="numpy")
+    def psi(x):
+        if x > 0.0:
+            return positive_psi(x)
+        if x == 0.0:  # as SciPy: −∞ at +0, +∞ at −0
+            return -math.copysign(math.inf, x)
+        r = x - math.floor(x)  # exact; tan has period π
+        if r == 0.0:  # the poles at the negative integers
+            return np.nan
+        return positive_psi(1.0 - x) - math.pi / math.tan(math.pi * r)
+
+    return psi, scalar_op_cache_key(op, cache_version=f"{__name__}-1")  # bump on change

@@ -35,6 +35,7 @@ from pytensor.tensor.elemwise import DimShuffle, Elemwise
 
 from ..families import Family
 from . import numba_scalars  # noqa: F401  (registers numba versions of scalar functions)
+from .point_key import point_cache_key
 
 __all__ = [
     "POINT_SIGNATURE",
@@ -150,34 +151,75 @@ POINT_SIGNATURE = numba.types.void(
 )
 
 
-def _compile_point(family: Family, third: bool = False):
-    """The point function and its number of outputs (with ``third``, those of
-    :func:`laplace_derivatives` too). It is cached on disk (in PyTensor's numba
-    cache) under PyTensor's key of the scalar graph and the wrapper's source: a new process
-    loads it instead of compiling it again (0.2 s)."""
-    # no stack traces on the graph's nodes: recording them is a quarter of building it
-    with pytensor.config.change_flags(traceback__limit=0):
-        inputs, outputs = _scalar_graph(family, third)
-    composite = Composite(inputs, outputs)
-    node = composite.make_node(*[ps.float64() for _ in inputs])
-    fn, graph_key = numba_funcify_and_cache_key(composite, node=node)
-    n_out = len(outputs)
+def _n_outputs(family: Family, third: bool) -> int:
+    """The number of outputs of the point function (:func:`output_layout`; with ``third``, the
+    ``1 + 2 n_phis`` of :func:`laplace_derivatives` after them)."""
+    n = output_layout(family.n_eta, family.n_phis)[2] + family.n_phis
+    return n + 1 + 2 * family.n_phis if third else n
+
+
+def _wrapper_source(family: Family, n_out: int) -> str:
+    """The source of ``point(yr, er, phis, out)``, which calls the compiled scalar graph ``fn``
+    on the row's values (its arity depends on the family's data and extra parameters)."""
     args = (
         [f"yr[{k}]" for k in range(1 + len(family.aux_names))]
         + [f"er[{k}]" for k in range(family.n_eta)]
         + [f"phis[{m}]" for m in range(family.n_phis)]
     )
-    # the arity depends on the family's data and extra parameters
-    src = f"def point(yr, er, phis, out):\n    r = fn({', '.join(args)})\n" + "".join(
+    return f"def point(yr, er, phis, out):\n    r = fn({', '.join(args)})\n" + "".join(
         f"    out[{k}] = r[{k}]\n" for k in range(n_out)
     )
-    key = None
-    if graph_key is not None and pytensor.config.numba__cache:
-        # the module's name too: the cached function's environment is rebuilt by importing it
-        key = sha256(f"{__name__} point function\n{graph_key}\n{src}".encode()).hexdigest()
+
+
+def _point_cfunc(src: str, fn, key: str | None):
+    """``point`` of ``src`` calling ``fn``, as a cfunc cached on disk under ``key`` (in
+    PyTensor's numba cache; not cached without a key)."""
+    # the module's name too: the cached function's environment is rebuilt by importing it
     env = {"__name__": __name__, "fn": fn}
     point = compile_numba_function_src(src, "point", global_env=env, cache_key=key)
-    return numba.cfunc(POINT_SIGNATURE, cache=key is not None)(point), n_out
+    return numba.cfunc(POINT_SIGNATURE, cache=key is not None)(point)
+
+
+def _load_point(src: str, key: str):
+    """The point function cached on disk under ``key``, or None when it is not there: the
+    compiled function needs no ``fn`` to be loaded, and without one a function that is not
+    there fails at once to compile."""
+    try:
+        return _point_cfunc(src, None, key)
+    except numba.core.errors.TypingError:
+        return None
+
+
+def _compile_point(family: Family, third: bool = False):
+    """The point function and its number of outputs (with ``third``, those of
+    :func:`laplace_derivatives` too).
+
+    It is cached on disk (in PyTensor's numba cache). A family of the package is cached under
+    its identity (:func:`~glmm_ppl.engine.point_key.point_cache_key`), so a new process loads
+    it without building the family's graph; another family under PyTensor's key of the scalar
+    graph and the wrapper's source, so a new process builds the graph (up to seconds) but does not
+    compile it again."""
+    n_out = _n_outputs(family, third)
+    src = _wrapper_source(family, n_out)
+    cache = pytensor.config.numba__cache
+    key = point_cache_key(family, third, src) if cache else None
+    if key is not None:
+        point = _load_point(src, key)
+        if point is not None:
+            return point, n_out
+    # no stack traces on the graph's nodes: recording them is a quarter of building it
+    with pytensor.config.change_flags(traceback__limit=0):
+        inputs, outputs = _scalar_graph(family, third)
+    if len(outputs) != n_out:
+        raise AssertionError(f"{family.name}: {len(outputs)} outputs, {n_out} expected")
+    composite = Composite(inputs, outputs)
+    node = composite.make_node(*[ps.float64() for _ in inputs])
+    fn, graph_key = numba_funcify_and_cache_key(composite, node=node)
+    if graph_key is None or not cache:  # it calls a function that cannot be cached
+        key = None
+    elif key is None:
+        key = sha256(f"{__name__} point function\n{graph_key}\n{src}".encode()).hexdigest()
+    return _point_cfunc(src, fn, key), n_out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -19,13 +19,14 @@ from ..families import Family
 __all__ = ["central_differences", "fit_glm_arrays"]
 
 
-def central_differences(f, theta: np.ndarray, step: float) -> np.ndarray:
-    """Central differences of ``f`` (scalar or vector valued) in each entry of ``theta``, with
-    steps ``step · max(|θ_j|, 1)``; column ``j`` holds the derivative in ``θ_j`` (not a number
-    where ``f`` is infinite on both sides)."""
+def central_differences(f, theta: np.ndarray, step: float, which: slice = slice(None)):
+    """Central differences of ``f`` (scalar or vector valued) in each entry of ``theta`` (or
+    in those of ``which``), with steps ``step · max(|θ_j|, 1)``; column ``j`` holds the
+    derivative in ``θ_j`` (not a number where ``f`` is infinite on both sides)."""
     h = step * np.maximum(np.abs(theta), 1.0)
     columns = []
-    for j, hj in enumerate(h):
+    for j in range(len(theta))[which]:
+        hj = h[j]
         e = np.zeros(len(theta))
         e[j] = hj
         up, down = np.asarray(f(theta + e)), np.asarray(f(theta - e))
@@ -78,6 +79,7 @@ def fit_glm_arrays(
     offset: np.ndarray | None = None,
     max_iter: int = 100,
     tol: float = 1e-10,
+    polish: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """Maximum-likelihood GLM on arrays.
 
@@ -88,6 +90,9 @@ def fit_glm_arrays(
     Y : ndarray (N,) or (N, 1 + n_aux)
         The response, then the family's per-row data.
     offset : ndarray (N, E), optional
+    polish : bool
+        Whether Newton steps follow L-BFGS-B when there are extra parameters (a few 1e-5 of
+        log-likelihood; a mixed model's starting values go without).
 
     Returns
     -------
@@ -176,11 +181,11 @@ def fit_glm_arrays(
         start = np.r_[coef, np.log(phis)]
         res = optimize.minimize(negll, start, jac=True, method="L-BFGS-B", bounds=bounds)
         x = res.x
-        if family.n_phis:
+        if family.n_phis and polish:
             x, H = _newton_polish(negll, x, bounds)
         coef, phis = x[:k], np.exp(x[k:])
         ll, g, H_coef, _ = parts(coef, phis)
-        if not family.n_phis:
+        if not (family.n_phis and polish):
             H = H_coef
     return coef, phis, float(ll), H
 

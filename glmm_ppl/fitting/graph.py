@@ -31,13 +31,16 @@ from ..engine.covariance import Blocks, D_to_theta, theta_to_D, theta_to_D_pt
 from ..engine.log_density import LogDensity
 from ..engine.ops import COMPILE_LOCK, NUMPY_MODE, AGQLogLik
 from ..families import Family
+from .glm import central_differences
 from .parameters import ParameterLayout
 from .penalty import StudentTPenalty, student_t_kernel_logp
 from .statistics import (
     fixed_gradient,
     fixed_hessian,
     glm_start,
+    louis_hessian,
     per_group_scores,
+    scoring_information,
     second_moment_units,
 )
 
@@ -163,6 +166,45 @@ class ModelParameters:
         sampler needs, where the MAP objective has none)."""
         return _log_prior(theta, self.p, self.penalty, self._priors_fn(jacobian))
 
+    #: Whether :meth:`fixed_node_hessian` answers (one grouping factor).
+    exact_hessian = False
+
+    @property
+    def hessian_evaluations(self) -> int:
+        """The evaluations one :meth:`hessian` costs."""
+        return 1 + 2 * self.n_phis if self.exact_hessian else 2 * self.layout.size
+
+    def fixed_node_hessian(self, theta: np.ndarray) -> np.ndarray | None:
+        """The exact fixed-node Hessian of the log-likelihood in ``(β, γ, θ_D)`` at ``θ``, the
+        nodes where they are (:func:`~.statistics.louis_hessian`; 0 in the extra
+        parameters' rows and columns), where :attr:`exact_hessian`; None where it cannot be
+        had (a singular ``D``)."""
+        raise NotImplementedError
+
+    def hessian(self, theta: np.ndarray, step: float) -> np.ndarray:
+        """Hessian of the objective at ``θ`` with the nodes where they are.
+
+        Where :attr:`exact_hessian`, :meth:`fixed_node_hessian` from one evaluation, with the
+        columns of the extra parameters and the penalty's and priors' Hessian by central
+        differences of their gradients (steps of ``step``); otherwise central differences of
+        the objective's gradient in every column.
+        """
+        H = self.fixed_node_hessian(theta) if self.exact_hessian else None
+        if H is None or not np.all(np.isfinite(H)):
+            with self.fixed_nodes():
+                H = central_differences(lambda t: self(t)[2], theta, step)
+            return 0.5 * (H + H.T)
+        if self.penalty is not None or self.priors is not None:
+            prior = central_differences(lambda t: self.log_prior(t)[1], theta, step)
+            H += 0.5 * (prior + prior.T)
+        extra = self.layout.blocks["extra"]
+        if extra.stop > extra.start:
+            with self.fixed_nodes():
+                columns = central_differences(lambda t: self(t)[2], theta, step, extra)
+            H[:, extra], H[extra, :] = columns, columns.T
+            H[extra, extra] = 0.5 * (columns[extra] + columns[extra].T)
+        return H
+
     def _priors_fn(self, jacobian: bool):
         return None if self.priors is None else _priors_for_thread(self.priors, jacobian)
 
@@ -241,6 +283,8 @@ class MixedModelGraph(ModelParameters):
         self.n_theta, self.n_phis = layout.n_theta_D, layout.n_phis
         self.names = layout.names
         self.engine = quadrature_engine(design, family, n_agq)
+        # one grouping factor: the exact fixed-node Hessian from one pass (Louis' identity)
+        self.exact_hessian = type(self.engine) is AGQ
         structure = layout.diagonal
         if isinstance(structure, Blocks):
             structure = Blocks(("",) * len(structure.sizes), structure.sizes, structure.diagonal)
@@ -322,15 +366,36 @@ class MixedModelGraph(ModelParameters):
     def scoring_value(self, theta: np.ndarray):
         """``(log L, state)`` at ``θ``, the state for :meth:`scoring_statistics`."""
         fixed, D, phis = self.unpack(theta)
-        res = self.engine.evaluate(self.fixed_part(fixed), D, phis, grad=True)
+        extra = {"designs": self.fixed_designs()} if self.exact_hessian else {}
+        res = self.engine.evaluate(self.fixed_part(fixed), D, phis, grad=True, **extra)
         return res.loglik, res
 
-    def scoring_statistics(self, theta: np.ndarray, state) -> tuple[np.ndarray, np.ndarray]:
-        """``(Σ_i s_i, Σ_i s_i s_iᵀ / w_i)`` of the per-group scores at ``θ`` from the state
-        :meth:`scoring_value` gave there."""
+    def scoring_statistics(self, theta: np.ndarray, state, exact: bool = True):
+        """``(Σ_i s_i, information)`` at ``θ`` from the state :meth:`scoring_value` gave
+        there (:func:`~.statistics.scoring_information` of :meth:`scoring_parts`)."""
+        total, outer, block = self.scoring_parts(theta, state)
+        return total, scoring_information(outer, block if exact else None)
+
+    def scoring_parts(self, theta: np.ndarray, state):
+        """``(Σ_i s_i, Σ_i s_i s_iᵀ / w_i, −∇²log L in (β, γ, θ_D) or None)`` at ``θ``, ``s_i``
+        the per-group scores; sums over groups, which shards add up."""
         scores = per_group_scores(self, theta, state)
         w = self.design.weights
-        return scores.sum(axis=0), scores.T @ (scores if w is None else scores / w[:, None])
+        outer = scores.T @ (scores if w is None else scores / w[:, None])
+        block = None
+        if getattr(state, "score_covariance", None) is not None:
+            k = self.layout.blocks["var-cov"].stop
+            block = -louis_hessian(self, theta, state, self.fixed_designs())[:k, :k]
+        return scores.sum(axis=0), outer, block
+
+    def fixed_node_hessian(self, theta: np.ndarray) -> np.ndarray | None:
+        fixed, D, phis = self.unpack(theta)
+        designs = self.fixed_designs()
+        with self.fixed_nodes():
+            res = self.engine.evaluate(self.fixed_part(fixed), D, phis, designs=designs)
+        if res.score_covariance is None or not np.isfinite(res.loglik):
+            return None
+        return louis_hessian(self, theta, res, designs)
 
     def objective_with_points(self, theta: np.ndarray, points: int) -> float:
         """The objective at ``θ`` with a rule of ``points`` points per dimension, centred at

@@ -4,12 +4,12 @@
 2. EM: the random effects are missing data; with posterior weights ``π_ik`` at the AGQ nodes,
    ``D ← S/n`` in closed form and ``β`` takes one Newton step on the expected complete-data
    log-likelihood. ``φ`` stays where the GLM put it until step 3.
-3. Fisher scoring with the outer product of the per-group scores (:func:`_scoring`); where
-   it stalls, L-BFGS (scipy) on ``−(log L + log prior)/n`` with the compiled value and
-   gradient. The quadrature is re-centred at every evaluation (warm-started Newton for the
-   modes).
-4. Newton refinement to the fixed point (:func:`_refine`) with the Hessian of the objective from
-   central differences of the exact fixed-node gradient; ``½ gᵀ(−H)⁻¹g`` (the Newton
+3. Scoring (:func:`_scoring`) with the exact fixed-node Hessian where the graph has it (the
+   outer product of the per-group scores elsewhere and towards a boundary); where it stalls,
+   L-BFGS (scipy) on ``−(log L + log prior)/n`` with the compiled value and gradient. The
+   quadrature is re-centred at every evaluation (warm-started Newton for the modes).
+4. Newton refinement to the fixed point (:func:`_refine`) with the fixed-node Hessian of the
+   objective (the graph's :meth:`~.graph.MixedModelGraph.hessian`); ``½ gᵀ(−H)⁻¹g`` (the Newton
    decrement) measures how far the optimum may still be, and decides convergence.
 5. With several random effects, one Newton step on the reported objective itself
    (:func:`_polish`).
@@ -257,10 +257,13 @@ def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np
 
 
 def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
-    """Fisher scoring with the outer product of the per-group scores (BHHH) as information:
-    every evaluation gives the step's matrix for free; step-halving keeps the objective rising.
-    It gives up (for L-BFGS to take over) when four halvings do not help, which happens on flat
-    likelihoods such as a correlation tending to ±1.
+    """Scoring with the graph's information (:meth:`~.graph.MixedModelGraph.scoring_statistics`:
+    the exact fixed-node Hessian where it has one, else the outer product of the per-group
+    scores, BHHH): every evaluation gives the step's matrix; step-halving keeps the objective
+    rising. Once a step rises beyond its quadratic model (a variance going to 0 on the log
+    scale), the outer product alone, whose steps run out to the boundary. It gives up (for
+    L-BFGS to take over) when four halvings do not help, which happens on flat likelihoods
+    such as a correlation tending to ±1.
 
     Returns ``(θ, iterations, evaluations, reached)``; ``reached`` says whether the per-group
     gradient fell below ``control.gtol``.
@@ -271,8 +274,10 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
         loglik, res = graph.scoring_value(th)
         return loglik + graph.log_prior(th)[0], res
 
+    exact = True  # Newton's information while the likelihood does not flatten
+
     def gradient(th, res):
-        total, info = graph.scoring_statistics(th, res)
+        total, info = graph.scoring_statistics(th, res, exact)
         return info, total + graph.log_prior(th)[1]
 
     obj, res = value(theta)
@@ -300,8 +305,17 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
             if new_obj > obj or t < 0.1:
                 break
             t /= 2
-        if not new_obj > obj:  # the outer-product information is poor here: hand over,
+        if not new_obj > obj and exact:  # Newton's step fails here: the outer product's
+            exact = False
+            info, g = gradient(theta, res)
+            continue
+        if not new_obj > obj:  # the outer-product information is poor here too: hand over,
             return theta, it, evals, size < control.gtol  # unless gtol is met already
+        if exact and t == 1.0 and new_obj - obj > 1.2 * predicted(step, info, g):
+            # a rise beyond the quadratic model's: the likelihood flattens towards a boundary
+            # (a variance to 0 on the log scale, where Newton's steps shrink to a constant);
+            # the outer product's steps, which run out there, from now on
+            exact = False
         new_theta = theta + t * step
         new_info, new_g = gradient(new_theta, new_res)
         slope, new_slope = g @ step, new_g @ step
@@ -320,12 +334,15 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     return theta, it, evals, False
 
 
+def predicted(step: np.ndarray, info: np.ndarray, g: np.ndarray) -> float:
+    """The rise of the quadratic model ``gᵀs − ½ sᵀ I s`` along the step ``s``."""
+    return float(g @ step - 0.5 * step @ info @ step)
+
+
 def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarray:
-    """Central differences of the fixed-node gradient of the objective."""
+    """The fixed-node Hessian of the objective with the nodes centred at ``θ``."""
     graph.centre(theta)  # the last evaluation may have been elsewhere
-    with graph.fixed_nodes():
-        H = central_differences(lambda t: graph(t)[2], theta, step)
-    return 0.5 * (H + H.T)
+    return graph.hessian(theta, step)
 
 
 def _moved(theta, theta_ref, H) -> float:
@@ -353,7 +370,8 @@ def _newton(graph, theta, H, iterations: int, tol: float):
         decrement = 0.5 * float(grad @ step)
         if not decrement >= 0:
             return theta, obj, np.inf, its
-        if decrement < tol or its == iterations:
+        # a step costs two evaluations and squares the distance: go on to 1e-3 of ``tol``
+        if decrement < 1e-3 * tol or its == iterations:
             return theta, obj, decrement, its
         with graph.fixed_nodes():
             t = 1.0
@@ -377,12 +395,12 @@ def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     errors, so the bound is ``max(0.02, 0.005 √n)`` standard errors (changes of ~0.5% at most).
     """
     H = _hessian(graph, theta, control.hessian_step)
-    hess_evals = 2 * len(theta)
-    start = theta.copy()
+    hess_evals = graph.hessian_evaluations
+    start = h_at = theta.copy()
     theta, obj, decrement, steps = _newton(graph, theta, H, control.newton_iter, control.newton_tol)
     if _moved(theta, start, H) > max(0.02, 0.005 * np.sqrt(graph.design.n_groups)):
-        H = _hessian(graph, theta, control.hessian_step)
-        hess_evals += 2 * len(theta)
+        H, h_at = _hessian(graph, theta, control.hessian_step), theta.copy()
+        hess_evals += graph.hessian_evaluations
         theta, obj, decrement, more = _newton(
             graph, theta, H, control.newton_iter, control.newton_tol
         )
@@ -391,6 +409,10 @@ def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     if _largest_block(graph.design) >= 2:
         theta, final = _polish(graph, theta, obj, H, control.hessian_step)
         hess_evals += 2 * len(theta) + 1
+    if graph.exact_hessian and not np.array_equal(theta, h_at):
+        # cheap: the standard errors from the Hessian at the estimates themselves
+        H, final = _hessian(graph, theta, control.hessian_step), None
+        hess_evals += graph.hessian_evaluations
     obj, ll, grad = final if final is not None else graph(theta)  # centred at theta
     return theta, obj, ll, grad, H, decrement, steps, hess_evals
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.covariance import Blocks, project, theta_to_D
+from ..engine.covariance import Blocks, D_derivatives, project, theta_to_D
 from .glm import central_differences, fit_glm_arrays
 
 __all__ = [
     "fixed_gradient",
     "fixed_hessian",
     "glm_start",
+    "louis_hessian",
     "per_group_scores",
+    "scoring_information",
     "second_moment_units",
     "unit_counts",
 ]
@@ -42,6 +44,53 @@ def fixed_hessian(designs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
             H[sizes[f] : sizes[f + 1], sizes[e] : sizes[e + 1]] = block.T
             k += 1
     return H
+
+
+def louis_hessian(graph, theta: np.ndarray, res, designs: list[np.ndarray]) -> np.ndarray:
+    """The Hessian of the log-likelihood in ``(β, γ, θ_D)`` with the nodes fixed, exactly,
+    from one evaluation with ``designs`` (rows and columns of the extra parameters are 0).
+
+    Louis' identity, per group: ``∇² log L_i = E_π[∇² log f_ik] + Cov_π(∇ log f_ik)`` over
+    the nodes' posterior weights. The first part is ``Σ_ef X_eᵀ diag(w_ef) X_f`` for the fixed
+    effects and, for ``D``, the Hessian of ``−(n/2) log|D| − ½ tr(D⁻¹S)`` at the fixed second
+    moments ``S``; the second is ``res.score_covariance``, mapped to ``θ_D`` (the score in
+    ``θ_D`` is ``½ tr(D⁻¹ ∂D D⁻¹ b bᵀ)`` plus a constant).
+    """
+    d = graph.design
+    nf, q = graph.p + graph.p_zi, graph.q
+    _, D, _ = graph.unpack(theta)
+    dD, d2D = D_derivatives(graph.split(theta)["theta_D"], q, d.diagonal)
+    T = len(dD)
+    Dinv = np.linalg.inv(D)
+    n = float(d.n_groups if d.weights is None else d.weights.sum())
+    outer = Dinv @ res.second_moment @ Dinv
+    G = 0.5 * outer - 0.5 * n * Dinv  # ∂/∂D
+    dG = -0.5 * (Dinv @ dD @ outer + outer @ dD @ Dinv) + 0.5 * n * (Dinv @ dD @ Dinv)
+    H = np.zeros((graph.layout.size, graph.layout.size))
+    H[:nf, :nf] = fixed_hessian(designs, res.hess_weights)
+    D_block = slice(nf, nf + T)
+    H[D_block, D_block] = np.einsum("ab,tsab->ts", G, d2D) + np.einsum("sab,tab->ts", dG, dD)
+    to_theta = np.zeros((nf + T, nf + q * q))
+    to_theta[:nf, :nf] = np.eye(nf)
+    to_theta[nf:, nf:] = 0.5 * (Dinv @ dD @ Dinv).reshape(T, q * q)
+    H[: nf + T, : nf + T] += to_theta @ res.score_covariance @ to_theta.T
+    return H
+
+
+def scoring_information(outer: np.ndarray, block: np.ndarray | None) -> np.ndarray:
+    """The scoring step's information: the outer product of the per-group scores, with the
+    exact ``−∇²log L`` in place of its leading block where that is given and the whole stays
+    positive definite (the steps are then Newton's in those parameters)."""
+    if block is None:
+        return outer
+    mixed = outer.copy()
+    k = len(block)
+    mixed[:k, :k] = block
+    try:
+        np.linalg.cholesky(mixed)
+    except np.linalg.LinAlgError:
+        return outer
+    return mixed
 
 
 def second_moment_units(design, res, n: float):
@@ -93,7 +142,7 @@ def glm_start(graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     effects and ``φ``, and a diagonal ``D`` scaled to the random-effects design."""
     d = graph.design
     fixed, phis, _, _ = fit_glm_arrays(
-        graph.fixed_designs(), d.response_data(), graph.family, d.offset
+        graph.fixed_designs(), d.response_data(), graph.family, d.offset, polish=False
     )
     sd = np.concatenate([d.Z.std(axis=0)] + ([d.Z_zi.std(axis=0)] if d.Z_zi is not None else []))
     scale = np.where(sd > 0, 1.0 / np.maximum(sd, 1.0), 1.0)

@@ -451,7 +451,7 @@ def anova(
     162.07
     >>> gp.anova(fm1, L={"sexfemale": [1, 0], "sexfemale:time": [0, 1]}).round(4)
         Chisq  df  Pr(>|Chi|)
-    L  5.0085   2      0.0817
+    L  5.0069   2      0.0818
 
     The parametric bootstrap (here with few data sets; use hundreds): no simulated LRT comes
     near the observed one, so ``p.boot`` is its smallest possible value, ``1/(B + 1)``.

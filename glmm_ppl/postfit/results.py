@@ -444,7 +444,7 @@ class MixedModelFit:
         >>> fm1.predict(nd, type_pred="response", type="marginal", se_fit=True).round(3)
             pred     se    low    upp
         0  0.166  0.039  0.104  0.256
-        1  0.195  0.038  0.131  0.280
+        1  0.195  0.038  0.132  0.280
         2  0.399  0.048  0.309  0.496
         >>> fm1.predict(nd).round(3).tolist()  # linear predictor of a group with b = 0
         [-2.619, -2.316, -0.69]
@@ -783,8 +783,8 @@ class MixedModelFit:
         ...
         Fixed effects:
                        Estimate Std.Err  z-value  p-value
-        (Intercept)     -2.6191  0.4450  -5.8863  < 1e-04
-        sexfemale       -1.3236  0.6438  -2.0561   0.0398
+        (Intercept)     -2.6191  0.4450  -5.8861  < 1e-04
+        sexfemale       -1.3235  0.6438  -2.0558   0.0398
         time             0.2852  0.0396   7.2095  < 1e-04
         sexfemale:time   0.0401  0.0545   0.7361   0.4617
         ...

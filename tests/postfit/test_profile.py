@@ -91,8 +91,8 @@ def test_sd_interval_reaching_zero_has_lower_end_zero(seed, engine_loglik):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the singular fit's warnings
         fit = gp.mixed_model("y ~ x", "~ 1 | g", df, "poisson")
-    # the singular fit is reported as not converged (its Hessian is flat along D_11), and
-    # the profile says so
+    # a singular fit may be reported as not converged (its Hessian is flat along D_11), and
+    # the profile then says so
     if fit.converged:
         ci = fit.confint("var-cov", method="profile")
     else:
@@ -100,7 +100,7 @@ def test_sd_interval_reaching_zero_has_lower_end_zero(seed, engine_loglik):
             ci = fit.confint("var-cov", method="profile")
     assert ci.iloc[0, 0] == 0.0
     assert 0 <= ci.iloc[0, 1] < ci.iloc[0, 2] < 1
-    assert (ci.iloc[0, 1] < 1e-6) == (seed == 15)
+    assert (ci.iloc[0, 1] < 1e-4) == (seed == 15)  # 0.16 for seed 11
     _check_sd_end(fit, ci.iloc[0, 2], engine_loglik, 5e-3)
 
 
