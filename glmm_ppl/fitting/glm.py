@@ -99,7 +99,7 @@ def fit_glm_arrays(
     coef, phis, loglik, hessian
         ``coef`` joins the coefficients of the predictors; ``hessian`` is the Hessian of the
         log-likelihood in ``(coef, log φ)`` (central differences of the exact gradient in
-        ``log φ``).
+        ``log φ``), or in ``coef`` alone without the ``polish``.
     """
     kernel = pointwise_derivatives(family)
     Y = np.ascontiguousarray(np.asarray(Y, dtype=float).reshape(len(Y), -1))
