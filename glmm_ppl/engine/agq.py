@@ -42,7 +42,7 @@ from .kernels import (
     modes_kernel,
     nodes_kernel,
 )
-from .pointwise import pointwise_derivatives
+from .pointwise import RowCache, pointwise_derivatives
 from .quadrature import product_rule
 
 __all__ = ["AGQ", "AGQResult", "run_over_groups"]
@@ -163,6 +163,7 @@ class AGQ:
         self.family = family
         pw = pointwise_derivatives(family)
         self.point, self.n_out = pw.point, pw.n_out
+        self.rows = RowCache(pw, self.Y)  # the rows as the point function reads them
         self.n_agq = int(n_agq)
         self.nodes, lw = product_rule(self.n_agq, self.q)
         self.nodes = np.ascontiguousarray(self.nodes)
@@ -210,7 +211,7 @@ class AGQ:
         modes = self.modes.copy()
         self._run(
             modes_kernel,
-            self.Y,
+            self.rows.at(phis),
             eta0,
             self.Z,
             self.starts,
@@ -285,7 +286,7 @@ class AGQ:
 
         self._run(
             kernel,
-            self.Y,
+            self.rows.at(phis),
             eta0,
             self.Z,
             self.starts,

@@ -47,7 +47,7 @@ from .laplace_kernels import (
     row_pass,
     row_variances,
 )
-from .pointwise import laplace_derivatives, pointwise_derivatives
+from .pointwise import RowCache, laplace_derivatives, pointwise_derivatives
 
 __all__ = ["JointLaplace", "MAX_DENSE"]
 
@@ -205,6 +205,7 @@ class JointLaplace:
         self._Ainv = np.zeros((self.n0, self.q0, self.q0))
         self._logdetA = np.zeros(self.n0)
         self.Y_sorted = np.ascontiguousarray(self.Y[order])
+        self._rows = RowCache(self._point, self.Y_sorted)  # as the point function reads them
 
     def _groups(self, groups, levels: np.ndarray) -> None:
         """Each row's, big unit's and other effect's top-level group, and each group's number
@@ -339,7 +340,7 @@ class JointLaplace:
         d1, d2 = np.empty(self.N), np.empty(self.N)
         g0, gr = np.zeros((self.n0, self.q0)), np.zeros(self.m)
         total = row_pass(
-            self._point.point, self._point.n_out, self.Y_sorted, eta0s, self._X0, self._unit0,
+            self._point.point, self._point.n_out, self._rows.at(phis), eta0s, self._X0, self._unit0,
             b0, self._rcol, self._rval, br, phis, d1, d2, g0, gr,
         )  # fmt: skip
         prior_r, quad_r = self._prior_rest(invs, br)

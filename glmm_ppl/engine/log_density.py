@@ -18,6 +18,7 @@ import numpy as np
 
 from .covariance import theta_to_L
 from .kernels import NEWTON_MAX_ITER, NEWTON_TOL, inverse_kernel, modes_kernel, nodes_kernel
+from .pointwise import extend_rows
 
 __all__ = ["LogDensity"]
 
@@ -72,8 +73,8 @@ def _predict_modes(eta0, last_eta0, Dinv, last_Dinv, Z, starts, d2, chol, modes,
 
 @numba.njit(cache=True, nogil=True)
 def _density_kernel(
-    point, n_out, theta, p, pz, diagonal, X, X_zi, offset, Y, Z, starts, weights, nodes, log_w,
-    modes, chol, log_det, iters, last_eta0, last_Dinv, d2, per_group, grad,
+    point, n_out, prep, n_hoisted, theta, p, pz, diagonal, X, X_zi, offset, Y, Z, starts,
+    weights, nodes, log_w, modes, chol, log_det, iters, last_eta0, last_Dinv, d2, per_group, grad,
 ):  # fmt: skip
     """Log-likelihood at ``θ`` (−inf, with a zero gradient, where it is not finite); its
     gradient into ``grad`` and the groups' log-likelihoods into ``per_group``. ``modes``,
@@ -93,6 +94,8 @@ def _density_kernel(
         per_group[:] = -np.inf
         return -np.inf
     phis = np.exp(theta[p + pz + t :])
+    if n_hoisted > 0:  # the rows as the point function reads them
+        Y = extend_rows(prep, Y, phis, n_hoisted)
     eta0 = np.empty((N, E))
     for j in range(N):
         v = offset[j, 0]
@@ -225,8 +228,8 @@ class LogDensity:
         grad = np.empty(len(theta))
         per_group = np.empty(e.n)
         value = _density_kernel(
-            e.point, e.n_out, theta, *self._data, e.modes, e.chol, e.log_det_chol,
-            e.newton_iterations, *self._last, per_group, grad,
+            e.point, e.n_out, e.rows.pw.prep, e.rows.pw.n_hoisted, theta, *self._data, e.modes,
+            e.chol, e.log_det_chol, e.newton_iterations, *self._last, per_group, grad,
         )  # fmt: skip
         if not np.isfinite(value):
             return -np.inf, grad, per_group

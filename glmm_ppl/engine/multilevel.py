@@ -40,7 +40,7 @@ from ..families import Family
 from .agq import AGQResult, run_over_groups
 from .kernels import LOG_2PI, NEWTON_MAX_ITER, NEWTON_TOL, block_inverses
 from .multilevel_kernels import modes_kernel, nodes_kernel
-from .pointwise import pointwise_derivatives
+from .pointwise import RowCache, pointwise_derivatives
 from .quadrature import product_rule
 
 __all__ = ["MultilevelAGQ"]
@@ -155,6 +155,7 @@ class MultilevelAGQ:
         self.family = family
         pw = pointwise_derivatives(family)
         self.point, self.n_out = pw.point, pw.n_out
+        self.rows = RowCache(pw, self.Y)  # the rows as the point function reads them
         self.n_agq = int(n_agq)
         self._rules()
         self.modes = np.zeros(self._moff_level[-1])
@@ -308,7 +309,7 @@ class MultilevelAGQ:
     def _recenter(self, eta0, Dinv, phis, tol=NEWTON_TOL, max_iter=NEWTON_MAX_ITER) -> int:
         modes = np.array(self.modes, dtype=np.float64).ravel()
         self._run(
-            modes_kernel, self.Y, eta0, self.Z, np.array(self.q_levels, dtype=np.int64),
+            modes_kernel, self.rows.at(phis), eta0, self.Z, np.array(self.q_levels, dtype=np.int64),
             self._qoff, self._parent, self._rs, self._re, self._moff, self._gfirst, Dinv,
             np.ascontiguousarray(phis, dtype=np.float64), modes, self._C, self._A,
             self._log_det, self.newton_iterations, tol, max_iter,
@@ -404,7 +405,7 @@ class MultilevelAGQ:
         gphi_g = np.empty((n if want else 0, n_phi))
         W = np.empty(self.N if em else 0)
         self._run(
-            nodes_kernel, self.Y, eta0, self.Z, np.array(self.q_levels, dtype=np.int64),
+            nodes_kernel, self.rows.at(phis), eta0, self.Z, np.array(self.q_levels, dtype=np.int64),
             self._qoff, self._cs, self._ce, self._rs, self._re, self._moff, self._gfirst,
             np.ascontiguousarray(self.modes, dtype=np.float64).ravel(), self._C, self._A,
             self._log_det, self._znodes, self._zoff, self._log_w, self._K, self._P, Dinv,

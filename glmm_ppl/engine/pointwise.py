@@ -8,12 +8,20 @@ PyTensor's automatic differentiation of :meth:`Family.logp` on scalars; the rewr
 compiled by PyTensor's numba backend, so the engine's own numba loops call it per observation
 and node. Nothing is written by hand per family; a family whose density is not elementwise is
 refused with a clear error.
+
+What does not depend on the linear predictors (``log Γ(y + φ)``, ``ψ(φ)``, ``log y``…) is
+computed once per row rather than once per row and node: the graph is split (:func:`_hoist`)
+into a row function, whose values are appended to the row's data
+(:meth:`PointwiseDerivatives.rows`), and the point function, which reads them there.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 from functools import lru_cache
 from hashlib import sha256
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -21,15 +29,16 @@ import pytensor
 import pytensor.scalar as ps
 import pytensor.tensor as pt
 from pytensor.graph.basic import Constant
+from pytensor.graph.replace import clone_replace
 
 try:
     from pytensor.graph.traversal import io_toposort
 except ImportError:  # PyTensor before 2.32
     from pytensor.graph.basic import io_toposort
 from pytensor.graph.rewriting.utils import rewrite_graph
-from pytensor.link.numba.cache import compile_numba_function_src
+from pytensor.link.numba.cache import NUMBA_CACHE_PATH, compile_numba_function_src
 from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
-from pytensor.scalar.basic import Composite
+from pytensor.scalar.basic import Composite, identity
 from pytensor.scalar.math import Sigmoid, Softplus
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
 
@@ -39,7 +48,10 @@ from .point_key import point_cache_key
 
 __all__ = [
     "POINT_SIGNATURE",
+    "PREP_SIGNATURE",
     "PointwiseDerivatives",
+    "RowCache",
+    "extend_rows",
     "laplace_derivatives",
     "output_layout",
     "pointwise_derivatives",
@@ -138,17 +150,68 @@ def _scalar_graph(family: Family, third: bool = False):
     return scalar_inputs, scalar_outputs
 
 
+def _hoist(inputs, outputs, n_data: int, n_eta: int):
+    """Split the scalar graph at the values that do not depend on the linear predictors.
+
+    ``inputs`` are ``(y, data…, η…, φ…)`` with ``n_data`` columns of data. Returns the row
+    function's inputs ``(y, data…, φ…)`` and outputs (the η-free values that an η-dependent
+    value or an output uses: the largest η-free subexpressions, constants and inputs aside),
+    and the point function's inputs ``(y, data…, h…, η…, φ…)`` and outputs, with ``h_i``
+    standing for the row function's ``i``-th output.
+    """
+    data, etas, phis = inputs[:n_data], inputs[n_data : n_data + n_eta], inputs[n_data + n_eta :]
+    varying = set(etas)
+    nodes = io_toposort(inputs, outputs)
+    for node in nodes:
+        if any(i in varying for i in node.inputs):
+            varying.update(node.outputs)
+    hoisted: list = []
+
+    def consider(v):
+        if v in varying or v in inputs or isinstance(v, Constant) or v in hoisted:
+            return
+        if v.type.dtype != "float64":  # a row holds floats: a condition is taken per node
+            for i in v.owner.inputs:
+                consider(i)
+            return
+        hoisted.append(v)
+
+    for node in nodes:
+        if node.outputs[0] in varying:
+            for i in node.inputs:
+                consider(i)
+    for o in outputs:
+        consider(o)
+    if len(hoisted) > MAX_HOISTED:  # not seen: keep the whole graph per node
+        hoisted = []
+    h = [ps.float64(f"h{i}") for i in range(len(hoisted))]
+    replaced = clone_replace(outputs, replace=dict(zip(hoisted, h, strict=True)))
+    # an output that is a row value still needs an operation of its own in a Composite
+    replaced = [identity(o) if o in h else o for o in replaced]
+    return [*data, *phis], hoisted, [*data, *h, *etas, *phis], replaced
+
+
 #: Signature of a family's compiled point function: ``point(y*, η*, φ*, out*)`` reads the row's
-#: response and data (``y*``: ``y`` then the family's ``aux_names``), its linear predictors
-#: (``η*``: ``η`` then ``η_zi``) and writes the outputs in the order of :func:`output_layout` into
-#: ``out``. The kernels take it as a first-class function of this type, so they are compiled
-#: (and cached on disk) once for every family.
+#: response, data and row values (``y*``: ``y``, the family's ``aux_names``, then what the row
+#: function wrote), its linear predictors (``η*``: ``η`` then ``η_zi``) and writes the outputs
+#: in the order of :func:`output_layout` into ``out``. The kernels take it as a first-class
+#: function of this type, so they are compiled (and cached on disk) once for every family.
 POINT_SIGNATURE = numba.types.void(
     numba.types.CPointer(numba.types.float64),
     numba.types.CPointer(numba.types.float64),
     numba.types.CPointer(numba.types.float64),
     numba.types.CPointer(numba.types.float64),
 )
+
+#: Signature of a family's row function: ``prep(y*, φ*)`` writes the η-free values after the
+#: row's data in ``y*`` and returns how many it wrote.
+PREP_SIGNATURE = numba.types.int64(
+    numba.types.CPointer(numba.types.float64),
+    numba.types.CPointer(numba.types.float64),
+)
+
+#: At most this many η-free values per row (the families of the package have up to ~40).
+MAX_HOISTED = 256
 
 
 def _n_outputs(family: Family, third: bool) -> int:
@@ -158,68 +221,166 @@ def _n_outputs(family: Family, third: bool) -> int:
     return n + 1 + 2 * family.n_phis if third else n
 
 
-def _wrapper_source(family: Family, n_out: int) -> str:
+def _call(fn: str, args: list[str], n: int) -> str:
+    """``r = fn(args)``: a tuple of ``n`` values, or one value when ``n`` is 1."""
+    return f"    r = {fn}({', '.join(args)})\n" + ("    r = (r,)\n" if n == 1 else "")
+
+
+def _point_source(family: Family, n_out: int, n_hoisted: int) -> str:
     """The source of ``point(yr, er, phis, out)``, which calls the compiled scalar graph ``fn``
-    on the row's values (its arity depends on the family's data and extra parameters)."""
+    on the row's values (its arity depends on the family's data, row values and extra
+    parameters)."""
     args = (
-        [f"yr[{k}]" for k in range(1 + len(family.aux_names))]
+        [f"yr[{k}]" for k in range(1 + len(family.aux_names) + n_hoisted)]
         + [f"er[{k}]" for k in range(family.n_eta)]
         + [f"phis[{m}]" for m in range(family.n_phis)]
     )
-    return f"def point(yr, er, phis, out):\n    r = fn({', '.join(args)})\n" + "".join(
-        f"    out[{k}] = r[{k}]\n" for k in range(n_out)
+    return (
+        "def point(yr, er, phis, out):\n"
+        + _call("fn", args, n_out)
+        + "".join(f"    out[{k}] = r[{k}]\n" for k in range(n_out))
     )
 
 
-def _point_cfunc(src: str, fn, key: str | None):
-    """``point`` of ``src`` calling ``fn``, as a cfunc cached on disk under ``key`` (in
-    PyTensor's numba cache; not cached without a key)."""
+def _prep_source(family: Family, n_hoisted: int) -> str:
+    """The source of ``prep(yr, phis)``, which writes the row function's values after the
+    row's data and returns their number."""
+    n_data = 1 + len(family.aux_names)
+    if n_hoisted == 0:
+        return "def prep(yr, phis):\n    return 0\n"
+    args = [f"yr[{k}]" for k in range(n_data)] + [f"phis[{m}]" for m in range(family.n_phis)]
+    return (
+        "def prep(yr, phis):\n"
+        + _call("fn", args, n_hoisted)
+        + "".join(f"    yr[{n_data + k}] = r[{k}]\n" for k in range(n_hoisted))
+        + f"    return {n_hoisted}\n"
+    )
+
+
+def _cfunc(src: str, name: str, signature, fn, key: str | None):
+    """The function ``name`` of ``src`` calling ``fn``, as a cfunc of ``signature`` cached on
+    disk under ``key`` (in PyTensor's numba cache; not cached without a key)."""
     # the module's name too: the cached function's environment is rebuilt by importing it
     env = {"__name__": __name__, "fn": fn}
-    point = compile_numba_function_src(src, "point", global_env=env, cache_key=key)
-    return numba.cfunc(POINT_SIGNATURE, cache=key is not None)(point)
+    func = compile_numba_function_src(src, name, global_env=env, cache_key=key)
+    return numba.cfunc(signature, cache=key is not None)(func)
 
 
-def _load_point(src: str, key: str):
-    """The point function cached on disk under ``key``, or None when it is not there: the
-    compiled function needs no ``fn`` to be loaded, and without one a function that is not
-    there fails at once to compile."""
+def _load(src: str, name: str, signature, key: str):
+    """The cfunc ``name`` of ``src`` cached on disk under ``key``, or None when it is not
+    there: the compiled function needs no ``fn`` to be loaded (numba knows it by its key and
+    its bytecode), and without one a function that is not there fails at once to compile."""
     try:
-        return _point_cfunc(src, None, key)
+        return _cfunc(src, name, signature, None, key)
     except numba.core.errors.TypingError:
         return None
 
 
-def _compile_point(family: Family, third: bool = False):
-    """The point function and its number of outputs (with ``third``, those of
-    :func:`laplace_derivatives` too).
+def _count_file(key: str) -> Path:
+    """Where the number of row values of the functions cached under ``key`` is kept: their
+    sources depend on it, and numba finds a cached function by its source's bytecode too."""
+    return Path(NUMBA_CACHE_PATH) / f"{key}.row_values"
 
-    It is cached on disk (in PyTensor's numba cache). A family of the package is cached under
-    its identity (:func:`~glmm_ppl.engine.point_key.point_cache_key`), so a new process loads
-    it without building the family's graph; another family under PyTensor's key of the scalar
-    graph and the wrapper's source, so a new process builds the graph (up to seconds) but does not
-    compile it again."""
+
+def _load_cached(family: Family, n_out: int, keys: list[str]):
+    """The point and row functions and the number of row values, loaded from disk, or None
+    when they are not all there."""
+    try:
+        m = int(_count_file(keys[0]).read_text())
+    except (OSError, ValueError):
+        return None
+    point = _load(_point_source(family, n_out, m), "point", POINT_SIGNATURE, keys[0])
+    prep = _load(_prep_source(family, m), "prep", PREP_SIGNATURE, keys[1])
+    if point is None or prep is None or _n_hoisted(prep, family) != m:
+        return None
+    return point, prep, n_out, m
+
+
+def _save_count(key: str, m: int) -> None:
+    """Keep ``m`` for :func:`_load_cached` (written whole or not at all)."""
+    path = _count_file(key)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        tmp.write_text(str(m))
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache: the next process builds the graph again
+        tmp.unlink(missing_ok=True)
+
+
+def _n_hoisted(prep, family: Family) -> int:
+    """The number of values ``prep`` writes (it says so when called on any row)."""
+    row = np.ones(1 + len(family.aux_names) + MAX_HOISTED)
+    phis = np.zeros(max(family.n_phis, 1))
+    as_ptr = ctypes.POINTER(ctypes.c_double)
+    return int(prep.ctypes(row.ctypes.data_as(as_ptr), phis.ctypes.data_as(as_ptr)))
+
+
+def _funcify(inputs, outputs):
+    """The numba function of the scalar graph and PyTensor's cache key of it (None when it
+    calls a function that cannot be cached)."""
+    composite = Composite(inputs, outputs)
+    node = composite.make_node(*[ps.float64() for _ in inputs])
+    return numba_funcify_and_cache_key(composite, node=node)
+
+
+def _compile_point(family: Family, third: bool = False):
+    """The point function, the row function, the number of outputs (with ``third``, those of
+    :func:`laplace_derivatives` too) and the number of row values.
+
+    They are cached on disk (in PyTensor's numba cache). A family of the package is cached
+    under its identity (:func:`~glmm_ppl.engine.point_key.point_cache_key`), so a new process
+    loads them without building the family's graph; another family under PyTensor's keys of
+    the scalar graphs and the wrappers' sources, so a new process builds the graph (up to
+    seconds) but does not compile it again."""
     n_out = _n_outputs(family, third)
-    src = _wrapper_source(family, n_out)
     cache = pytensor.config.numba__cache
-    key = point_cache_key(family, third, src) if cache else None
-    if key is not None:
-        point = _load_point(src, key)
-        if point is not None:
-            return point, n_out
+    keys = [
+        point_cache_key(family, third, f"{name}, row values apart") if cache else None
+        for name in ("point", "prep")
+    ]
+    if keys[0] is not None:
+        loaded = _load_cached(family, n_out, keys)
+        if loaded is not None:
+            return loaded
+    builtin = keys[0] is not None
     # no stack traces on the graph's nodes: recording them is a quarter of building it
     with pytensor.config.change_flags(traceback__limit=0):
         inputs, outputs = _scalar_graph(family, third)
     if len(outputs) != n_out:
         raise AssertionError(f"{family.name}: {len(outputs)} outputs, {n_out} expected")
-    composite = Composite(inputs, outputs)
-    node = composite.make_node(*[ps.float64() for _ in inputs])
-    fn, graph_key = numba_funcify_and_cache_key(composite, node=node)
-    if graph_key is None or not cache:  # it calls a function that cannot be cached
-        key = None
-    elif key is None:
-        key = sha256(f"{__name__} point function\n{graph_key}\n{src}".encode()).hexdigest()
-    return _point_cfunc(src, fn, key), n_out
+    row_in, row_out, node_in, node_out = _hoist(
+        inputs, outputs, 1 + len(family.aux_names), family.n_eta
+    )
+    m = len(row_out)
+    sources = [_point_source(family, n_out, m), _prep_source(family, m)]
+    fns = [_funcify(node_in, node_out), _funcify(row_in, row_out) if m else (None, "none")]
+    for k, ((_, graph_key), src) in enumerate(zip(fns, sources, strict=True)):
+        if graph_key is None or not cache:  # it calls a function that cannot be cached
+            keys[k] = None
+        elif keys[k] is None:
+            keys[k] = sha256(f"{__name__} {src}\n{graph_key}".encode()).hexdigest()
+    point = _cfunc(sources[0], "point", POINT_SIGNATURE, fns[0][0], keys[0])
+    prep = _cfunc(sources[1], "prep", PREP_SIGNATURE, fns[1][0], keys[1])
+    if builtin and keys[0] is not None and keys[1] is not None:
+        _save_count(keys[0], m)
+    return point, prep, n_out, m
+
+
+@numba.njit(cache=True, nogil=True)
+def extend_rows(prep, Y, phis, n_hoisted):
+    """``Y`` with the ``n_hoisted`` η-free values that ``prep`` computes at ``phis`` appended
+    to each row."""
+    N, c = Y.shape
+    out = np.empty((N, c + n_hoisted))
+    row = np.empty(c + n_hoisted)
+    row_p, phis_p = row.ctypes, phis.ctypes
+    for j in range(N):
+        for k in range(c):
+            row[k] = Y[j, k]
+        prep(row_p, phis_p)
+        for k in range(c + n_hoisted):
+            out[j, k] = row[k]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -253,9 +414,14 @@ class PointwiseDerivatives:
     ----------
     point : numba cfunc
         ``point(y, eta, phis, out)`` (:data:`POINT_SIGNATURE`) writes the outputs for one
-        observation into ``out``; the AGQ engine's kernels call it.
+        observation into ``out``; the AGQ engine's kernels call it. It reads the row as
+        :meth:`rows` returns it.
+    prep : numba cfunc
+        ``prep(y, phis)`` (:data:`PREP_SIGNATURE`) appends the row's η-free values.
     n_out : int
         Number of outputs.
+    n_hoisted : int
+        Number of η-free values per row.
 
     Calling the object evaluates on arrays: ``Y`` of shape ``(N,)`` or ``(N, 1 + n_aux)``
     (response, then the family's ``aux_names`` columns) and ``η`` of shape ``(N, K)`` (one
@@ -272,7 +438,23 @@ class PointwiseDerivatives:
 
     def __init__(self, family: Family, third: bool = False):
         self.family = family
-        self.point, self.n_out = _compile_point(family, third)
+        self.point, self.prep, self.n_out, self.n_hoisted = _compile_point(family, third)
+
+    def rows(self, Y: np.ndarray, phis: np.ndarray) -> np.ndarray:
+        """The rows ``Y`` (``(N, 1 + n_aux)``) as :attr:`point` reads them at ``phis``: with
+        their η-free values appended (``Y`` itself when there are none).
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import negative_binomial
+        >>> k = pointwise_derivatives(negative_binomial())
+        >>> k.rows(np.array([[3.0]]), np.array([0.0])).shape[1] == 1 + k.n_hoisted
+        True
+        """
+        if self.n_hoisted == 0:
+            return Y
+        phis = np.ascontiguousarray(phis, dtype=np.float64)
+        return extend_rows(self.prep, Y, phis, self.n_hoisted)
 
     def __call__(self, Y: np.ndarray, eta: np.ndarray, phis: np.ndarray) -> list[np.ndarray]:
         Y = np.asarray(Y, dtype=np.float64)
@@ -281,7 +463,25 @@ class PointwiseDerivatives:
         eta = np.asarray(eta, dtype=np.float64)
         eta = np.ascontiguousarray(eta.reshape(len(Y), -1, E))
         phis = np.ascontiguousarray(phis, dtype=np.float64)
-        return list(_evaluate_points(self.point, self.n_out, Y, eta, phis))
+        return list(_evaluate_points(self.point, self.n_out, self.rows(Y, phis), eta, phis))
+
+
+class RowCache:
+    """A data set's rows as a point function reads them (:meth:`PointwiseDerivatives.rows`),
+    kept for the last ``φ`` asked (every kernel of one evaluation reads the same)."""
+
+    def __init__(self, pw: PointwiseDerivatives, Y: np.ndarray):
+        self.pw, self.Y = pw, Y
+        self._last: tuple[bytes, np.ndarray] | None = None
+
+    def at(self, phis: np.ndarray) -> np.ndarray:
+        if self.pw.n_hoisted == 0:
+            return self.Y
+        key = np.asarray(phis, dtype=np.float64).tobytes()
+        last = self._last
+        if last is None or last[0] != key:
+            last = self._last = (key, self.pw.rows(self.Y, phis))
+        return last[1]
 
 
 @lru_cache(maxsize=32)

@@ -17,7 +17,14 @@ from scipy import special
 
 from glmm_ppl.engine import pointwise
 from glmm_ppl.engine.point_key import point_cache_key
-from glmm_ppl.families import binomial, custom_family, gamma, negative_binomial, students_t
+from glmm_ppl.families import (
+    binomial,
+    custom_family,
+    gamma,
+    negative_binomial,
+    poisson,
+    students_t,
+)
 
 # the error bound of the numba ψ for x > 0 (relative, absolute where |ψ| < 1), and SciPy's own
 # error (below 4e-16 on these points against 40-digit values)
@@ -104,14 +111,17 @@ def test_cache_key_names_the_family_and_its_settings():
 
 
 def test_a_point_function_not_on_disk_is_not_loaded():
-    src = pointwise._wrapper_source(gamma(), pointwise._n_outputs(gamma(), False))
-    assert pointwise._load_point(src, uuid.uuid4().hex) is None
+    src = pointwise._point_source(gamma(), pointwise._n_outputs(gamma(), False), 3)
+    assert pointwise._load(src, "point", pointwise.POINT_SIGNATURE, uuid.uuid4().hex) is None
+    keys = [uuid.uuid4().hex, uuid.uuid4().hex]
+    assert pointwise._load_cached(gamma(), pointwise._n_outputs(gamma(), False), keys) is None
 
 
 def test_new_process_loads_point_functions_without_building_their_graphs():
     """A second process finds the point functions on disk (the first one compiled them or found
     them there): no graph is built (building one fails there) and numba loads each function
-    instead of compiling it. The negative binomial's calls ψ."""
+    instead of compiling it, with the number of row values it reads. The negative binomial's
+    calls ψ."""
     code = textwrap.dedent(
         """
         import sys
@@ -121,14 +131,19 @@ def test_new_process_loads_point_functions_without_building_their_graphs():
             def no_graph(*args, **kwargs):
                 raise AssertionError("the graph was built")
             pointwise._scalar_graph = no_graph
-        points = [pointwise._compile_point(f)[0] for f in (poisson(), negative_binomial())]
-        print(*(point.cache_hits for point in points))
+        for family in (poisson(), negative_binomial()):
+            point, prep, _, m = pointwise._compile_point(family)
+            print(point.cache_hits, prep.cache_hits, m)
         """
     )
     runs = [
         subprocess.run(
             [sys.executable, "-c", code, mode], capture_output=True, text=True, check=True
-        ).stdout.split()[-2:]
+        ).stdout.split()[-6:]
         for mode in ("filled", "loaded")
     ]
-    assert runs[1] == ["1", "1"]
+    counts = [
+        str(pointwise.pointwise_derivatives(f).n_hoisted) for f in (poisson(), negative_binomial())
+    ]
+    assert runs[1] == ["1", "1", counts[0], "1", "1", counts[1]]
+    assert runs[0][2::3] == counts
