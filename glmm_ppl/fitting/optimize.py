@@ -408,7 +408,7 @@ def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     final = None
     if _largest_block(graph.design) >= 2:
         theta, final = _polish(graph, theta, obj, H, control.hessian_step)
-        hess_evals += 2 * len(theta) + 1
+        hess_evals += len(theta) + 1
     if graph.exact_hessian and not np.array_equal(theta, h_at):
         # cheap: the standard errors from the Hessian at the estimates themselves
         H, final = _hessian(graph, theta, control.hessian_step), None
@@ -431,11 +431,22 @@ def _polish(graph: MixedModelGraph, theta: np.ndarray, obj: float, H: np.ndarray
     rule's integration error has a gradient of its own, so
     the fixed point of :func:`_refine` and the maximum of the reported log-likelihood differ
     (by up to ~0.1 standard errors at 10,000 groups), and the fixed point's log-likelihood is
-    lower, under finer rules too. The gradient of the reported objective is taken by central
-    differences; the step is kept only if it raises the objective (a second step was measured
-    to add under 1e-5). Returns ``(θ, graph(θ) if it was the last evaluation else None)``.
+    lower, under finer rules too. The gradient of the reported objective ``O`` is taken by
+    forward differences corrected by the curvature ``H`` already at hand,
+    ``g_j = (O(θ + h e_j) − O(θ))/h − ½ h H_jj``: their error is of order ``h²``, as that of
+    central differences, at half the evaluations (``H`` is the fixed-node Hessian, whose
+    difference from ``O``'s adds ``h/2`` times that difference). The step is kept only if it
+    raises the objective (a second step was measured to add under 1e-5). Returns
+    ``(θ, graph(θ) if it was the last evaluation else None)``.
     """
-    g = central_differences(lambda t: graph(t)[0], theta, step)
+    h = step * np.maximum(np.abs(theta), 1.0)  # the steps of central_differences
+    g = np.empty(len(theta))
+    for j in range(len(theta)):
+        e = np.zeros(len(theta))
+        e[j] = h[j]
+        g[j] = (graph(theta + e)[0] - obj) / h[j] - 0.5 * h[j] * H[j, j]
+    if not np.all(np.isfinite(g)):
+        return theta, None
     try:
         delta = np.linalg.solve(-H, g)
     except np.linalg.LinAlgError:

@@ -334,6 +334,7 @@ def test_plot_effects_labels_of_other_families_and_without_attrs(fm1, grid):
 
 
 def test_plot_effects_errors(fm1, grid):
+    before = plt.get_fignums()  # figures that other tests left open
     data = effect_plot_data(fm1, grid)
     with pytest.raises(ValueError, match=re.escape("x column 'age' is not in data")):
         plot_effects(data, "age")
@@ -349,4 +350,4 @@ def test_plot_effects_errors(fm1, grid):
         plot_effects(data.drop(columns=["pred_response", "low_response"]), "time")
     with pytest.raises(TypeError, match="data must be a pandas DataFrame, got list"):
         plot_effects([1, 2], "time")
-    assert plt.get_fignums() == []  # nothing drawn when the arguments are refused
+    assert plt.get_fignums() == before  # nothing drawn when the arguments are refused
