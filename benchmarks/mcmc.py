@@ -1,7 +1,9 @@
 """NUTS on the marginal model (AGQ) beside latent models of the same data.
 
 The vignette model fm1 (``y ~ sex * time``, random intercepts by ``id``, binomial; 100
-groups, 800 rows), sampled with 2 chains × 1,000 draws after 1,000 tuning steps:
+groups, 800 rows), and the same model on ``tests/reference/binary_n1000.csv`` (1,000 groups,
+the data of the scaling benchmark), sampled with 2 chains × 1,000 draws after 1,000 tuning
+steps:
 
 * ``marginal``: :func:`glmm_ppl.sample` as it runs by default (nutpie's NUTS over ``θ`` only,
   the random effects integrated out by adaptive Gauss–Hermite quadrature, the two chains in
@@ -20,7 +22,8 @@ minimum over the parameters all share: the fixed effects and the random-intercep
 deviation. Run from the repository root::
 
     python benchmarks/mcmc.py [--draws 1000] [--tune 1000] [--chains 2] [--seed 1]
-    python benchmarks/mcmc.py --write-docs  # and write the table to docs/performance_mcmc.md
+    python benchmarks/mcmc.py --groups 100    # fm1 only
+    python benchmarks/mcmc.py --write-docs  # and write the tables to docs/performance_mcmc.md
 """
 
 from __future__ import annotations
@@ -33,10 +36,24 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pymc as pm
+from _timing import machine
 
 FIXED, RANDOM = "y ~ sex * time", "~ 1 | id"
-DOCS_TABLE = Path(__file__).resolve().parents[1] / "docs" / "performance_mcmc.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_TABLE = ROOT / "docs" / "performance_mcmc.md"
+
+
+def load(groups: int) -> pd.DataFrame:
+    """fm1's data (100 groups) or the scaling benchmark's (1,000 groups)."""
+    import glmm_ppl as gp
+
+    if groups == 100:
+        return gp.load_vignette("binary")
+    df = pd.read_csv(ROOT / "tests" / "reference" / f"binary_n{groups}.csv")
+    df["sex"] = pd.Categorical(df["sex"], categories=["male", "female"])
+    return df
 
 
 def _min_ess(posterior, names: list[str]) -> float:
@@ -117,19 +134,9 @@ def run_bambi(df, args, cores: int | None) -> dict | None:
     return {**result, "version": bambi.__version__, "cores": used}
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
-    parser.add_argument("--chains", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS_TABLE.name}")
-    args = parser.parse_args(argv)
-
-    import glmm_ppl as gp
-
-    df = gp.load_vignette("binary")
-    warnings.simplefilter("ignore")  # PyMC's few-chains notes, the flat-sd-prior note
+def run_size(groups: int, args) -> tuple[str, list[str]]:
+    """Every sampler on one data set: the table's title and lines."""
+    df = load(groups)
     results = {
         "marginal": run_marginal(df, args, "nutpie"),
         "marginal, PyMC NUTS": run_marginal(df, args, "pymc"),
@@ -140,9 +147,10 @@ def main(argv=None) -> None:
         if bambi_result is not None:
             name = f"bambi {bambi_result['version']}" + ("" if cores else ", default cores")
             results[name] = bambi_result
+    data = "fm1" if groups == 100 else f"binary_n{groups}, fm1's model"
     title = (
-        f"fm1, {args.chains} chains x {args.draws} draws ({args.tune} tune); "
-        "min bulk ESS over the fixed effects and the sd"
+        f"{data} ({groups} groups), {args.chains} chains x {args.draws} draws ({args.tune} "
+        "tune); min bulk ESS over the fixed effects and the sd"
     )
     base = results["marginal"]
     lines = [
@@ -165,13 +173,32 @@ def main(argv=None) -> None:
         print(
             f"marginal / {name}: wall time {base['wall'] / r['wall']:.2f}x, ESS per second "
             f"{(base['ess'] / base['wall']) / (r['ess'] / r['wall']):.1f}x (wall), "
-            f"{(base['ess'] / base['sampling']) / (r['ess'] / r['sampling']):.1f}x (sampling)"
+            f"{(base['ess'] / base['sampling']) / (r['ess'] / r['sampling']):.1f}x (sampling)",
+            flush=True,
         )
+    return title, lines
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--groups", type=int, nargs="+", choices=(100, 1000), default=[100, 1000],
+        help="the data sets: fm1's 100 groups, binary_n1000's 1,000 (default both)",
+    )  # fmt: skip
+    parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS_TABLE.name}")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")  # PyMC's few-chains notes, the flat-sd-prior note
+    tables = [run_size(groups, args) for groups in args.groups]
     if args.write_docs:
         stamp = time.strftime("%Y-%m-%d")
         DOCS_TABLE.write_text(
-            f"One run of `python benchmarks/mcmc.py --write-docs` on {stamp}: {title}.\n\n"
-            + "\n".join(lines)
+            f"One run of `python benchmarks/mcmc.py --write-docs` on {stamp}, {machine(ROOT)}."
+            "\n\n"
+            + "\n\n".join(f"{title}:\n\n" + "\n".join(lines) for title, lines in tables)
             + "\n"
         )
         print(f"wrote {DOCS_TABLE}")
