@@ -204,6 +204,18 @@ def test_school_slash_class_with_repeated_class_labels(schools_repeated, fit):
     assert other.ranef()["school:class"].index[:4].tolist() == ["1:1", "1:2", "1:3", "1:4"]
 
 
+def test_school_slash_class_with_categorical_columns(schools_repeated, fit):
+    """Categorical school and class columns are joined into the same ``school:class`` labels
+    as text ones."""
+    data = schools_repeated.assign(
+        school=schools_repeated["school"].astype("category"),
+        **{"class": schools_repeated["class"].astype("category")},
+    )
+    same = gp.mixed_model(FIXED, NESTED, data, "binomial")
+    assert abs(same.loglik - fit.loglik) < 1e-8
+    assert same.ranef()["school:class"].index[:4].tolist() == ["1:1", "1:2", "1:3", "1:4"]
+
+
 def test_separate_terms_with_repeated_class_labels_are_crossed(schools_repeated, schools):
     """Class labels "1".."4" in every school: (1 | school) + (1 | class) crosses school with
     the four labels (as lme4 reads it), where (1 | school/class) nests them."""

@@ -78,10 +78,14 @@ def factor_labels(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     >>> df = pd.DataFrame({"school": [3.0, 3.0], "class": ["2", "b"]})
     >>> factor_labels(df, ("school", "class")).tolist()
     ['3:2', '3:b']
+    >>> df["class"] = df["class"].astype("category")  # categorical columns join the same way
+    >>> factor_labels(df, ("school", "class")).tolist()
+    ['3:2', '3:b']
     """
     if len(columns) == 1:
         return df[columns[0]]
-    parts = [df[c].map(_plain_text) for c in columns]
+    # as objects: a categorical column's map would stay categorical, which does not join
+    parts = [df[c].astype(object).map(_plain_text) for c in columns]
     out = parts[0]
     for part in parts[1:]:
         out = out + ":" + part
