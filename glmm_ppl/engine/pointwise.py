@@ -310,7 +310,7 @@ def _save_count(key: str, m: int) -> None:
 def _n_hoisted(prep, family: Family) -> int:
     """The number of values ``prep`` writes (it says so when called on any row)."""
     row = np.ones(1 + len(family.aux_names) + MAX_HOISTED)
-    phis = np.zeros(max(family.n_phis, 1))
+    phis = np.ones(max(family.n_phis, 1))
     as_ptr = ctypes.POINTER(ctypes.c_double)
     return int(prep.ctypes(row.ctypes.data_as(as_ptr), phis.ctypes.data_as(as_ptr)))
 
