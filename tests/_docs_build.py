@@ -32,7 +32,7 @@ class Build:
 # A kernel's ports are chosen by its parent, released, then bound by the kernel; another process
 # on the machine (a Dask cluster of the distributed tests, another page's kernel) can take one in
 # between, and the kernel dies with this message before running a cell (jupyter_client's known
-# start-up race). Such a build says nothing about the documentation: it is run once more.
+# start-up race). Such a build says nothing about the documentation: it is run again.
 PORT_RACE = "zmq.error.ZMQError: Address already in use"
 
 
@@ -59,8 +59,8 @@ def _build_once() -> Build:
 def build_docs() -> Build:
     """``python -m sphinx -W --keep-going -b html docs <tmp>``, as the README says to build
     the site (warnings are errors), into a temporary directory removed at exit; with ``-j
-    auto``, so that pages run their code side by side (a minute less on two cores). A build
-    that failed only because a kernel lost its port at start-up (``PORT_RACE``) is run again,
+    auto``, so that pages run their code side by side (a minute less on two cores). A failed
+    build whose log shows a kernel that lost its port at start-up (``PORT_RACE``) is run again,
     at most twice."""
     for _ in range(3):
         build = _build_once()

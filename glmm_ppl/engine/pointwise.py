@@ -155,7 +155,8 @@ def _hoist(inputs, outputs, n_data: int, n_eta: int):
 
     ``inputs`` are ``(y, data…, η…, φ…)`` with ``n_data`` columns of data. Returns the row
     function's inputs ``(y, data…, φ…)`` and outputs (the η-free values that an η-dependent
-    value or an output uses: the largest η-free subexpressions, constants and inputs aside),
+    value or an output uses: the largest η-free subexpressions, constants and inputs aside; a
+    condition, which is not a float, stays per node and its float operands are taken instead),
     and the point function's inputs ``(y, data…, h…, η…, φ…)`` and outputs, with ``h_i``
     standing for the row function's ``i``-th output.
     """
@@ -468,13 +469,22 @@ class PointwiseDerivatives:
 
 class RowCache:
     """A data set's rows as a point function reads them (:meth:`PointwiseDerivatives.rows`),
-    kept for the last ``φ`` asked (every kernel of one evaluation reads the same)."""
+    kept for the last ``φ`` asked (every kernel of one evaluation reads the same).
+
+    Examples
+    --------
+    >>> from glmm_ppl.families import negative_binomial
+    >>> rows = RowCache(pointwise_derivatives(negative_binomial()), np.array([[3.0], [0.0]]))
+    >>> rows.at(np.array([2.0])) is rows.at(np.array([2.0]))  # computed once per φ
+    True
+    """
 
     def __init__(self, pw: PointwiseDerivatives, Y: np.ndarray):
         self.pw, self.Y = pw, Y
         self._last: tuple[bytes, np.ndarray] | None = None
 
     def at(self, phis: np.ndarray) -> np.ndarray:
+        """The rows at ``phis``."""
         if self.pw.n_hoisted == 0:
             return self.Y
         key = np.asarray(phis, dtype=np.float64).tobytes()
