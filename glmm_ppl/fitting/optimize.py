@@ -305,6 +305,12 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
             if new_obj > obj or t < 0.1:
                 break
             t /= 2
+        if not new_obj > obj and exact and size < control.gtol:
+            # Newton's step fails where the gradient is within gtol: near the fixed point the
+            # re-centred objective's own gradient differs from the fixed-node one by the
+            # gradient of the rule's error (see _polish), and no step along the latter rises;
+            # the Newton refinement, whose line search holds the nodes, goes on from here
+            return theta, it, evals, True
         if not new_obj > obj and exact:  # Newton's step fails here: the outer product's
             exact = False
             info, g = gradient(theta, res)
