@@ -261,9 +261,10 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     the exact fixed-node Hessian where it has one, else the outer product of the per-group
     scores, BHHH): every evaluation gives the step's matrix; step-halving keeps the objective
     rising. Once a step rises beyond its quadratic model (a variance going to 0 on the log
-    scale), the outer product alone, whose steps run out to the boundary. It gives up (for
-    L-BFGS to take over) when four halvings do not help, which happens on flat likelihoods
-    such as a correlation tending to ±1.
+    scale), the outer product alone, whose steps run out to the boundary. A Newton step that
+    fails where the gradient is within ``gtol`` ends it (the refinement goes on). It gives up
+    (for L-BFGS to take over) when four halvings do not help, which happens on flat
+    likelihoods such as a correlation tending to ±1.
 
     Returns ``(θ, iterations, evaluations, reached)``; ``reached`` says whether the per-group
     gradient fell below ``control.gtol``.
