@@ -36,24 +36,13 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
-import pandas as pd
 import pymc as pm
 from _timing import machine
+from run import load  # the scaling benchmark's data sets
 
 FIXED, RANDOM = "y ~ sex * time", "~ 1 | id"
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_TABLE = ROOT / "docs" / "performance_mcmc.md"
-
-
-def load(groups: int) -> pd.DataFrame:
-    """fm1's data (100 groups) or the scaling benchmark's (1,000 groups)."""
-    import glmm_ppl as gp
-
-    if groups == 100:
-        return gp.load_vignette("binary")
-    df = pd.read_csv(ROOT / "tests" / "reference" / f"binary_n{groups}.csv")
-    df["sex"] = pd.Categorical(df["sex"], categories=["male", "female"])
-    return df
 
 
 def _min_ess(posterior, names: list[str]) -> float:
