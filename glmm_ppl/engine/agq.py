@@ -98,8 +98,12 @@ class AGQResult:
     second_moment: np.ndarray | None = None  # S = Σ_ik π_ik b_ik b_ikᵀ (for EM)
     second_moment_groups: np.ndarray | None = None  # S_i = Σ_k π_ik b_ik b_ikᵀ, (n, q, q)
     grad_phis_groups: np.ndarray | None = None  # ∂ log L_i / ∂φ, (n, n_phis)
-    # Σ_i w_i Cov_π(u_ik), u_ik = (∂ log f_ik/∂(β, γ), vec(b_ik b_ikᵀ)) (for the Hessian)
+    # Σ_i w_i Cov_π(u_ik), u_ik = (∂ log f_ik/∂(β, γ), vec(b_ik b_ikᵀ), ∂ log f_ik/∂φ) (for the
+    # Hessian), and the rest of Louis' identity in φ: Σ_k π_ik ∂²ℓ_ijk/∂η_e∂φ_m, (N, E n_phis),
+    # e major, and Σ_i w_i Σ_jk π_ik ∂²ℓ_ijk/∂φ_m∂φ_l (m ≤ l)
     score_covariance: np.ndarray | None = None
+    hess_eta_phis: np.ndarray | None = None
+    hess_phis: np.ndarray | None = None
 
 
 # ---- small dense linear algebra for one group (q is small) ---------------------------------
@@ -242,8 +246,9 @@ class AGQ:
         weights; the per-group fields do not. With ``designs``, the fixed-effects design of
         each linear predictor, ``score_covariance`` too (and EM's fields): with the nodes
         fixed, ``∇² log L_i = E_π[∇² log f_ik] + Cov_π(∇ log f_ik)`` (Louis' identity), whose
-        second part this is, in ``(β, γ)`` and in ``b bᵀ``, on which the score in ``D``
-        depends linearly.
+        second part this is, in ``(β, γ)``, in ``b bᵀ`` (on which the score in ``D`` depends
+        linearly) and in ``φ``; and the parts of the first that involve ``φ``
+        (``hess_eta_phis``, ``hess_phis``).
         """
         em = em or designs is not None
         shape = np.shape(eta0)
@@ -272,11 +277,13 @@ class AGQ:
         per_group = np.empty(n)
         g_eta = np.empty((self.N if want else 0, E))
         S_g = np.empty((n if want else 0, q, q))
-        gphi_g = np.empty((n if want else 0, n_phi))
-        W = np.empty((self.N if em else 0, n_d2))
+        louis = designs is not None
+        n_pp = n_phi * (n_phi + 1) // 2 if louis else 0
+        gphi_g = np.empty((n if want else 0, n_phi + n_pp))
+        W = np.empty((self.N if em else 0, n_d2 + (E * n_phi if louis else 0)))
         empty = np.empty((0, 0))
-        X, X_zi = (list(designs) + [empty])[:2] if designs is not None else (empty, empty)
-        n_cov = X.shape[1] + X_zi.shape[1] + q * q if designs is not None else 0
+        X, X_zi = (list(designs) + [empty])[:2] if louis else (empty, empty)
+        n_cov = X.shape[1] + X_zi.shape[1] + q * q + n_phi if louis else 0
         gw = np.ones(n) if self.weights is None else self.weights
         covariances = []
 
@@ -319,12 +326,14 @@ class AGQ:
             # near a singular D the gradient in D is not finite (the callers step back)
             with np.errstate(over="ignore", invalid="ignore"):
                 res.grad_D = 0.5 * Dinv @ S @ Dinv - 0.5 * n_eff * Dinv
-            res.grad_phis = gphi_g.sum(axis=0) if w is None else w @ gphi_g
+            totals = gphi_g.sum(axis=0) if w is None else w @ gphi_g
+            res.grad_phis = totals[:n_phi]
             res.second_moment = S
-            res.hess_weights = W if em else None
+            res.hess_weights = W[:, :n_d2] if em else None
             res.second_moment_groups = S_g
-            res.grad_phis_groups = gphi_g
-        if designs is not None:
+            res.grad_phis_groups = gphi_g[:, :n_phi]
+        if louis:
             cov = np.sum(covariances, axis=0)
             res.score_covariance = np.triu(cov) + np.triu(cov, 1).T
+            res.hess_eta_phis, res.hess_phis = W[:, n_d2:], totals[n_phi:]
         return res

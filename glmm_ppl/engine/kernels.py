@@ -335,6 +335,13 @@ def nodes_kernel(
     K = znodes.shape[0]
     n_phi = phis.shape[0]
     o_phi = 1 + E + n_d2
+    # the posterior covariance of the nodes' scores (Louis' identity): wanted when cov has rows;
+    # then, with extra parameters, also the E_π of ∂²ℓ/∂η∂φ (W's columns after the n_d2) and of
+    # Σ_j ∂²ℓ/∂φ∂φ (gphi_g's after the n_phi): the rest of the Hessian in φ
+    p0, p1, U = X.shape[1], X_zi.shape[1], cov.shape[0]
+    n_ep = E * n_phi if U > 0 else 0
+    n_pp = n_phi * (n_phi + 1) // 2 if U > 0 else 0
+    n_w = n_d2 + n_ep
     # one linear predictor and nothing but ℓ and ∂ℓ/∂η wanted: a loop with nothing else in it
     # (a quarter faster than the general one)
     simple = E == 1 and n_phi == 0 and not want_em
@@ -349,10 +356,8 @@ def nodes_kernel(
     B = np.empty((K, q))
     eta = np.empty((K, E))
     d1 = np.empty((m_max, K, E))
-    d2 = np.empty((m_max, K, n_d2)) if want_em else np.empty((0, 0, 0))
-    dphi = np.empty((K, n_phi))
-    # the posterior covariance of the nodes' scores (Louis' identity): wanted when cov has rows
-    p0, p1, U = X.shape[1], X_zi.shape[1], cov.shape[0]
+    d2 = np.empty((m_max, K, n_w)) if want_em else np.empty((0, 0, 0))
+    dphi = np.empty((K, n_phi + n_pp))
     u = np.empty((K, U))
     ubar = np.empty(U)
     phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
@@ -398,11 +403,11 @@ def nodes_kernel(
                 if want_grad:
                     for e in range(E):
                         d1[j - j0, k, e] = buf[1 + e]
-                    for p in range(n_phi):
-                        dphi[k, p] += buf[o_phi + p]
+                    for p in range(n_phi + n_pp):  # ∂ℓ/∂φ, then (Louis) ∂²ℓ/∂φ∂φ
+                        dphi[k, p] += buf[o_phi + (p if p < n_phi else p + E * n_phi)]
                 if want_em:
-                    for e in range(n_d2):
-                        d2[j - j0, k, e] = buf[1 + E + e]
+                    for e in range(n_w):  # ∂²ℓ/∂η∂η, then (Louis) ∂²ℓ/∂η∂φ
+                        d2[j - j0, k, e] = buf[1 + E + e if e < n_d2 else o_phi + n_phi + e - n_d2]
         amax = a.max()
         tot = 0.0
         for k in range(K):
@@ -420,7 +425,7 @@ def nodes_kernel(
                     g += a[k] * d1[j - j0, k, e]
                 g_eta[j, e] = g
             if want_em:
-                for e in range(n_d2):
+                for e in range(n_w):
                     w = 0.0
                     for k in range(K):
                         w += a[k] * d2[j - j0, k, e]
@@ -431,7 +436,7 @@ def nodes_kernel(
                 for k in range(K):
                     t += a[k] * B[k, r] * B[k, c]
                 S_g[i, r, c] = t
-        for p in range(n_phi):
+        for p in range(n_phi + n_pp):
             t = 0.0
             for k in range(K):
                 t += a[k] * dphi[k, p]
@@ -453,6 +458,8 @@ def nodes_kernel(
             for r in range(q):
                 for c in range(q):
                     u[k, p0 + p1 + r * q + c] = B[k, r] * B[k, c]
+            for p in range(U - p0 - p1 - q * q):  # the scores in φ (none unless wanted)
+                u[k, p0 + p1 + q * q + p] = dphi[k, p]
         for c in range(U):
             t = 0.0
             for k in range(K):

@@ -47,7 +47,7 @@ from .laplace_kernels import (
     row_pass,
     row_variances,
 )
-from .pointwise import RowCache, laplace_derivatives, pointwise_derivatives
+from .pointwise import RowCache, laplace_derivatives, output_layout, pointwise_derivatives
 
 __all__ = ["JointLaplace", "MAX_DENSE"]
 
@@ -450,10 +450,11 @@ class JointLaplace:
             return res
         eta = self._eta(eta0s, b0, br)
         out = self._full(self.Y_sorted, eta[:, None], phis)
-        d1, d2, d3 = out[1][:, 0], out[2][:, 0], out[3 + n_phi][:, 0]
-        dphi = [out[3 + m][:, 0] for m in range(n_phi)]
-        dphi1 = [out[4 + n_phi + m][:, 0] for m in range(n_phi)]
-        dphi2 = [out[4 + 2 * n_phi + m][:, 0] for m in range(n_phi)]
+        at = output_layout(1, n_phi)
+        d1, d2, d3 = out[at.d1][:, 0], out[at.d2][:, 0], out[at.total][:, 0]
+        dphi = [out[at.phi + m][:, 0] for m in range(n_phi)]
+        dphi1 = [out[at.eta_phi + m][:, 0] for m in range(n_phi)]
+        dphi2 = [out[at.total + 1 + m][:, 0] for m in range(n_phi)]
         v, V0, Sinv = self._covariances(cS)
         c = 0.5 * d3 * v
         gb0 = _unit_sums(c[:, None] * self._X0, self._ustart)

@@ -22,6 +22,7 @@ import os
 from functools import lru_cache
 from hashlib import sha256
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -48,6 +49,7 @@ from .point_key import point_cache_key
 
 __all__ = [
     "POINT_SIGNATURE",
+    "OutputLayout",
     "PREP_SIGNATURE",
     "PointwiseDerivatives",
     "RowCache",
@@ -58,11 +60,34 @@ __all__ = [
 ]
 
 
-def output_layout(n_eta: int, n_phis: int) -> tuple[int, int, int]:
-    """Where the outputs of a point function sit: ``(first ∂ℓ/∂η, first ∂²ℓ, first ∂ℓ/∂φ)``;
-    the total is ``1 + E + E(E+1)/2 + n_phis`` for ``E`` linear predictors. Second derivatives
-    are stored as the upper triangle, row by row (``(0,0), (0,1), (1,1)`` for two)."""
-    return 1, 1 + n_eta, 1 + n_eta + n_eta * (n_eta + 1) // 2
+class OutputLayout(NamedTuple):
+    """Where the outputs of a point function sit, for ``E`` linear predictors and ``M`` extra
+    parameters: ``ℓ`` at 0, then the ``∂ℓ/∂η_e`` from ``d1``, the ``∂²ℓ/∂η_e∂η_f`` (``e ≤ f``,
+    the upper triangle row by row: ``(0,0), (0,1), (1,1)`` for two) from ``d2``, the
+    ``∂ℓ/∂φ_m`` from ``phi``, the ``∂²ℓ/∂η_e∂φ_m`` (``e`` major) from ``eta_phi`` and the
+    ``∂²ℓ/∂φ_m∂φ_l`` (``m ≤ l``) from ``phi_phi``; ``total`` outputs in all."""
+
+    d1: int
+    d2: int
+    phi: int
+    eta_phi: int
+    phi_phi: int
+    total: int
+
+
+def output_layout(n_eta: int, n_phis: int) -> OutputLayout:
+    """The :class:`OutputLayout` of a point function.
+
+    Examples
+    --------
+    >>> output_layout(1, 1)
+    OutputLayout(d1=1, d2=2, phi=3, eta_phi=4, phi_phi=5, total=6)
+    """
+    d2 = 1 + n_eta
+    phi = d2 + n_eta * (n_eta + 1) // 2
+    eta_phi = phi + n_phis
+    phi_phi = eta_phi + n_eta * n_phis
+    return OutputLayout(1, d2, phi, eta_phi, phi_phi, phi_phi + n_phis * (n_phis + 1) // 2)
 
 
 def _softplus_or_sigmoid(op, x, shared_exp: dict):
@@ -79,9 +104,9 @@ def _softplus_or_sigmoid(op, x, shared_exp: dict):
 
 
 def _scalar_graph(family: Family, third: bool = False):
-    """Scalar graph ``(y, data…, η…, φ…) → (ℓ, ∂ℓ/∂η_e, ∂²ℓ/∂η_e∂η_f (e ≤ f), ∂ℓ/∂φ_m)``;
-    with ``third`` (one linear predictor) also ``∂³ℓ/∂η³``, the ``∂²ℓ/∂η∂φ_m`` and the
-    ``∂³ℓ/∂η²∂φ_m``, which the gradient of the Laplace approximation needs."""
+    """Scalar graph ``(y, data…, η…, φ…) →`` the outputs of :class:`OutputLayout`; with
+    ``third`` (one linear predictor) also ``∂³ℓ/∂η³`` and the ``∂³ℓ/∂η²∂φ_m``, which the
+    gradient of the Laplace approximation needs."""
     y = pt.dscalar("y")
     aux = [pt.dscalar(name) for name in family.aux_names]
     etas = [pt.dscalar("eta"), pt.dscalar("eta_zi")][: family.n_eta]
@@ -95,20 +120,22 @@ def _scalar_graph(family: Family, third: bool = False):
             f"{family.name}.logp must be elementwise: it returned {lp.ndim} dimension(s) "
             "for scalar inputs"
         )
-    d1 = [pytensor.grad(lp, e, disconnected_inputs="ignore") for e in etas]
-    d2 = [
-        pytensor.grad(d1[e], etas[f], disconnected_inputs="ignore")
-        for e in range(len(etas))
-        for f in range(e, len(etas))
-    ]
-    dphi = [pytensor.grad(lp, p, disconnected_inputs="ignore") for p in phis]
+
+    def grad(v, wrt):
+        return pytensor.grad(v, wrt, disconnected_inputs="ignore")
+
+    n = len(etas)
+    d1 = [grad(lp, e) for e in etas]
+    d2 = [grad(d1[e], etas[f]) for e in range(n) for f in range(e, n)]
+    dphi = [grad(lp, p) for p in phis]
+    d_eta_phi = [grad(d1[e], p) for e in range(n) for p in phis]
+    d_phi_phi = [grad(dphi[m], phis[k]) for m in range(len(phis)) for k in range(m, len(phis))]
     extra = []
     if third:
-        extra = [pytensor.grad(d2[0], etas[0], disconnected_inputs="ignore")]
-        extra += [pytensor.grad(d1[0], p, disconnected_inputs="ignore") for p in phis]
-        extra += [pytensor.grad(d2[0], p, disconnected_inputs="ignore") for p in phis]
+        extra = [grad(d2[0], etas[0])] + [grad(d2[0], p) for p in phis]
     outputs = rewrite_graph(
-        [lp, *d1, *d2, *dphi, *extra], include=("canonicalize", "stabilize", "specialize")
+        [lp, *d1, *d2, *dphi, *d_eta_phi, *d_phi_phi, *extra],
+        include=("canonicalize", "stabilize", "specialize"),
     )
     inputs = [y, *aux, *etas, *phis]
     mapping, scalar_inputs = {}, []
@@ -217,9 +244,9 @@ MAX_HOISTED = 256
 
 def _n_outputs(family: Family, third: bool) -> int:
     """The number of outputs of the point function (:func:`output_layout`; with ``third``, the
-    ``1 + 2 n_phis`` of :func:`laplace_derivatives` after them)."""
-    n = output_layout(family.n_eta, family.n_phis)[2] + family.n_phis
-    return n + 1 + 2 * family.n_phis if third else n
+    ``1 + n_phis`` of :func:`laplace_derivatives` after them)."""
+    n = output_layout(family.n_eta, family.n_phis).total
+    return n + 1 + family.n_phis if third else n
 
 
 def _call(fn: str, args: list[str], n: int) -> str:
@@ -504,7 +531,7 @@ def pointwise_derivatives(family: Family) -> PointwiseDerivatives:
 def laplace_derivatives(family: Family) -> PointwiseDerivatives:
     """The jitted derivatives of ``family`` that the joint Laplace approximation's gradient
     needs: the outputs of :func:`pointwise_derivatives` (one linear predictor), then
-    ``∂³ℓ/∂η³``, the ``∂²ℓ/∂η∂φ_m`` and the ``∂³ℓ/∂η²∂φ_m``.
+    ``∂³ℓ/∂η³`` and the ``∂³ℓ/∂η²∂φ_m``.
 
     Examples
     --------

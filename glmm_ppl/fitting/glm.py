@@ -106,7 +106,7 @@ def fit_glm_arrays(
     N, E = len(Y), len(Xs)
     offset = np.zeros((N, E)) if offset is None else np.asarray(offset, dtype=float)
     sizes = np.cumsum([0] + [X.shape[1] for X in Xs])
-    d1_at, d2_at, phi_at = output_layout(E, family.n_phis)
+    d1_at, d2_at, phi_at = output_layout(E, family.n_phis)[:3]
 
     def eta(coef):
         pairs = zip(Xs, sizes, sizes[1:], strict=False)

@@ -172,22 +172,20 @@ class ModelParameters:
     @property
     def hessian_evaluations(self) -> int:
         """The evaluations one :meth:`hessian` costs."""
-        return 1 + 2 * self.n_phis if self.exact_hessian else 2 * self.layout.size
+        return 1 if self.exact_hessian else 2 * self.layout.size
 
     def fixed_node_hessian(self, theta: np.ndarray) -> np.ndarray | None:
-        """The exact fixed-node Hessian of the log-likelihood in ``(β, γ, θ_D)`` at ``θ``, the
-        nodes where they are (:func:`~.statistics.louis_hessian`; 0 in the extra
-        parameters' rows and columns), where :attr:`exact_hessian`; None where it cannot be
-        had (a singular ``D``)."""
+        """The exact fixed-node Hessian of the log-likelihood at ``θ``, the nodes where they
+        are (:func:`~.statistics.louis_hessian`), where :attr:`exact_hessian`; None where it
+        cannot be had (a singular ``D``)."""
         raise NotImplementedError
 
     def hessian(self, theta: np.ndarray, step: float) -> np.ndarray:
         """Hessian of the objective at ``θ`` with the nodes where they are.
 
         Where :attr:`exact_hessian`, :meth:`fixed_node_hessian` from one evaluation, with the
-        columns of the extra parameters and the penalty's and priors' Hessian by central
-        differences of their gradients (steps of ``step``); otherwise central differences of
-        the objective's gradient in every column.
+        penalty's and priors' Hessian by central differences of their gradients (steps of
+        ``step``); otherwise central differences of the objective's gradient in every column.
         """
         H = self.fixed_node_hessian(theta) if self.exact_hessian else None
         if H is None or not np.all(np.isfinite(H)):
@@ -197,12 +195,6 @@ class ModelParameters:
         if self.penalty is not None or self.priors is not None:
             prior = central_differences(lambda t: self.log_prior(t)[1], theta, step)
             H += 0.5 * (prior + prior.T)
-        extra = self.layout.blocks["extra"]
-        if extra.stop > extra.start:
-            with self.fixed_nodes():
-                columns = central_differences(lambda t: self(t)[2], theta, step, extra)
-            H[:, extra], H[extra, :] = columns, columns.T
-            H[extra, extra] = 0.5 * (columns[extra] + columns[extra].T)
         return H
 
     def _priors_fn(self, jacobian: bool):
@@ -377,15 +369,14 @@ class MixedModelGraph(ModelParameters):
         return total, scoring_information(outer, block if exact else None)
 
     def scoring_parts(self, theta: np.ndarray, state):
-        """``(Σ_i s_i, Σ_i s_i s_iᵀ / w_i, −∇²log L in (β, γ, θ_D) or None)`` at ``θ``, ``s_i``
-        the per-group scores; sums over groups, which shards add up."""
+        """``(Σ_i s_i, Σ_i s_i s_iᵀ / w_i, −∇²log L or None)`` at ``θ``, ``s_i`` the per-group
+        scores; sums over groups, which shards add up."""
         scores = per_group_scores(self, theta, state)
         w = self.design.weights
         outer = scores.T @ (scores if w is None else scores / w[:, None])
         block = None
         if getattr(state, "score_covariance", None) is not None:
-            k = self.layout.blocks["var-cov"].stop
-            block = -louis_hessian(self, theta, state, self.fixed_designs())[:k, :k]
+            block = -louis_hessian(self, theta, state, self.fixed_designs())
         return scores.sum(axis=0), outer, block
 
     def fixed_node_hessian(self, theta: np.ndarray) -> np.ndarray | None:

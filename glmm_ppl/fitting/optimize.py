@@ -270,6 +270,8 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     gradient fell below ``control.gtol``.
     """
     n = _n_effective(graph.design)
+    extra = graph.layout.blocks["extra"]
+    log_phis = [k for k in graph.layout.log_scale if extra.start <= k < extra.stop]
 
     def value(th):
         loglik, res = graph.scoring_value(th)
@@ -299,6 +301,7 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
             step = np.linalg.solve(info + 1e-10 * np.trace(info) * np.eye(len(g)), g)
         except np.linalg.LinAlgError:
             return theta, it, evals, False
+        step = _capped(step, log_phis)
         t = 1.0
         while True:
             new_obj, new_res = value(theta + t * step)
@@ -339,6 +342,20 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
         overshot = past
         theta, obj, res, info, g = new_theta, new_obj, new_res, new_info, new_g
     return theta, it, evals, False
+
+
+#: The largest change of a log extra parameter in one scoring step (a factor of 20): where the
+#: likelihood flattens towards a boundary at infinity (a negative binomial's size when the
+#: counts are Poisson), Newton's step in that direction is as long as the curvature is small,
+#: and can land where the density is not computable.
+MAX_LOG_STEP = 3.0
+
+
+def _capped(step: np.ndarray, at: list[int]) -> np.ndarray:
+    """``step`` shortened so that none of its entries ``at`` is longer than
+    :data:`MAX_LOG_STEP`."""
+    longest = np.max(np.abs(step[at]), initial=0.0)
+    return step * (MAX_LOG_STEP / longest) if longest > MAX_LOG_STEP else step
 
 
 def predicted(step: np.ndarray, info: np.ndarray, g: np.ndarray) -> float:

@@ -47,18 +47,20 @@ def fixed_hessian(designs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
 
 
 def louis_hessian(graph, theta: np.ndarray, res, designs: list[np.ndarray]) -> np.ndarray:
-    """The Hessian of the log-likelihood in ``(β, γ, θ_D)`` with the nodes fixed, exactly,
-    from one evaluation with ``designs`` (rows and columns of the extra parameters are 0).
+    """The Hessian of the log-likelihood in ``θ = (β, γ, θ_D, log φ)`` with the nodes fixed,
+    exactly, from one evaluation with ``designs``.
 
     Louis' identity, per group: ``∇² log L_i = E_π[∇² log f_ik] + Cov_π(∇ log f_ik)`` over
     the nodes' posterior weights. The first part is ``Σ_ef X_eᵀ diag(w_ef) X_f`` for the fixed
-    effects and, for ``D``, the Hessian of ``−(n/2) log|D| − ½ tr(D⁻¹S)`` at the fixed second
-    moments ``S``; the second is ``res.score_covariance``, mapped to ``θ_D`` (the score in
-    ``θ_D`` is ``½ tr(D⁻¹ ∂D D⁻¹ b bᵀ)`` plus a constant).
+    effects; for ``D``, the Hessian of ``−(n/2) log|D| − ½ tr(D⁻¹S)`` at the fixed second
+    moments ``S``; for ``φ``, ``Σ_e X_eᵀ E_π[∂²ℓ/∂η_e∂φ]`` and ``E_π[Σ ∂²ℓ/∂φ∂φ]`` (0
+    between ``D`` and ``φ``). The second is ``res.score_covariance``, mapped to ``θ`` (the
+    score in ``θ_D`` is ``½ tr(D⁻¹ ∂D D⁻¹ b bᵀ)`` plus a constant, that in ``log φ`` is ``φ``
+    times that in ``φ``).
     """
     d = graph.design
-    nf, q = graph.p + graph.p_zi, graph.q
-    _, D, _ = graph.unpack(theta)
+    nf, q, M = graph.p + graph.p_zi, graph.q, graph.n_phis
+    _, D, phis = graph.unpack(theta)
     dD, d2D = D_derivatives(graph.split(theta)["theta_D"], q, d.diagonal)
     T = len(dD)
     Dinv = np.linalg.inv(D)
@@ -70,10 +72,21 @@ def louis_hessian(graph, theta: np.ndarray, res, designs: list[np.ndarray]) -> n
     H[:nf, :nf] = fixed_hessian(designs, res.hess_weights)
     D_block = slice(nf, nf + T)
     H[D_block, D_block] = np.einsum("ab,tsab->ts", G, d2D) + np.einsum("sab,tab->ts", dG, dD)
-    to_theta = np.zeros((nf + T, nf + q * q))
+    phi = slice(nf + T, nf + T + M)
+    if M:
+        # ∂²/∂x∂log φ = φ ∂²/∂x∂φ; ∂²/∂log φ_m∂log φ_l = φ_m φ_l ∂²/∂φ_m∂φ_l (+ φ_m ∂/∂φ_m)
+        eta_phi = res.hess_eta_phis.reshape(d.nobs, len(designs), M)
+        cross = np.vstack([X.T @ eta_phi[:, e] for e, X in enumerate(designs)]) * phis
+        H[:nf, phi], H[phi, :nf] = cross, cross.T
+        pairs = np.zeros((M, M))
+        pairs[np.triu_indices(M)] = res.hess_phis
+        pairs = np.triu(pairs) + np.triu(pairs, 1).T
+        H[phi, phi] = np.outer(phis, phis) * pairs + np.diag(phis * res.grad_phis)
+    to_theta = np.zeros((nf + T + M, nf + q * q + M))
     to_theta[:nf, :nf] = np.eye(nf)
-    to_theta[nf:, nf:] = 0.5 * (Dinv @ dD @ Dinv).reshape(T, q * q)
-    H[: nf + T, : nf + T] += to_theta @ res.score_covariance @ to_theta.T
+    to_theta[D_block, nf : nf + q * q] = 0.5 * (Dinv @ dD @ Dinv).reshape(T, q * q)
+    to_theta[nf + T :, nf + q * q :] = np.diag(phis)
+    H[: nf + T + M, : nf + T + M] += to_theta @ res.score_covariance @ to_theta.T
     return H
 
 
