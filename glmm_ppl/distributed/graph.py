@@ -173,8 +173,9 @@ class ShardedGraph(ModelParameters):
         parts = self._all("scoring_parts", np.asarray(theta, dtype=np.float64))
         total, outer = sum(p[0] for p in parts), sum(p[1] for p in parts)
         blocks = [p[2] for p in parts]
-        exact = exact and all(b is not None for b in blocks)
-        return total, scoring_information(outer, sum(blocks) if exact else None)
+        block = sum(blocks) if all(b is not None for b in blocks) else None
+        info = scoring_information(outer, block if exact else None)
+        return total, info, None if block is None else -block
 
     exact_hessian = True  # the shards' graphs have one grouping factor
 

@@ -168,10 +168,7 @@ class AGQ:
         pw = pointwise_derivatives(family)
         self.point, self.n_out = pw.point, pw.n_out
         self.rows = RowCache(pw, self.Y)  # the rows as the point function reads them
-        self.n_agq = int(n_agq)
-        self.nodes, lw = product_rule(self.n_agq, self.q)
-        self.nodes = np.ascontiguousarray(self.nodes)
-        self.log_w = lw + 0.5 * np.sum(self.nodes**2, axis=1) + 0.5 * self.q * LOG_2PI
+        self._set_rule(n_agq)
         self.modes = np.zeros((self.n, self.q))
         self.chol = np.broadcast_to(np.eye(self.q), (self.n, self.q, self.q)).copy()
         self.log_det_chol = np.zeros(self.n)
@@ -186,6 +183,31 @@ class AGQ:
         new.modes, new.chol = self.modes.copy(), self.chol.copy()
         new.log_det_chol = self.log_det_chol.copy()
         new.newton_iterations = self.newton_iterations.copy()
+        return new
+
+    def _set_rule(self, n_agq: int) -> None:
+        """The product rule of ``n_agq`` points per dimension: its nodes and the log of its
+        weights with ``½|z|² + (q/2) log 2π`` added (the rule's ``1/φ(z)``)."""
+        self.n_agq = int(n_agq)
+        nodes, lw = product_rule(self.n_agq, self.q)
+        self.nodes = np.ascontiguousarray(nodes)
+        self.log_w = lw + 0.5 * np.sum(self.nodes**2, axis=1) + 0.5 * self.q * LOG_2PI
+
+    def with_points(self, n_agq: int) -> AGQ:
+        """A copy (:meth:`copy`) with a rule of ``n_agq`` points per dimension: the modes
+        and factors, which do not depend on the rule, are the current ones.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import poisson
+        >>> agq = AGQ(np.array([1.0, 3.0, 0.0, 2.0]), np.ones((4, 1)), np.array([0, 2, 4]),
+        ...           poisson(), n_agq=5)
+        >>> fine = agq.with_points(21)
+        >>> fine.nodes.shape, agq.nodes.shape
+        ((21, 1), (5, 1))
+        """
+        new = self.copy()
+        new._set_rule(n_agq)
         return new
 
     def _run(self, kernel, *args) -> None:

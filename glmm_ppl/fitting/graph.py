@@ -31,7 +31,7 @@ from ..engine.covariance import Blocks, D_to_theta, theta_to_D, theta_to_D_pt
 from ..engine.log_density import LogDensity
 from ..engine.ops import COMPILE_LOCK, NUMPY_MODE, AGQLogLik
 from ..families import Family
-from .glm import central_differences
+from .glm import central_differences, log_phi_hessian
 from .parameters import ParameterLayout
 from .penalty import StudentTPenalty, student_t_kernel_logp
 from .statistics import (
@@ -180,14 +180,17 @@ class ModelParameters:
         cannot be had (a singular ``D``)."""
         raise NotImplementedError
 
-    def hessian(self, theta: np.ndarray, step: float) -> np.ndarray:
+    def hessian(self, theta: np.ndarray, step: float, likelihood=None) -> np.ndarray:
         """Hessian of the objective at ``θ`` with the nodes where they are.
 
-        Where :attr:`exact_hessian`, :meth:`fixed_node_hessian` from one evaluation, with the
-        penalty's and priors' Hessian by central differences of their gradients (steps of
-        ``step``); otherwise central differences of the objective's gradient in every column.
+        Where :attr:`exact_hessian`, :meth:`fixed_node_hessian` from one evaluation (or
+        ``likelihood``, that Hessian when it is at hand), with the penalty's and priors'
+        Hessian by central differences of their gradients (steps of ``step``); otherwise
+        central differences of the objective's gradient in every column.
         """
-        H = self.fixed_node_hessian(theta) if self.exact_hessian else None
+        H = None
+        if self.exact_hessian:
+            H = self.fixed_node_hessian(theta) if likelihood is None else likelihood.copy()
         if H is None or not np.all(np.isfinite(H)):
             with self.fixed_nodes():
                 H = central_differences(lambda t: self(t)[2], theta, step)
@@ -341,19 +344,27 @@ class MixedModelGraph(ModelParameters):
         return glm_start(self)
 
     def em_statistics(self, theta: np.ndarray):
-        """``(log L, ∂log L/∂(β, γ), Σ Xᵀ diag(w) X, D's EM update)`` at ``θ``: what an EM
-        iteration needs (:mod:`~glmm_ppl.fitting.statistics`)."""
+        """``(log L, gradient, Hessian of the expected complete-data log-likelihood, D's EM
+        update)`` at ``θ``: what an EM iteration needs (:mod:`~glmm_ppl.fitting.statistics`).
+        The gradient and Hessian are in ``(β, γ)``, and in ``log φ`` too where the engine
+        gives the second derivatives in ``φ`` (:attr:`exact_hessian`), so that the M-step
+        moves the extra parameters with the fixed effects."""
         fixed, D, phis = self.unpack(theta)
-        res = self.engine.evaluate(self.fixed_part(fixed), D, phis, grad=True, em=True)
+        designs = self.fixed_designs()
+        with_phis = self.exact_hessian and self.n_phis > 0
+        extra = {"designs": designs} if with_phis else {}
+        res = self.engine.evaluate(self.fixed_part(fixed), D, phis, grad=True, em=True, **extra)
         d = self.design
         n = float(d.n_groups if d.weights is None else d.weights.sum())
-        designs = self.fixed_designs()
-        return (
-            res.loglik,
-            fixed_gradient(designs, res.grad_eta),
-            fixed_hessian(designs, res.hess_weights),
-            res.second_moment / second_moment_units(self.design, res, n),
-        )
+        g = fixed_gradient(designs, res.grad_eta)
+        H = fixed_hessian(designs, res.hess_weights)
+        if with_phis and res.hess_phis is not None:
+            cross, H_phis = log_phi_hessian(
+                designs, res.hess_eta_phis, res.hess_phis, res.grad_phis, phis
+            )
+            g = np.concatenate([g, phis * res.grad_phis])
+            H = np.block([[H, cross], [cross.T, H_phis]])
+        return res.loglik, g, H, res.second_moment / second_moment_units(self.design, res, n)
 
     def scoring_value(self, theta: np.ndarray):
         """``(log L, state)`` at ``θ``, the state for :meth:`scoring_statistics`."""
@@ -363,10 +374,12 @@ class MixedModelGraph(ModelParameters):
         return res.loglik, res
 
     def scoring_statistics(self, theta: np.ndarray, state, exact: bool = True):
-        """``(Σ_i s_i, information)`` at ``θ`` from the state :meth:`scoring_value` gave
-        there (:func:`~.statistics.scoring_information` of :meth:`scoring_parts`)."""
+        """``(Σ_i s_i, information, ∇²log L or None)`` at ``θ`` from the state
+        :meth:`scoring_value` gave there (:func:`~.statistics.scoring_information` of
+        :meth:`scoring_parts`; the exact fixed-node Hessian where there is one)."""
         total, outer, block = self.scoring_parts(theta, state)
-        return total, scoring_information(outer, block if exact else None)
+        info = scoring_information(outer, block if exact else None)
+        return total, info, None if block is None else -block
 
     def scoring_parts(self, theta: np.ndarray, state):
         """``(Σ_i s_i, Σ_i s_i s_iᵀ / w_i, −∇²log L or None)`` at ``θ``, ``s_i`` the per-group
@@ -391,6 +404,12 @@ class MixedModelGraph(ModelParameters):
     def objective_with_points(self, theta: np.ndarray, points: int) -> float:
         """The objective at ``θ`` with a rule of ``points`` points per dimension, centred at
         the current modes (which do not depend on the rule)."""
+        if type(self.engine) is AGQ:  # its log-likelihood alone: no gradient, no graph
+            fixed, D, phis = self.unpack(theta)
+            res = self.engine.with_points(points).evaluate(
+                self.fixed_part(fixed), D, phis, grad=False
+            )
+            return res.loglik + self.log_prior(theta)[0]
         fine = MixedModelGraph(self.design, self.family, points, self.penalty, self.priors)
         fine.engine.modes = np.array(self.engine.modes, dtype=float)
         return fine(theta)[0]

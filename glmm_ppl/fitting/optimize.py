@@ -247,16 +247,30 @@ def _em(graph: MixedModelGraph, theta: np.ndarray, control: Control) -> tuple[np
             history.append(ll)
             break
         history.append(ll)
-        g = g + pen_grad[: len(fixed)]
-        fixed_new = fixed + np.linalg.lstsq(-H, g, rcond=None)[0]
+        nf = len(fixed)
+        g[:nf] = g[:nf] + pen_grad[:nf]
+        step = np.linalg.lstsq(-H, g, rcond=None)[0]  # in (β, γ) and perhaps log φ
+        if len(step) > nf:
+            step = _capped(step, list(range(nf, len(step))))
+            phis = phis * np.exp(step[nf:])
         try:
-            theta = graph.pack(fixed_new, project(moment, d.diagonal), phis)
+            theta = graph.pack(fixed + step[:nf], project(moment, d.diagonal), phis)
         except ValueError:
             break  # D became singular: leave it to L-BFGS
     return best, history
 
 
 def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
+    """:func:`_scoring_steps`, and the fixed-node Hessian of the log-likelihood at the θ where
+    they end, the nodes centred there, where they computed it (None otherwise): ``(θ,
+    iterations, evaluations, reached, Hessian)``."""
+    hessians: dict = {}
+    theta, its, evals, reached = _scoring_steps(graph, theta, control, hessians)
+    H = hessians.get(theta.tobytes())
+    return theta, its, evals, reached, H if H is not None and np.all(np.isfinite(H)) else None
+
+
+def _scoring_steps(graph: MixedModelGraph, theta: np.ndarray, control: Control, hessians):
     """Scoring with the graph's information (:meth:`~.graph.MixedModelGraph.scoring_statistics`:
     the exact fixed-node Hessian where it has one, else the outer product of the per-group
     scores, BHHH): every evaluation gives the step's matrix; step-halving keeps the objective
@@ -267,7 +281,8 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     likelihoods such as a correlation tending to ±1.
 
     Returns ``(θ, iterations, evaluations, reached)``; ``reached`` says whether the per-group
-    gradient fell below ``control.gtol``.
+    gradient fell below ``control.gtol``. ``hessians`` gets the fixed-node Hessian of the
+    log-likelihood (or None) at each θ where the information was computed.
     """
     n = _n_effective(graph.design)
     extra = graph.layout.blocks["extra"]
@@ -280,7 +295,7 @@ def _scoring(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     exact = True  # Newton's information while the likelihood does not flatten
 
     def gradient(th, res):
-        total, info = graph.scoring_statistics(th, res, exact)
+        total, info, hessians[th.tobytes()] = graph.scoring_statistics(th, res, exact)
         return info, total + graph.log_prior(th)[1]
 
     obj, res = value(theta)
@@ -363,10 +378,12 @@ def predicted(step: np.ndarray, info: np.ndarray, g: np.ndarray) -> float:
     return float(g @ step - 0.5 * step @ info @ step)
 
 
-def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float) -> np.ndarray:
-    """The fixed-node Hessian of the objective with the nodes centred at ``θ``."""
-    graph.centre(theta)  # the last evaluation may have been elsewhere
-    return graph.hessian(theta, step)
+def _hessian(graph: MixedModelGraph, theta: np.ndarray, step: float, likelihood=None):
+    """The fixed-node Hessian of the objective with the nodes centred at ``θ`` (from
+    ``likelihood``, that of the log-likelihood, when it is at hand)."""
+    if likelihood is None:
+        graph.centre(theta)  # the last evaluation may have been elsewhere
+    return graph.hessian(theta, step, likelihood)
 
 
 def _moved(theta, theta_ref, H) -> float:
@@ -407,7 +424,7 @@ def _newton(graph, theta, H, iterations: int, tol: float):
     raise AssertionError("unreachable: the last iteration returns")
 
 
-def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
+def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control, likelihood=None):
     """Newton iterations to the point where the gradient with the nodes centred there is zero.
 
     The adaptive rule's value is not exactly differentiable along with its nodes, so the
@@ -417,9 +434,11 @@ def _refine(graph: MixedModelGraph, theta: np.ndarray, control: Control):
     estimates far enough for the
     standard errors to change: the curvature changes by about ``d/√n`` over ``d`` standard
     errors, so the bound is ``max(0.02, 0.005 √n)`` standard errors (changes of ~0.5% at most).
+    ``likelihood``: the fixed-node Hessian of the log-likelihood at ``θ`` when the main phase
+    left it (the first Hessian then costs no evaluation).
     """
-    H = _hessian(graph, theta, control.hessian_step)
-    hess_evals = graph.hessian_evaluations
+    H = _hessian(graph, theta, control.hessian_step, likelihood)
+    hess_evals = graph.hessian_evaluations if likelihood is None else 0
     start = h_at = theta.copy()
     theta, obj, decrement, steps = _newton(graph, theta, H, control.newton_iter, control.newton_tol)
     if _moved(theta, start, H) > max(0.02, 0.005 * np.sqrt(graph.design.n_groups)):
@@ -690,7 +709,7 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
     theta0 = _initial(graph, initial_values)
     theta, em_history = _em(graph, theta0, control)
     n = _n_effective(graph.design)
-    theta, scoring_its, scoring_evals, reached = _scoring(graph, theta, control)
+    theta, scoring_its, scoring_evals, reached, likelihood = _scoring(graph, theta, control)
     qn_its, counter = 0, {"n": 0}
     if not reached:
 
@@ -703,7 +722,9 @@ def fit_mixed(graph: MixedModelGraph, control: Control, initial_values=None):
 
         res = _lbfgs(fun, theta, control)
         theta, qn_its = res.x, int(res.nit)
-    theta, obj, ll, grad, H, decrement, newton_its, hess_evals = _refine(graph, theta, control)
+    theta, obj, ll, grad, H, decrement, newton_its, hess_evals = _refine(
+        graph, theta, control, likelihood if reached else None
+    )
     converged, problem = _verdict(H, decrement, control)
     opt = OptSummary(
         optimizer="EM + scoring + " + ("L-BFGS-B + " if not reached else "") + "Newton",

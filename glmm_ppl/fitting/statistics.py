@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.covariance import Blocks, D_derivatives, project, theta_to_D
-from .glm import central_differences, fit_glm_arrays
+from .glm import central_differences, fit_glm_arrays, log_phi_hessian
 
 __all__ = [
     "fixed_gradient",
@@ -74,14 +74,10 @@ def louis_hessian(graph, theta: np.ndarray, res, designs: list[np.ndarray]) -> n
     H[D_block, D_block] = np.einsum("ab,tsab->ts", G, d2D) + np.einsum("sab,tab->ts", dG, dD)
     phi = slice(nf + T, nf + T + M)
     if M:
-        # ∂²/∂x∂log φ = φ ∂²/∂x∂φ; ∂²/∂log φ_m∂log φ_l = φ_m φ_l ∂²/∂φ_m∂φ_l (+ φ_m ∂/∂φ_m)
-        eta_phi = res.hess_eta_phis.reshape(d.nobs, len(designs), M)
-        cross = np.vstack([X.T @ eta_phi[:, e] for e, X in enumerate(designs)]) * phis
+        cross, H[phi, phi] = log_phi_hessian(
+            designs, res.hess_eta_phis, res.hess_phis, res.grad_phis, phis
+        )
         H[:nf, phi], H[phi, :nf] = cross, cross.T
-        pairs = np.zeros((M, M))
-        pairs[np.triu_indices(M)] = res.hess_phis
-        pairs = np.triu(pairs) + np.triu(pairs, 1).T
-        H[phi, phi] = np.outer(phis, phis) * pairs + np.diag(phis * res.grad_phis)
     to_theta = np.zeros((nf + T + M, nf + q * q + M))
     to_theta[:nf, :nf] = np.eye(nf)
     to_theta[D_block, nf : nf + q * q] = 0.5 * (Dinv @ dD @ Dinv).reshape(T, q * q)
