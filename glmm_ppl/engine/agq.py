@@ -64,6 +64,14 @@ def _inverse(D) -> tuple[np.ndarray, float] | None:
     return None if np.isnan(logdet) else (Dinv, logdet)
 
 
+def _rule(n_agq: int, q: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(n_agq, nodes, log weights)`` of the product rule of ``n_agq`` points per dimension,
+    the log weights with ``½|z|² + (q/2) log 2π`` added (the rule's ``1/φ(z)``)."""
+    nodes, lw = product_rule(int(n_agq), q)
+    nodes = np.ascontiguousarray(nodes)
+    return int(n_agq), nodes, lw + 0.5 * np.sum(nodes**2, axis=1) + 0.5 * q * LOG_2PI
+
+
 @cache
 def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="glmm_ppl")
@@ -168,7 +176,7 @@ class AGQ:
         pw = pointwise_derivatives(family)
         self.point, self.n_out = pw.point, pw.n_out
         self.rows = RowCache(pw, self.Y)  # the rows as the point function reads them
-        self._set_rule(n_agq)
+        self.n_agq, self.nodes, self.log_w = _rule(n_agq, self.q)
         self.modes = np.zeros((self.n, self.q))
         self.chol = np.broadcast_to(np.eye(self.q), (self.n, self.q, self.q)).copy()
         self.log_det_chol = np.zeros(self.n)
@@ -185,14 +193,6 @@ class AGQ:
         new.newton_iterations = self.newton_iterations.copy()
         return new
 
-    def _set_rule(self, n_agq: int) -> None:
-        """The product rule of ``n_agq`` points per dimension: its nodes and the log of its
-        weights with ``½|z|² + (q/2) log 2π`` added (the rule's ``1/φ(z)``)."""
-        self.n_agq = int(n_agq)
-        nodes, lw = product_rule(self.n_agq, self.q)
-        self.nodes = np.ascontiguousarray(nodes)
-        self.log_w = lw + 0.5 * np.sum(self.nodes**2, axis=1) + 0.5 * self.q * LOG_2PI
-
     def with_points(self, n_agq: int) -> AGQ:
         """A copy (:meth:`copy`) with a rule of ``n_agq`` points per dimension: the modes
         and factors, which do not depend on the rule, are the current ones.
@@ -207,7 +207,7 @@ class AGQ:
         ((21, 1), (5, 1))
         """
         new = self.copy()
-        new._set_rule(n_agq)
+        new.n_agq, new.nodes, new.log_w = _rule(n_agq, self.q)
         return new
 
     def _run(self, kernel, *args) -> None:
