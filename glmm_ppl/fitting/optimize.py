@@ -359,10 +359,10 @@ def _scoring_steps(graph: MixedModelGraph, theta: np.ndarray, control: Control, 
     return theta, it, evals, False
 
 
-#: The largest change of a log extra parameter in one scoring step (a factor of 20): where the
-#: likelihood flattens towards a boundary at infinity (a negative binomial's size when the
-#: counts are Poisson), Newton's step in that direction is as long as the curvature is small,
-#: and can land where the density is not computable.
+#: The largest change of a log extra parameter in one scoring or EM step (a factor of 20):
+#: where the likelihood flattens towards a boundary at infinity (a negative binomial's size when
+#: the counts are Poisson), Newton's step in that direction is as long as the curvature is
+#: small, and can land where the density is not computable.
 MAX_LOG_STEP = 3.0
 
 
