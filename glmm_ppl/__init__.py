@@ -18,6 +18,12 @@ from contextlib import contextmanager as _contextmanager
 # A pip install of PyTensor has no BLAS to link against; the model's products are small and
 # NumPy's own BLAS does them, so the import-time warning says nothing users can act on.
 _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+# ArviZ 0.23 announces a coming refactor of its own API with a FutureWarning when it is first
+# imported (PyMC imports it when a penalty, prior or sampler is used): nothing in a fit depends
+# on it, and a user of this package cannot act on it.
+_warnings.filterwarnings(
+    "ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning
+)
 
 
 @_contextmanager

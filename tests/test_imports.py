@@ -84,3 +84,24 @@ print(json.dumps({"frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}))
     res = _run(code, **env)
     assert res["enabled"] is True  # the collector runs again after the import
     assert (res["frozen"] > 50_000) is frozen
+
+
+def test_a_penalized_fit_shows_no_notice_of_arviz_about_its_own_future(tmp_path):
+    # PyMC imports ArviZ, whose 0.23 announces its refactor with a FutureWarning at import
+    # where its preview packages are not all installed (as after `pip install -e .` alone;
+    # here arviz_plots is made unimportable), once a day (it keeps the date in the user's
+    # cache, here an empty one); a user of the penalty (or of the priors) is shown nothing
+    # they can act on
+    code = """
+import json, sys, warnings
+sys.modules["arviz_plots"] = None
+import glmm_ppl as gp
+with warnings.catch_warnings(record=True) as caught:
+    fit = gp.mixed_model("y ~ sex * time", "~ 1 | id", gp.load_vignette("binary"), "binomial",
+                         penalized=True)
+    import arviz
+notices = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+print(json.dumps({"notices": notices, "converged": bool(fit.converged)}))
+"""
+    out = _run(code, XDG_CACHE_HOME=str(tmp_path))
+    assert out == {"notices": [], "converged": True}
