@@ -2,12 +2,13 @@
 
 For observation ``j`` with linear predictor(s) ``η`` (and ``η_zi`` for a zero part) the AGQ
 engine needs ``ℓ = log p(y_j | η, φ)``, its first and second derivatives in the linear
-predictors and ``∂ℓ/∂φ_m``; the row's data (trials, censoring) are inputs too. They come from
-PyTensor's automatic differentiation of :meth:`Family.logp` on scalars; the rewritten graph
-(stabilised: ``log1p``, ``softplus``…) is wrapped as one PyTensor scalar ``Composite`` and
-compiled by PyTensor's numba backend, so the engine's own numba loops call it per observation
-and node. Nothing is written by hand per family; a family whose density is not elementwise is
-refused with a clear error.
+predictors, ``∂ℓ/∂φ_m`` and the second derivatives in ``φ`` (with ``η`` and with ``φ``: the
+exact Hessian in the extra parameters); the row's data (trials, censoring) are inputs too.
+They come from PyTensor's automatic differentiation of :meth:`Family.logp` on scalars; the
+rewritten graph (stabilised: ``log1p``, ``softplus``…) is wrapped as one PyTensor scalar
+``Composite`` and compiled by PyTensor's numba backend, so the engine's own numba loops call it
+per observation and node. Nothing is written by hand per family; a family whose density is not
+elementwise is refused with a clear error.
 
 What does not depend on the linear predictors (``log Γ(y + φ)``, ``ψ(φ)``, ``log y``…) is
 computed once per row rather than once per row and node: the graph is split (:func:`_hoist`)
@@ -432,11 +433,12 @@ def _evaluate_points(point, n_out, Y, eta, phis):
 
 
 class PointwiseDerivatives:
-    """Jitted ``(y, η, φ) ↦ (ℓ, ∂ℓ/∂η, ∂²ℓ/∂η², ∂ℓ/∂φ_1, …)`` of a family.
+    """Jitted ``(y, η, φ) ↦ (ℓ, ∂ℓ/∂η, ∂²ℓ/∂η², ∂ℓ/∂φ_m, ∂²ℓ/∂η∂φ_m, ∂²ℓ/∂φ_m∂φ_l)`` of a
+    family.
 
     With a zero part there are two linear predictors ``(η, η_zi)``: the outputs are then ``ℓ``,
-    both first derivatives, the three second derivatives ``(ηη, ηη_zi, η_ziη_zi)`` and the
-    ``∂ℓ/∂φ`` (see :func:`output_layout`).
+    both first derivatives, the three second derivatives ``(ηη, ηη_zi, η_ziη_zi)`` and those
+    in ``φ`` (see :class:`OutputLayout`).
 
     Attributes
     ----------

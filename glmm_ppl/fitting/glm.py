@@ -231,8 +231,8 @@ def fit_glm_arrays(
 def _bounded_newton(joint, x: np.ndarray, bounds, max_iter: int = 50, tol: float = 1e-10):
     """Newton's method with step-halving on ``joint(x) → (log-likelihood, gradient, Hessian)``
     until the Newton decrement is below ``tol``; ``(x, log-likelihood, Hessian)`` there, or
-    None where a step
-    leaves ``bounds`` or does not rise (L-BFGS-B, which keeps within them, is then used).
+    None where the steps leave ``bounds`` or stop rising (L-BFGS-B, which keeps within them,
+    is then used).
 
     Where the Hessian is not negative definite (far from the maximum) its eigenvalues are
     taken in absolute value, and no entry moves by more than 3 in one step: the step is then
