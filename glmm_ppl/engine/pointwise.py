@@ -493,7 +493,24 @@ class PointwiseDerivatives:
         eta = np.asarray(eta, dtype=np.float64)
         eta = np.ascontiguousarray(eta.reshape(len(Y), -1, E))
         phis = np.ascontiguousarray(phis, dtype=np.float64)
-        return list(_evaluate_points(self.point, self.n_out, self.rows(Y, phis), eta, phis))
+        return self.at_rows(self.rows(Y, phis), eta, phis)
+
+    def at_rows(self, rows: np.ndarray, eta: np.ndarray, phis: np.ndarray) -> list[np.ndarray]:
+        """The outputs at rows already as :attr:`point` reads them (:meth:`rows`, or a
+        :class:`RowCache`'s, which a caller evaluating at one ``φ`` again and again keeps),
+        ``η`` of shape ``(N, K, E)``; as calling the object.
+
+        Examples
+        --------
+        >>> from glmm_ppl.families import negative_binomial
+        >>> k = pointwise_derivatives(negative_binomial())
+        >>> Y, eta, phis = np.array([[3.0]]), np.zeros((1, 1, 1)), np.array([2.0])
+        >>> k.at_rows(k.rows(Y, phis), eta, phis)[0] == k(Y, eta, phis)[0]
+        array([[ True]])
+        """
+        eta = np.ascontiguousarray(eta, dtype=np.float64)
+        phis = np.ascontiguousarray(phis, dtype=np.float64)
+        return list(_evaluate_points(self.point, self.n_out, rows, eta, phis))
 
 
 class RowCache:

@@ -15,7 +15,7 @@ from inspect import signature
 import numpy as np
 from scipy import optimize, special
 
-from ..engine.pointwise import output_layout, pointwise_derivatives
+from ..engine.pointwise import RowCache, output_layout, pointwise_derivatives
 from ..families import Family
 
 __all__ = ["central_differences", "fit_glm_arrays", "log_phi_hessian"]
@@ -131,13 +131,14 @@ def fit_glm_arrays(
     offset = np.zeros((N, E)) if offset is None else np.asarray(offset, dtype=float)
     sizes = np.cumsum([0] + [X.shape[1] for X in Xs])
     at, M = output_layout(E, family.n_phis), family.n_phis
+    rows = RowCache(kernel, Y)  # the first Newton phase evaluates at one φ again and again
 
     def eta(coef):
         pairs = zip(Xs, sizes, sizes[1:], strict=False)
         return np.column_stack([X @ coef[a:b] for X, a, b in pairs]) + offset
 
     def parts(coef, phis):
-        out = kernel(Y, eta(coef)[:, None, :], phis)
+        out = kernel.at_rows(rows.at(phis), eta(coef)[:, None, :], phis)
         out = [o[:, 0] for o in out]
         g = np.concatenate([Xs[e].T @ out[at.d1 + e] for e in range(E)])
         H = np.zeros((sizes[-1], sizes[-1]))
@@ -220,12 +221,19 @@ def fit_glm_arrays(
         res = optimize.minimize(negll, start, jac=True, method="L-BFGS-B", bounds=bounds)
         x = res.x
         if family.n_phis and polish:
-            x, H = _newton_polish(negll, x, bounds)
+            x, H = _newton_polish(negll, lambda par: joint(par)[2], x, bounds)
         coef, phis = x[:k], np.exp(x[k:])
         ll, g, H_coef, _, _ = parts(coef, phis)
         if not (family.n_phis and polish):
             H = H_coef
     return coef, phis, float(ll), H
+
+
+def _limits(bounds) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper limits of scipy-style ``bounds`` (None: unbounded)."""
+    lo = np.array([-np.inf if b is None else b for b, _ in bounds])
+    hi = np.array([np.inf if b is None else b for _, b in bounds])
+    return lo, hi
 
 
 def _bounded_newton(joint, x: np.ndarray, bounds, max_iter: int = 50, tol: float = 1e-10):
@@ -239,8 +247,7 @@ def _bounded_newton(joint, x: np.ndarray, bounds, max_iter: int = 50, tol: float
     an ascent direction of a sensible length, where clamping the eigenvalues at a small
     negative value sends it out of bounds.
     """
-    lo = np.array([-np.inf if b is None else b for b, _ in bounds])
-    hi = np.array([np.inf if b is None else b for _, b in bounds])
+    lo, hi = _limits(bounds)
     ll, g, H = joint(x)
     for _ in range(max_iter):
         if not (np.isfinite(ll) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
@@ -265,18 +272,11 @@ def _bounded_newton(joint, x: np.ndarray, bounds, max_iter: int = 50, tol: float
     return None
 
 
-def _newton_polish(negll, x: np.ndarray, bounds, rounds: int = 2):
+def _newton_polish(negll, hessian, x: np.ndarray, bounds, rounds: int = 2):
     """Newton steps from where L-BFGS-B stopped (its tolerance leaves the log-likelihood up
-    to about 1e-4 short), with the central-difference Hessian of the exact gradient, within
-    the bounds and while the log-likelihood rises; ``x`` and the log-likelihood's Hessian
-    there."""
-    lo = np.array([-np.inf if b is None else b for b, _ in bounds])
-    hi = np.array([np.inf if b is None else b for _, b in bounds])
-
-    def hessian(par):
-        H = central_differences(lambda t: -negll(t)[1], par, 1e-5)
-        return 0.5 * (H + H.T)
-
+    to about 1e-4 short), with the log-likelihood's exact ``hessian``, within the bounds and
+    while the log-likelihood rises; ``x`` and the log-likelihood's Hessian there."""
+    lo, hi = _limits(bounds)
     f, H = negll(x)[0], hessian(x)
     for _ in range(rounds):
         grad = -negll(x)[1]
