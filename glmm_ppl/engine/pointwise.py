@@ -39,13 +39,13 @@ except ImportError:  # PyTensor before 2.32
     from pytensor.graph.basic import io_toposort
 from pytensor.graph.rewriting.utils import rewrite_graph
 from pytensor.link.numba.cache import NUMBA_CACHE_PATH, compile_numba_function_src
-from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
-from pytensor.scalar.basic import Composite, identity
+from pytensor.scalar.basic import identity
 from pytensor.scalar.math import Sigmoid, Softplus
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
 
 from ..families import Family
 from . import numba_scalars  # noqa: F401  (registers numba versions of scalar functions)
+from .lazy_branches import lazy_funcify
 from .point_key import point_cache_key
 
 __all__ = [
@@ -345,11 +345,9 @@ def _n_hoisted(prep, family: Family) -> int:
 
 
 def _funcify(inputs, outputs):
-    """The numba function of the scalar graph and PyTensor's cache key of it (None when it
-    calls a function that cannot be cached)."""
-    composite = Composite(inputs, outputs)
-    node = composite.make_node(*[ps.float64() for _ in inputs])
-    return numba_funcify_and_cache_key(composite, node=node)
+    """The numba function of the scalar graph, with lazy branches, and a cache key of it (None
+    when it calls a function that cannot be cached)."""
+    return lazy_funcify(inputs, outputs)
 
 
 def _compile_point(family: Family, third: bool = False):
