@@ -5,10 +5,10 @@ engine needs ``ℓ = log p(y_j | η, φ)``, its first and second derivatives in 
 predictors, ``∂ℓ/∂φ_m`` and the second derivatives in ``φ`` (with ``η`` and with ``φ``: the
 exact Hessian in the extra parameters); the row's data (trials, censoring) are inputs too.
 They come from PyTensor's automatic differentiation of :meth:`Family.logp` on scalars; the
-rewritten graph (stabilised: ``log1p``, ``softplus``…) is wrapped as one PyTensor scalar
-``Composite`` and compiled by PyTensor's numba backend, so the engine's own numba loops call it
-per observation and node. Nothing is written by hand per family; a family whose density is not
-elementwise is refused with a clear error.
+rewritten graph (stabilised: ``log1p``, ``softplus``…) is compiled to one numba function, each
+switch evaluating only the side it takes (:mod:`~glmm_ppl.engine.lazy_branches`), so the
+engine's own numba loops call it per observation and node. Nothing is written by hand per
+family; a family whose density is not elementwise is refused with a clear error.
 
 What does not depend on the linear predictors (``log Γ(y + φ)``, ``ψ(φ)``, ``log y``…) is
 computed once per row rather than once per row and node: the graph is split (:func:`_hoist`)
@@ -39,7 +39,6 @@ except ImportError:  # PyTensor before 2.32
     from pytensor.graph.basic import io_toposort
 from pytensor.graph.rewriting.utils import rewrite_graph
 from pytensor.link.numba.cache import NUMBA_CACHE_PATH, compile_numba_function_src
-from pytensor.scalar.basic import identity
 from pytensor.scalar.math import Sigmoid, Softplus
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
 
@@ -215,8 +214,6 @@ def _hoist(inputs, outputs, n_data: int, n_eta: int):
         hoisted = []
     h = [ps.float64(f"h{i}") for i in range(len(hoisted))]
     replaced = clone_replace(outputs, replace=dict(zip(hoisted, h, strict=True)))
-    # an output that is a row value still needs an operation of its own in a Composite
-    replaced = [identity(o) if o in h else o for o in replaced]
     return [*data, *phis], hoisted, [*data, *h, *etas, *phis], replaced
 
 

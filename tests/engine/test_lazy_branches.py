@@ -7,7 +7,7 @@ import numpy as np
 import pytensor.scalar as ps
 import pytest
 from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
-from pytensor.scalar.basic import Composite
+from pytensor.scalar.basic import Composite, identity
 
 try:
     from pytensor.graph.traversal import io_toposort
@@ -19,6 +19,7 @@ from glmm_ppl.engine.pointwise import _hoist, _scalar_graph
 from glmm_ppl.families import (
     beta_binomial,
     censored_normal,
+    hurdle_lognormal,
     hurdle_negative_binomial,
     zi_poisson,
 )
@@ -26,6 +27,7 @@ from glmm_ppl.families import (
 
 def straight(inputs, outputs):
     """PyTensor's own compilation of the graph (every branch computed)."""
+    outputs = [identity(o) if o in inputs else o for o in outputs]  # as Composite needs
     composite = Composite(inputs, outputs)
     node = composite.make_node(*[ps.float64() for _ in inputs])
     return numba_funcify_and_cache_key(composite, node=node)[0]
@@ -91,6 +93,12 @@ CASES = {
         [(0.5, 0.0), (-1.0, -1.0), (2.0, 1.0)],
         [(-40.0,), (0.2,), (35.0,)],
         [[0.1], [1.0], [5.0]],
+    ),
+    "hurdle_lognormal": (
+        hurdle_lognormal(),  # an output is a value of the row alone (log y)
+        [(0.0,), (2.5,)],
+        [(0.1, -1.0), (1.5, 2.0)],
+        [[0.7]],
     ),
     "zi_poisson": (
         zi_poisson(),
