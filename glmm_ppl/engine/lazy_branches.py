@@ -155,6 +155,7 @@ def lazy_funcify(inputs, outputs, name: str = "lazy_scalar_graph"):
     names: dict = {v: f"x{k}" for k, v in enumerate(inputs)}
     env: dict = {"np": np}
     keys: list = []
+    functions: dict = {}  # (cache key, types) → name in env
     cacheable = True
 
     def ref(v) -> str:
@@ -166,28 +167,32 @@ def lazy_funcify(inputs, outputs, name: str = "lazy_scalar_graph"):
         terms = sorted((names[c], side) for c, side in ctx)
         return " and ".join(c if side else f"not {c}" for c, side in terms)
 
-    body, open_ctx = [], frozenset()
     for k, n in enumerate(order):
         if len(n.outputs) != 1:
             raise TypeError(f"{n.op} has {len(n.outputs)} outputs")
-        out = n.outputs[0]
-        ctx = where.get(out, frozenset())
+        names[n.outputs[0]] = f"v{k}"
+    # a switch is a select of two values, of which only the side it takes was computed: the
+    # other holds a placeholder, so the function has no more branches than its guards
+    guarded = {v for n in lazy for v in n.inputs[1:] if v.owner is not None and where.get(v)}
+    body = [  # in the order of the nodes: the same source, so the same cache key, every time
+        f"    {names[v]} = {_literal(np.zeros((), v.type.dtype))}"
+        for v in sorted(guarded, key=lambda v: int(names[v][1:]))
+    ]
+    open_ctx = frozenset()
+    for k, n in enumerate(order):
+        ctx = where.get(n.outputs[0], frozenset())
         if ctx != open_ctx and ctx:
             body.append(f"    if {guard(ctx)}:")
         open_ctx = ctx
+        fn, key = numba_funcify_ensure_cache(n.op, node=n)
+        keys.append(key)
+        cacheable = cacheable and key is not None
+        # one function per kind of operation: numba compiles each once, not once per use
+        kind = (key, *(v.type for v in (*n.inputs, *n.outputs)))
+        f = functions.setdefault(kind, f"f{k}") if key is not None else f"f{k}"
+        env.setdefault(f, fn)
         indent = "        " if ctx else "    "
-        var = names[out] = f"v{k}"
-        if n in lazy:
-            cast = f"np.{out.type.dtype}"
-            cond, a, b = n.inputs
-            value = f"{cast}({ref(a)}) if {ref(cond)} else {cast}({ref(b)})"
-        else:
-            fn, key = numba_funcify_ensure_cache(n.op, node=n)
-            env[f"f{k}"] = fn
-            keys.append(key)
-            cacheable = cacheable and key is not None
-            value = f"f{k}({', '.join(ref(i) for i in n.inputs)})"
-        body.append(f"{indent}{var} = {value}")
+        body.append(f"{indent}v{k} = {f}({', '.join(ref(i) for i in n.inputs)})")
     results = [ref(o) for o in outputs]
     returned = results[0] if len(results) == 1 else f"({', '.join(results)},)"
     args = ", ".join(names[v] for v in inputs)

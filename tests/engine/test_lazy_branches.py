@@ -137,3 +137,14 @@ def test_point_function_values_equal_pytensors(name):
 
 def _lazy(inputs, outputs):
     return lazy_funcify(inputs, outputs)[0]
+
+
+def test_the_same_graph_gets_the_same_key():
+    # the key names the compiled function in the disk cache: it must not depend on where the
+    # graph's objects happen to sit in memory (a family outside the package is cached by it)
+    keys = []
+    for _ in range(2):
+        inputs, outputs = _scalar_graph(beta_binomial())
+        node_in, node_out = _hoist(inputs, outputs, 2, 1)[2:]
+        keys.append(lazy_funcify(node_in, node_out)[1])
+    assert keys[0] is not None and keys[0] == keys[1]
