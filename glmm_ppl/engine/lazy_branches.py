@@ -19,7 +19,6 @@ compiled graph, to rounding (fast-math may contract the operations differently).
 
 from __future__ import annotations
 
-import math
 from hashlib import sha256
 
 import numpy as np
@@ -124,9 +123,7 @@ def _literal(value) -> str:
     if value.dtype == np.bool_:
         return repr(bool(v))
     if value.dtype.kind == "f":
-        text = repr(float(v)) if math.isfinite(v) else "np.nan" if math.isnan(v) else "np.inf"
-        if v < 0 and math.isinf(v):
-            text = "-np.inf"
+        text = repr(float(v)).replace("inf", "np.inf").replace("nan", "np.nan")
         return text if value.dtype == np.float64 else f"np.{value.dtype.name}({text})"
     return f"np.{value.dtype.name}({int(v)})"
 
