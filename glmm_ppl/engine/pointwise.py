@@ -341,12 +341,6 @@ def _n_hoisted(prep, family: Family) -> int:
     return int(prep.ctypes(row.ctypes.data_as(as_ptr), phis.ctypes.data_as(as_ptr)))
 
 
-def _funcify(inputs, outputs):
-    """The numba function of the scalar graph, with lazy branches, and a cache key of it (None
-    when it calls a function that cannot be cached)."""
-    return lazy_funcify(inputs, outputs)
-
-
 def _compile_point(family: Family, third: bool = False):
     """The point function, the row function, the number of outputs (with ``third``, those of
     :func:`laplace_derivatives` too) and the number of row values.
@@ -377,7 +371,7 @@ def _compile_point(family: Family, third: bool = False):
     )
     m = len(row_out)
     sources = [_point_source(family, n_out, m), _prep_source(family, m)]
-    fns = [_funcify(node_in, node_out), _funcify(row_in, row_out) if m else (None, "none")]
+    fns = [lazy_funcify(node_in, node_out), lazy_funcify(row_in, row_out) if m else (None, "none")]
     for k, ((_, graph_key), src) in enumerate(zip(fns, sources, strict=True)):
         if graph_key is None or not cache:  # it calls a function that cannot be cached
             keys[k] = None

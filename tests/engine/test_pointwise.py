@@ -98,13 +98,14 @@ def test_split_point_function_equals_the_whole_graph(name):
     """The row values and the point function that reads them give what the family's whole
     graph, compiled as one function per row and node, gives (to rounding)."""
     from glmm_ppl.engine import pointwise as pw
+    from glmm_ppl.engine.lazy_branches import lazy_funcify
 
     family, Y, eta, phis = _family_rows(name)
     inputs, outputs = pw._scalar_graph(family)
     n_out = len(outputs)
     whole = pw._cfunc(
         pw._point_source(family, n_out, 0), "point", pw.POINT_SIGNATURE,
-        pw._funcify(inputs, outputs)[0], None,
+        lazy_funcify(inputs, outputs)[0], None,
     )  # fmt: skip
     expected = pw._evaluate_points(whole, n_out, np.ascontiguousarray(Y), eta, phis)
     split = pointwise_derivatives(family)
