@@ -221,7 +221,7 @@ def fit_glm_arrays(
         res = optimize.minimize(negll, start, jac=True, method="L-BFGS-B", bounds=bounds)
         x = res.x
         if family.n_phis and polish:
-            x, H = _newton_polish(negll, lambda par: joint(par)[2], x, bounds)
+            x, H = _newton_polish(joint, x, bounds)
         coef, phis = x[:k], np.exp(x[k:])
         ll, g, H_coef, _, _ = parts(coef, phis)
         if not (family.n_phis and polish):
@@ -272,22 +272,22 @@ def _bounded_newton(joint, x: np.ndarray, bounds, max_iter: int = 50, tol: float
     return None
 
 
-def _newton_polish(negll, hessian, x: np.ndarray, bounds, rounds: int = 2):
+def _newton_polish(joint, x: np.ndarray, bounds, rounds: int = 2):
     """Newton steps from where L-BFGS-B stopped (its tolerance leaves the log-likelihood up
-    to about 1e-4 short), with the log-likelihood's exact ``hessian``, within the bounds and
-    while the log-likelihood rises; ``x`` and the log-likelihood's Hessian there."""
+    to about 1e-4 short), with ``joint(x) → (log-likelihood, gradient, exact Hessian)`` (one
+    pass over the rows per point), within the bounds and while the log-likelihood rises;
+    ``x`` and the log-likelihood's Hessian there."""
     lo, hi = _limits(bounds)
-    f, H = negll(x)[0], hessian(x)
+    ll, grad, H = joint(x)
     for _ in range(rounds):
-        grad = -negll(x)[1]
-        if not (np.isfinite(f) and np.all(np.isfinite(H)) and np.all(np.isfinite(grad))):
+        if not (np.isfinite(ll) and np.all(np.isfinite(H)) and np.all(np.isfinite(grad))):
             break
         step = np.linalg.solve(-_negative_definite(H), grad)
         if grad @ step < 1e-10:  # the Newton decrement: at the maximum already
             break
         new = np.clip(x + step, lo, hi)
-        f_new = negll(new)[0]
-        if not f_new < f:
+        found = joint(new)
+        if not found[0] > ll:
             break
-        x, f, H = new, f_new, hessian(new)
+        x, (ll, grad, H) = new, found
     return x, H
