@@ -175,6 +175,8 @@ class AGQ:
         self.family = family
         pw = pointwise_derivatives(family)
         self.point, self.n_out = pw.point, pw.n_out
+        # the family's block function, and whether the kernels use it
+        self.points, self.blocks = pw.points, pw.blocks
         self.rows = RowCache(pw, self.Y)  # the rows as the point function reads them
         self.n_agq, self.nodes, self.log_w = _rule(n_agq, self.q)
         self.modes = np.zeros((self.n, self.q))
@@ -237,6 +239,8 @@ class AGQ:
         modes = self.modes.copy()
         self._run(
             modes_kernel,
+            self.points,
+            self.blocks,
             self.rows.at(phis),
             eta0,
             self.Z,
@@ -315,6 +319,8 @@ class AGQ:
 
         self._run(
             kernel,
+            self.points,
+            self.blocks,
             self.rows.at(phis),
             eta0,
             self.Z,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .block_kernels import address, block_space, block_terms, h_block, newton_1d
+
 __all__ = [
     "LOG_2PI",
     "NEWTON_MAX_ITER",
@@ -145,9 +147,13 @@ def block_inverses(D, sizes) -> tuple[list[np.ndarray], np.ndarray] | None:
 
 
 @numba.njit(cache=True, nogil=True)
-def h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, want_derivs, d2):
+def h_group(
+    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, want_derivs, d2, points,
+    block,
+):  # fmt: skip
     """h_i(b); with ``want_derivs`` also its gradient and −Hessian, and the rows' ``∂²ℓ/∂η²``
-    into ``d2`` (N, E(E+1)/2) unless it is empty."""
+    into ``d2`` (N, E(E+1)/2) unless it is empty. With a ``block`` work space
+    (:func:`block_space`), the rows are evaluated by the block function ``points``."""
     E, q = Z.shape[1], Z.shape[2]
     keep = d2.shape[0] > 0
     h = 0.0
@@ -156,8 +162,12 @@ def h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, w
             grad[r] = 0.0
             for c in range(q):
                 negH[r, c] = Dinv[r, c]
-    phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
-    for j in range(j0, j1):
+    phis_p, buf_p, yb_p, eb_p = address(phis), address(buf), address(yb), address(eb)
+    rows_end = j1
+    if block[1].shape[0] > 0:
+        h = h_block(points, j0, j1, Y, eta0, Z, b, phis_p, block, grad, negH, want_derivs, d2)
+        rows_end = j0  # none left for the point function
+    for j in range(j0, rows_end):
         for c in range(Y.shape[1]):  # the row's data and linear predictors, for the point
             yb[c] = Y[j, c]  # function (written out here: a helper taking array views
         for e in range(E):  # costs reference counting per row)
@@ -212,12 +222,19 @@ def h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, w
 
 @numba.njit(cache=True, nogil=True)
 def modes_kernel(
-    point, n_out, g0, g1, Y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det, iters, tol,
-    max_iter, d2,
+    point, n_out, g0, g1, points, blocks, Y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det,
+    iters, tol, max_iter, d2,
 ):  # fmt: skip
     """Newton from ``b_all`` to the modes, per group; the factors ``C_i`` and ``log|C_i|``; the
-    rows' ``∂²ℓ/∂η²`` at the modes into ``d2`` unless it is empty."""
+    rows' ``∂²ℓ/∂η²`` at the modes into ``d2`` unless it is empty. With ``blocks`` (a family
+    with one linear predictor and no extra parameter), a group's rows are evaluated by one
+    call of the family's block function ``points`` (:mod:`.block_kernels`)."""
     q = b_all.shape[1]
+    m_max = 0
+    if blocks:
+        for i in range(g0, g1):
+            m_max = max(m_max, starts[i + 1] - starts[i])
+    block = block_space(m_max, Y.shape[1])
     # work space of one group, reused by all (an allocation per group costs as much as a row)
     buf = np.empty(n_out)
     yb = np.empty(Y.shape[1])
@@ -231,9 +248,40 @@ def modes_kernel(
     b_new = np.empty(q)
     for i in range(g0, g1):
         j0, j1 = starts[i], starts[i + 1]
+        if q == 1 and block[1].shape[0] > 0:
+            b1, H, it = newton_1d(
+                points, j0, j1, Y, eta0, Z, b_all[i, 0], Dinv[0, 0], address(phis), block,
+                tol, max_iter, d2,
+            )  # fmt: skip
+            if it > 0:  # C = 1/√(−h''), log|C| = −log √(−h'')
+                root = np.sqrt(H)
+                chol[i, 0, 0] = 1.0 / root
+                log_det[i] = -np.log(root)
+                b_all[i, 0] = b1
+                iters[i] = it
+                continue
         for r in range(q):
             b[r] = b_all[i, r]
-        h = h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True, d2)
+        h = h_group(
+            point,
+            j0,
+            j1,
+            Y,
+            eta0,
+            Z,
+            b,
+            Dinv,
+            phis,
+            buf,
+            yb,
+            eb,
+            grad,
+            negH,
+            True,
+            d2,
+            points,
+            block,
+        )
         it = 0
         ok = True
         while it < max_iter:
@@ -256,16 +304,18 @@ def modes_kernel(
                 for r in range(q):
                     b_new[r] = b[r] + t * step[r]
                 h_new = h_group(
-                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, True, d2
-                )
+                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, True, d2,
+                    points, block,
+                )  # fmt: skip
                 if h_new >= h - 1e-10 * (1.0 + abs(h)):
                     rose = True
                     break
                 t *= 0.5
             if not rose:  # no step along the Newton direction helps: the mode is as good as
                 h = h_group(  # floating point allows (grad and negH refreshed at b)
-                    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True, d2
-                )
+                    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True, d2,
+                    points, block,
+                )  # fmt: skip
                 break
             for r in range(q):
                 b[r] = b_new[r]
@@ -305,6 +355,8 @@ def nodes_kernel(
     n_out,
     g0,
     g1,
+    points,
+    blocks,
     Y,
     eta0,
     Z,
@@ -342,9 +394,9 @@ def nodes_kernel(
     n_ep = E * n_phi if U > 0 else 0
     n_pp = n_phi * (n_phi + 1) // 2 if U > 0 else 0
     n_w = n_d2 + n_ep
-    # one linear predictor and nothing but ℓ and ∂ℓ/∂η wanted: a loop with nothing else in it
-    # (a quarter faster than the general one)
-    simple = E == 1 and n_phi == 0 and not want_em
+    # one linear predictor, no extra parameter (``blocks``) and nothing but ℓ and ∂ℓ/∂η wanted:
+    # a group's rows × nodes in one call of the family's block function
+    simple = blocks and not want_em
     # work space of one group, reused by all (an allocation per group costs as much as a row)
     m_max = 0
     for i in range(g0, g1):
@@ -360,7 +412,8 @@ def nodes_kernel(
     dphi = np.empty((K, n_phi + n_pp))
     u = np.empty((K, U))
     ubar = np.empty(U)
-    phis_p, buf_p, yb_p, eb_p = phis.ctypes, buf.ctypes, yb.ctypes, eb.ctypes
+    block = block_space(m_max * K if simple else 0, Y.shape[1])
+    phis_p, buf_p, yb_p, eb_p = address(phis), address(buf), address(yb), address(eb)
     for i in range(g0, g1):
         j0, j1 = starts[i], starts[i + 1]
         dphi[:] = 0.0
@@ -378,7 +431,9 @@ def nodes_kernel(
                 quad += B[k, r] * t
             # log_w carries +q/2 log 2π (the rule's 1/φ(z)); N(b; 0, D) brings −q/2 log 2π
             a[k] = log_w[k] - 0.5 * (q * LOG_2PI + logdetD + quad)
-        for j in range(j0, j1):  # row by row: the row's data are read once for all nodes
+        if simple:
+            block_terms(points, j0, j1, Y, eta0, Z, B, phis_p, block, a, d1)
+        for j in range(j0, j1 if not simple else j0):  # row by row: its data read once
             for c in range(Y.shape[1]):
                 yb[c] = Y[j, c]
             for e in range(E):
@@ -388,13 +443,6 @@ def nodes_kernel(
                     z = Z[j, e, r]
                     for k in range(K):
                         eta[k, e] += z * B[k, r]
-            if simple:
-                for k in range(K):
-                    eb[0] = eta[k, 0]
-                    point(yb_p, eb_p, phis_p, buf_p)
-                    a[k] += buf[0]
-                    d1[j - j0, k, 0] = buf[1]
-                continue
             for k in range(K):
                 for e in range(E):
                     eb[e] = eta[k, e]

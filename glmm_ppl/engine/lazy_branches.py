@@ -33,6 +33,8 @@ from pytensor.link.numba.cache import compile_numba_function_src
 from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import numba_funcify_ensure_cache
 
+from . import vector_math
+
 __all__ = ["lazy_funcify"]
 
 #: A branch is worth an ``if`` when it holds at least this many operations of its own; a
@@ -128,10 +130,23 @@ def _literal(value) -> str:
     return f"np.{value.dtype.name}({int(v)})"
 
 
-def lazy_funcify(inputs, outputs, name: str = "lazy_scalar_graph"):
+#: The operations that ``vectorizable`` replaces by those of :mod:`.vector_math`.
+_VECTOR_MATH = {ps.Exp: vector_math.vexp, ps.Log: vector_math.vlog, ps.Log1p: vector_math.vlog1p}
+
+
+def _implementation(node, vectorizable: bool):
+    """The numba function of ``node``'s operation and its cache key (None: not cacheable)."""
+    own = _VECTOR_MATH.get(type(node.op)) if vectorizable else None
+    if own is not None and all(v.type.dtype == "float64" for v in (*node.inputs, *node.outputs)):
+        return own, f"{vector_math.__name__}.{own.__name__} {vector_math.SOURCE_KEY}"
+    return numba_funcify_ensure_cache(node.op, node=node)
+
+
+def lazy_funcify(inputs, outputs, name: str = "lazy_scalar_graph", vectorizable: bool = False):
     """The numba function of the scalar graph ``inputs → outputs`` with lazy branches (a tuple
     of the outputs, or the single output), and a cache key of it (None when an operation
-    cannot be cached).
+    cannot be cached). With ``vectorizable``, ``exp``, ``log`` and ``log1p`` are those of
+    :mod:`.vector_math`, so that a loop of the function can run on vector units.
 
     Examples
     --------
@@ -181,7 +196,7 @@ def lazy_funcify(inputs, outputs, name: str = "lazy_scalar_graph"):
         if ctx != open_ctx and ctx:
             body.append(f"    if {guard(ctx)}:")
         open_ctx = ctx
-        fn, key = numba_funcify_ensure_cache(n.op, node=n)
+        fn, key = _implementation(n, vectorizable)
         keys.append(key)
         cacheable = cacheable and key is not None
         # one function per kind of operation: numba compiles each once, not once per use

@@ -73,8 +73,9 @@ def _predict_modes(eta0, last_eta0, Dinv, last_Dinv, Z, starts, d2, chol, modes,
 
 @numba.njit(cache=True, nogil=True)
 def _density_kernel(
-    point, n_out, prep, n_hoisted, theta, p, pz, diagonal, X, X_zi, offset, Y, Z, starts,
-    weights, nodes, log_w, modes, chol, log_det, iters, last_eta0, last_Dinv, d2, per_group, grad,
+    point, n_out, points, blocks, prep, n_hoisted, theta, p, pz, diagonal, X, X_zi, offset, Y, Z,
+    starts, weights, nodes, log_w, modes, chol, log_det, iters, last_eta0, last_Dinv, d2,
+    per_group, grad,
 ):  # fmt: skip
     """Log-likelihood at ``θ`` (−inf, with a zero gradient, where it is not finite); its
     gradient into ``grad`` and the groups' log-likelihoods into ``per_group``. ``modes``,
@@ -110,8 +111,8 @@ def _density_kernel(
     if np.isfinite(last_Dinv[0, 0]):
         _predict_modes(eta0, last_eta0, Dinv, last_Dinv, Z, starts, d2, chol, modes, iters)
     modes_kernel(
-        point, n_out, 0, n, Y, eta0, Z, starts, Dinv, phis, modes, chol, log_det, iters,
-        NEWTON_TOL, NEWTON_MAX_ITER, d2,
+        point, n_out, 0, n, points, blocks, Y, eta0, Z, starts, Dinv, phis, modes, chol, log_det,
+        iters, NEWTON_TOL, NEWTON_MAX_ITER, d2,
     )  # fmt: skip
     last_eta0[:] = eta0
     last_Dinv[:] = Dinv
@@ -119,8 +120,8 @@ def _density_kernel(
     S_g = np.empty((n, q, q))
     gphi_g = np.empty((n, n_phi))
     nodes_kernel(
-        point, n_out, 0, n, Y, eta0, Z, starts, modes, chol, log_det, nodes, log_w, Dinv,
-        logdetD, phis, True, False, per_group, g_eta, S_g, gphi_g, np.empty((0, 1)),
+        point, n_out, 0, n, points, blocks, Y, eta0, Z, starts, modes, chol, log_det, nodes, log_w,
+        Dinv, logdetD, phis, True, False, per_group, g_eta, S_g, gphi_g, np.empty((0, 1)),
         np.empty((0, 0)), np.empty((0, 0)), weights, np.empty((0, 0)),
     )  # fmt: skip
     loglik = 0.0
@@ -228,8 +229,9 @@ class LogDensity:
         grad = np.empty(len(theta))
         per_group = np.empty(e.n)
         value = _density_kernel(
-            e.point, e.n_out, e.rows.pw.prep, e.rows.pw.n_hoisted, theta, *self._data, e.modes,
-            e.chol, e.log_det_chol, e.newton_iterations, *self._last, per_group, grad,
+            e.point, e.n_out, e.points, e.blocks, e.rows.pw.prep, e.rows.pw.n_hoisted, theta,
+            *self._data, e.modes, e.chol, e.log_det_chol, e.newton_iterations, *self._last,
+            per_group, grad,
         )  # fmt: skip
         if not np.isfinite(value):
             return -np.inf, grad, per_group

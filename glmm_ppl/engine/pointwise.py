@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from hashlib import sha256
 from pathlib import Path
 from typing import NamedTuple
@@ -49,6 +49,7 @@ from .point_key import point_cache_key
 
 __all__ = [
     "POINT_SIGNATURE",
+    "POINTS_SIGNATURE",
     "OutputLayout",
     "PREP_SIGNATURE",
     "PointwiseDerivatives",
@@ -236,6 +237,18 @@ PREP_SIGNATURE = numba.types.int64(
     numba.types.CPointer(numba.types.float64),
 )
 
+#: Signature of a family's block function: ``points(y*, η*, φ*, out*, n)`` evaluates ``ℓ`` and
+#: its first and second derivatives in the linear predictors at ``n`` points, the arrays laid
+#: out by column (``y*``: ``n`` responses, then ``n`` of each further row value; ``η*``: ``n``
+#: of each linear predictor; ``out*``: ``n`` of each output, in :func:`output_layout`'s order).
+POINTS_SIGNATURE = numba.types.void(
+    numba.types.CPointer(numba.types.float64),
+    numba.types.CPointer(numba.types.float64),
+    numba.types.CPointer(numba.types.float64),
+    numba.types.CPointer(numba.types.float64),
+    numba.types.intp,
+)
+
 #: At most this many η-free values per row (the families of the package have up to ~40).
 MAX_HOISTED = 256
 
@@ -247,9 +260,9 @@ def _n_outputs(family: Family, third: bool) -> int:
     return n + 1 + family.n_phis if third else n
 
 
-def _call(fn: str, args: list[str], n: int) -> str:
+def _call(fn: str, args: list[str], n: int, indent: str = "    ") -> str:
     """``r = fn(args)``: a tuple of ``n`` values, or one value when ``n`` is 1."""
-    return f"    r = {fn}({', '.join(args)})\n" + ("    r = (r,)\n" if n == 1 else "")
+    return f"{indent}r = {fn}({', '.join(args)})\n" + (f"{indent}r = (r,)\n" if n == 1 else "")
 
 
 def _point_source(family: Family, n_out: int, n_hoisted: int) -> str:
@@ -268,6 +281,24 @@ def _point_source(family: Family, n_out: int, n_hoisted: int) -> str:
     )
 
 
+def _points_source(family: Family, n_hoisted: int) -> str:
+    """The source of ``points(Y, H, phis, out, n)`` (:data:`POINTS_SIGNATURE`): a loop of the
+    scalar graph ``fn`` of ``ℓ`` and its derivatives in ``η``, which LLVM vectorises."""
+    n_y, E = 1 + len(family.aux_names) + n_hoisted, family.n_eta
+    n_out = output_layout(E, 0).phi
+    args = (
+        [f"Y[{k} * n + i]" for k in range(n_y)]
+        + [f"H[{e} * n + i]" for e in range(E)]
+        + [f"phis[{m}]" for m in range(family.n_phis)]
+    )
+    return (
+        "def points(Y, H, phis, out, n):\n"
+        "    for i in range(n):\n"
+        + _call("fn", args, n_out, indent="        ")
+        + "".join(f"        out[{k} * n + i] = r[{k}]\n" for k in range(n_out))
+    )
+
+
 def _prep_source(family: Family, n_hoisted: int) -> str:
     """The source of ``prep(yr, phis)``, which writes the row function's values after the
     row's data and returns their number."""
@@ -283,21 +314,22 @@ def _prep_source(family: Family, n_hoisted: int) -> str:
     )
 
 
-def _cfunc(src: str, name: str, signature, fn, key: str | None):
+def _cfunc(src: str, name: str, signature, fn, key: str | None, **options):
     """The function ``name`` of ``src`` calling ``fn``, as a cfunc of ``signature`` cached on
-    disk under ``key`` (in PyTensor's numba cache; not cached without a key)."""
+    disk under ``key`` (in PyTensor's numba cache; not cached without a key); ``options`` go
+    to numba."""
     # the module's name too: the cached function's environment is rebuilt by importing it
     env = {"__name__": __name__, "fn": fn}
     func = compile_numba_function_src(src, name, global_env=env, cache_key=key)
-    return numba.cfunc(signature, cache=key is not None)(func)
+    return numba.cfunc(signature, cache=key is not None, **options)(func)
 
 
-def _load(src: str, name: str, signature, key: str):
+def _load(src: str, name: str, signature, key: str, **options):
     """The cfunc ``name`` of ``src`` cached on disk under ``key``, or None when it is not
     there: the compiled function needs no ``fn`` to be loaded (numba knows it by its key and
     its bytecode), and without one a function that is not there fails at once to compile."""
     try:
-        return _cfunc(src, name, signature, None, key)
+        return _cfunc(src, name, signature, None, key, **options)
     except numba.core.errors.TypingError:
         return None
 
@@ -384,6 +416,45 @@ def _compile_point(family: Family, third: bool = False):
     return point, prep, n_out, m
 
 
+#: The block function's compiler options: division without Python's zero check and contracted
+#: multiply-adds, so that its loop vectorises.
+_POINTS_OPTIONS = {"error_model": "numpy", "fastmath": {"contract"}}
+
+
+def _compile_points(family: Family, n_hoisted: int):
+    """The block function of ``family`` (:data:`POINTS_SIGNATURE`) for rows with ``n_hoisted``
+    row values, cached on disk as the point function is."""
+    src = _points_source(family, n_hoisted)
+    cache = pytensor.config.numba__cache
+    key = point_cache_key(family, False, f"points {n_hoisted}\n{src}") if cache else None
+    if key is not None:
+        loaded = _load(src, "points", POINTS_SIGNATURE, key, **_POINTS_OPTIONS)
+        if loaded is not None:
+            return loaded
+    with pytensor.config.change_flags(traceback__limit=0):
+        inputs, outputs = _scalar_graph(family)
+    _, _, node_in, node_out = _hoist(inputs, outputs, 1 + len(family.aux_names), family.n_eta)
+    if len(node_in) != 1 + len(family.aux_names) + n_hoisted + family.n_eta + family.n_phis:
+        raise AssertionError(f"{family.name}: the row values differ from the point function's")
+    n_out = output_layout(family.n_eta, 0).phi
+    fn, graph_key = lazy_funcify(node_in, node_out[:n_out], vectorizable=True)
+    if graph_key is None or not cache:
+        key = None
+    elif key is None:
+        key = sha256(f"{__name__} {src}\n{graph_key}".encode()).hexdigest()
+    return _cfunc(src, "points", POINTS_SIGNATURE, fn, key, **_POINTS_OPTIONS)
+
+
+@lru_cache(maxsize=1)
+def _no_points():
+    """A block function that does nothing: what the kernels get for a family that has none."""
+
+    def points(Y, H, phis, out, n):
+        pass
+
+    return numba.cfunc(POINTS_SIGNATURE, cache=True)(points)
+
+
 @numba.njit(cache=True, nogil=True)
 def extend_rows(prep, Y, phis, n_hoisted):
     """``Y`` with the ``n_hoisted`` η-free values that ``prep`` computes at ``phis`` appended
@@ -458,6 +529,18 @@ class PointwiseDerivatives:
     def __init__(self, family: Family, third: bool = False):
         self.family = family
         self.point, self.prep, self.n_out, self.n_hoisted = _compile_point(family, third)
+
+    @property
+    def blocks(self) -> bool:
+        """Whether the family has a block function: one linear predictor, no extra
+        parameter."""
+        return self.family.n_eta == 1 and self.family.n_phis == 0
+
+    @cached_property
+    def points(self):
+        """The block function (:data:`POINTS_SIGNATURE`) when :attr:`blocks`, compiled on
+        first use; otherwise one that does nothing (the kernels call the point function)."""
+        return _compile_points(self.family, self.n_hoisted) if self.blocks else _no_points()
 
     def rows(self, Y: np.ndarray, phis: np.ndarray) -> np.ndarray:
         """The rows ``Y`` (``(N, 1 + n_aux)``) as :attr:`point` reads them at ``phis``: with
