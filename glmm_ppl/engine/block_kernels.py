@@ -17,7 +17,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["BLOCK_WIDTH", "address", "block_space", "block_terms", "h_block", "newton_1d"]
+__all__ = ["BLOCK_WIDTH", "address", "block_space", "block_terms", "h_group_block", "newton_1d"]
 
 
 @intrinsic
@@ -44,7 +44,7 @@ def _padded(n):
 
 @numba.njit(cache=True, nogil=True)
 def block_space(points_per_group, n_y):
-    """Work space of a block function (:func:`h_block`, :func:`block_terms`) for up to
+    """Work space of a block function (:func:`h_group_block`, :func:`block_terms`) for up to
     ``points_per_group`` points with ``n_y`` row values: ``(y, η, out)`` (all empty for 0
     points). The padding points are zeros, so they compute a finite value no one reads."""
     n = _padded(points_per_group)
@@ -63,10 +63,10 @@ def _pad(block, n_y, n, n_pad):
         eta[i] = 0.0
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def h_block(points, j0, j1, Y, eta0, Z, b, phis_p, block, grad, negH, want_derivs, d2):
-    """The rows' part of :func:`~glmm_ppl.engine.kernels.h_group` (one linear predictor, no
-    extra parameter) by one call of the block function ``points`` on the rows ``j0..j1``."""
+@numba.njit(cache=True, nogil=True)
+def h_group_block(points, j0, j1, Y, eta0, Z, b, Dinv, phis_p, block, grad, negH, want_derivs, d2):
+    """:func:`~glmm_ppl.engine.kernels.h_group` for one linear predictor and no extra
+    parameter, the rows ``j0..j1`` evaluated by one call of the block function ``points``."""
     y, eta, out = block
     q = Z.shape[2]
     n = j1 - j0
@@ -83,20 +83,20 @@ def h_block(points, j0, j1, Y, eta0, Z, b, phis_p, block, grad, negH, want_deriv
     h = 0.0
     for i in range(n):
         h += out[i]
+    for r in range(q):  # the prior's part
+        t = 0.0
+        for c in range(q):
+            t += Dinv[r, c] * b[c]
+        h -= 0.5 * b[r] * t
+        if want_derivs:
+            grad[r] = -t
+            for c in range(q):
+                negH[r, c] = Dinv[r, c]
     if not want_derivs:
         return h
     if d2.shape[0] > 0:
         for i in range(n):
             d2[j0 + i, 0] = out[2 * s + i]
-    if q == 1:  # a random intercept, or one slope: sums the compiler vectorises
-        g, H = 0.0, 0.0
-        for i in range(n):
-            z = Z[j0 + i, 0, 0]
-            g += out[s + i] * z
-            H += out[2 * s + i] * z * z
-        grad[0] += g
-        negH[0, 0] -= H
-        return h
     for i in range(n):
         j = j0 + i
         d, dd = out[s + i], out[2 * s + i]
@@ -105,6 +105,9 @@ def h_block(points, j0, j1, Y, eta0, Z, b, phis_p, block, grad, negH, want_deriv
             grad[r] += d * z
             for c in range(r + 1):
                 negH[r, c] -= dd * z * Z[j, 0, c]
+    for r in range(q):
+        for c in range(r + 1, q):
+            negH[r, c] = negH[c, r]
     return h
 
 
@@ -131,7 +134,7 @@ def _h_1d(points, j0, j1, eta0, Z, b, Dinv, phis_p, block, d2):
     return h - 0.5 * Dinv * b * b, g - Dinv * b, Dinv - H
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def newton_1d(points, j0, j1, Y, eta0, Z, b, Dinv, phis_p, block, tol, max_iter, d2):
     """:func:`~glmm_ppl.engine.kernels.modes_kernel`'s Newton for a group with one random
     effect, in scalars: the mode, ``−h''`` there and the number of iterations, or ``−1``
@@ -174,7 +177,7 @@ def newton_1d(points, j0, j1, Y, eta0, Z, b, Dinv, phis_p, block, tol, max_iter,
     return b, H, it
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def block_terms(points, j0, j1, Y, eta0, Z, B, phis_p, block, a, d1):
     """Add ``ℓ_j`` at the nodes ``B`` of rows ``j0..j1`` (one linear predictor) to ``a`` and
     write their ``∂ℓ/∂η`` into ``d1``, by one call of the block function ``points`` on the

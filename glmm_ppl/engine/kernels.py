@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .block_kernels import address, block_space, block_terms, h_block, newton_1d
+from .block_kernels import address, block_space, block_terms, h_group_block, newton_1d
 
 __all__ = [
     "LOG_2PI",
@@ -147,13 +147,9 @@ def block_inverses(D, sizes) -> tuple[list[np.ndarray], np.ndarray] | None:
 
 
 @numba.njit(cache=True, nogil=True)
-def h_group(
-    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, want_derivs, d2, points,
-    block,
-):  # fmt: skip
+def h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, want_derivs, d2):
     """h_i(b); with ``want_derivs`` also its gradient and −Hessian, and the rows' ``∂²ℓ/∂η²``
-    into ``d2`` (N, E(E+1)/2) unless it is empty. With a ``block`` work space
-    (:func:`block_space`), the rows are evaluated by the block function ``points``."""
+    into ``d2`` (N, E(E+1)/2) unless it is empty."""
     E, q = Z.shape[1], Z.shape[2]
     keep = d2.shape[0] > 0
     h = 0.0
@@ -163,11 +159,7 @@ def h_group(
             for c in range(q):
                 negH[r, c] = Dinv[r, c]
     phis_p, buf_p, yb_p, eb_p = address(phis), address(buf), address(yb), address(eb)
-    rows_end = j1
-    if block[1].shape[0] > 0:
-        h = h_block(points, j0, j1, Y, eta0, Z, b, phis_p, block, grad, negH, want_derivs, d2)
-        rows_end = j0  # none left for the point function
-    for j in range(j0, rows_end):
+    for j in range(j0, j1):
         for c in range(Y.shape[1]):  # the row's data and linear predictors, for the point
             yb[c] = Y[j, c]  # function (written out here: a helper taking array views
         for e in range(E):  # costs reference counting per row)
@@ -220,6 +212,16 @@ def h_group(
     return h
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _h(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, d2, points, block):
+    """:func:`h_group` with its derivatives, by the block function when ``block`` has room."""
+    if block[1].shape[0] > 0:
+        return h_group_block(
+            points, j0, j1, Y, eta0, Z, b, Dinv, address(phis), block, grad, negH, True, d2
+        )
+    return h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True, d2)
+
+
 @numba.njit(cache=True, nogil=True)
 def modes_kernel(
     point, n_out, g0, g1, points, blocks, Y, eta0, Z, starts, Dinv, phis, b_all, chol, log_det,
@@ -262,26 +264,7 @@ def modes_kernel(
                 continue
         for r in range(q):
             b[r] = b_all[i, r]
-        h = h_group(
-            point,
-            j0,
-            j1,
-            Y,
-            eta0,
-            Z,
-            b,
-            Dinv,
-            phis,
-            buf,
-            yb,
-            eb,
-            grad,
-            negH,
-            True,
-            d2,
-            points,
-            block,
-        )
+        h = _h(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, d2, points, block)
         it = 0
         ok = True
         while it < max_iter:
@@ -303,8 +286,8 @@ def modes_kernel(
             for _ in range(40):
                 for r in range(q):
                     b_new[r] = b[r] + t * step[r]
-                h_new = h_group(
-                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, True, d2,
+                h_new = _h(
+                    point, j0, j1, Y, eta0, Z, b_new, Dinv, phis, buf, yb, eb, grad, negH, d2,
                     points, block,
                 )  # fmt: skip
                 if h_new >= h - 1e-10 * (1.0 + abs(h)):
@@ -312,9 +295,9 @@ def modes_kernel(
                     break
                 t *= 0.5
             if not rose:  # no step along the Newton direction helps: the mode is as good as
-                h = h_group(  # floating point allows (grad and negH refreshed at b)
-                    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, True, d2,
-                    points, block,
+                h = _h(  # floating point allows (grad and negH refreshed at b)
+                    point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, d2, points,
+                    block,
                 )  # fmt: skip
                 break
             for r in range(q):
