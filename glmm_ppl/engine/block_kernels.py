@@ -111,7 +111,7 @@ def h_group_block(points, j0, j1, Y, eta0, Z, b, Dinv, phis_p, block, grad, negH
     return h
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _h_1d(points, j0, j1, eta0, Z, b, Dinv, phis_p, block, d2):
     """``h_i(b)``, ``h_i'(b)`` and ``−h_i''(b)`` of a group with one random effect, by the
     block function (its rows' data already in ``block``); the rows' ``∂²ℓ/∂η²`` into ``d2``
