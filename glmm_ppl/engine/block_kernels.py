@@ -39,6 +39,7 @@ BLOCK_WIDTH = 8
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _padded(n):
+    """``n`` rounded up to a multiple of :data:`BLOCK_WIDTH`."""
     return (n + BLOCK_WIDTH - 1) // BLOCK_WIDTH * BLOCK_WIDTH
 
 
@@ -46,7 +47,7 @@ def _padded(n):
 def block_space(points_per_group, n_y):
     """Work space of a block function (:func:`h_group_block`, :func:`block_terms`) for up to
     ``points_per_group`` points with ``n_y`` row values: ``(y, η, out)`` (all empty for 0
-    points). The padding points are zeros, so they compute a finite value no one reads."""
+    points). What the padding points compute (at zeros) is never read."""
     n = _padded(points_per_group)
     return np.zeros(n_y * n), np.zeros(n), np.empty(3 * n)
 
