@@ -64,6 +64,20 @@ def _pad(block, n_y, n, n_pad):
         eta[i] = 0.0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _rows_data(block, Y, j0, j1):
+    """The data of rows ``j0..j1`` into the block, one point per row, padded; the stride of
+    its columns."""
+    y = block[0]
+    n = j1 - j0
+    s = _padded(n)
+    for c in range(Y.shape[1]):
+        for i in range(n):
+            y[c * s + i] = Y[j0 + i, c]
+    _pad(block, Y.shape[1], n, s)
+    return s
+
+
 @numba.njit(cache=True, nogil=True)
 def h_group_block(points, j0, j1, Y, eta0, Z, b, Dinv, phis_p, block, grad, negH, want_derivs, d2):
     """:func:`~glmm_ppl.engine.kernels.h_group` for one linear predictor and no extra
@@ -71,15 +85,12 @@ def h_group_block(points, j0, j1, Y, eta0, Z, b, Dinv, phis_p, block, grad, negH
     y, eta, out = block
     q = Z.shape[2]
     n = j1 - j0
-    s = _padded(n)  # the stride of the columns
+    s = _rows_data(block, Y, j0, j1)
     for j in range(j0, j1):
-        for c in range(Y.shape[1]):
-            y[c * s + j - j0] = Y[j, c]
         v = eta0[j, 0]
         for r in range(q):
             v += Z[j, 0, r] * b[r]
         eta[j - j0] = v
-    _pad(block, Y.shape[1], n, s)
     points(address(y), address(eta), phis_p, address(out), s)
     h = 0.0
     for i in range(n):
@@ -141,13 +152,7 @@ def newton_1d(points, j0, j1, Y, eta0, Z, b, Dinv, phis_p, block, tol, max_iter,
     effect, in scalars: the mode, ``−h''`` there and the number of iterations, or ``−1``
     iterations where ``−h''`` is not positive or ``h`` not finite along the way (the general
     code then takes the group)."""
-    y = block[0]
-    n = j1 - j0
-    s = _padded(n)
-    for c in range(Y.shape[1]):  # the rows' data: the same at every point of the search
-        for i in range(n):
-            y[c * s + i] = Y[j0 + i, c]
-    _pad(block, Y.shape[1], n, s)
+    _rows_data(block, Y, j0, j1)  # the same at every point of the search
     h, g, H = _h_1d(points, j0, j1, eta0, Z, b, Dinv, phis_p, block, d2)
     it = 0
     while it < max_iter:

@@ -214,7 +214,8 @@ def h_group(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, w
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _h(point, j0, j1, Y, eta0, Z, b, Dinv, phis, buf, yb, eb, grad, negH, d2, points, block):
-    """:func:`h_group` with its derivatives, by the block function when ``block`` has room."""
+    """:func:`h_group` with its derivatives, by the block function when ``block`` has room
+    (the family has one)."""
     if block[1].shape[0] > 0:
         return h_group_block(
             points, j0, j1, Y, eta0, Z, b, Dinv, address(phis), block, grad, negH, True, d2
@@ -250,7 +251,7 @@ def modes_kernel(
     b_new = np.empty(q)
     for i in range(g0, g1):
         j0, j1 = starts[i], starts[i + 1]
-        if q == 1 and block[1].shape[0] > 0:
+        if blocks and q == 1:
             b1, H, it = newton_1d(
                 points, j0, j1, Y, eta0, Z, b_all[i, 0], Dinv[0, 0], address(phis), block,
                 tol, max_iter, d2,

@@ -373,6 +373,15 @@ def _n_hoisted(prep, family: Family) -> int:
     return int(prep.ctypes(row.ctypes.data_as(as_ptr), phis.ctypes.data_as(as_ptr)))
 
 
+def _disk_key(key: str | None, graph_key: str | None, src: str) -> str | None:
+    """The disk-cache key of a compiled function whose wrapper is ``src``: ``key`` (a family of
+    the package, by its identity), else one from the scalar graph's ``graph_key``; None when
+    the graph calls a function that cannot be cached or caching is off."""
+    if graph_key is None or not pytensor.config.numba__cache:
+        return None
+    return key or sha256(f"{__name__} {src}\n{graph_key}".encode()).hexdigest()
+
+
 def _compile_point(family: Family, third: bool = False):
     """The point function, the row function, the number of outputs (with ``third``, those of
     :func:`laplace_derivatives` too) and the number of row values.
@@ -405,10 +414,7 @@ def _compile_point(family: Family, third: bool = False):
     sources = [_point_source(family, n_out, m), _prep_source(family, m)]
     fns = [lazy_funcify(node_in, node_out), lazy_funcify(row_in, row_out) if m else (None, "none")]
     for k, ((_, graph_key), src) in enumerate(zip(fns, sources, strict=True)):
-        if graph_key is None or not cache:  # it calls a function that cannot be cached
-            keys[k] = None
-        elif keys[k] is None:
-            keys[k] = sha256(f"{__name__} {src}\n{graph_key}".encode()).hexdigest()
+        keys[k] = _disk_key(keys[k], graph_key, src)
     point = _cfunc(sources[0], "point", POINT_SIGNATURE, fns[0][0], keys[0])
     prep = _cfunc(sources[1], "prep", PREP_SIGNATURE, fns[1][0], keys[1])
     if builtin and keys[0] is not None and keys[1] is not None:
@@ -438,10 +444,7 @@ def _compile_points(family: Family, n_hoisted: int):
         raise AssertionError(f"{family.name}: the row values differ from the point function's")
     n_out = output_layout(family.n_eta, 0).phi
     fn, graph_key = lazy_funcify(node_in, node_out[:n_out], vectorizable=True)
-    if graph_key is None or not cache:
-        key = None
-    elif key is None:
-        key = sha256(f"{__name__} {src}\n{graph_key}".encode()).hexdigest()
+    key = _disk_key(key, graph_key, src)
     return _cfunc(src, "points", POINTS_SIGNATURE, fn, key, **_POINTS_OPTIONS)
 
 
